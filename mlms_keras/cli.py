@@ -1,0 +1,46 @@
+"""The `mlms` command: one verb per job.
+
+Each verb lives in the module that owns the work; this file only wires argparse to it.
+Imports happen inside the handlers so that `mlms --help` stays fast (TensorFlow is slow to import).
+"""
+
+import argparse
+import sys
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="mlms",
+        description="Multi-language multi-speaker LSTM-RNN TTS (Li & Zen 2016) on Keras 3.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    # Each owning module adds its verb here through `add_cli_parser(subparsers)`.
+    for register in _command_registrars():
+        register(subparsers)
+    return parser
+
+
+def _command_registrars():
+    registrars = []
+    from mlms_keras import demo
+
+    registrars.append(demo.add_cli_parser)
+    # <register-more-commands-here>
+    return registrars
+
+
+def main(argv=None):
+    """Entry point of the `mlms` console script. Returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
