@@ -1,0 +1,433 @@
+"""WORLD analysis and synthesis through the 49-dim acoustic frame of ARCHITECTURE.md.
+
+One frame every 5 ms holds 49 numbers:
+
+=========  =====  ==========================================================================================
+slice      dims   meaning
+=========  =====  ==========================================================================================
+0:40       40     mel-cepstrum c0..c39 of WORLD's CheapTrick envelope, all-pass alpha = ``mcepalpha(fs)``
+40         1      lf0: natural log of F0 in Hz, *continuous* (unvoiced frames interpolated, Yu & Young 2011)
+41         1      vuv: 1 voiced, 0 unvoiced
+42:49      7      band aperiodicity in dB (20 log10 of D4C's amplitude ratio), our 7-band coder below
+=========  =====  ==========================================================================================
+
+**Frames.** ``num_frames_for(num_samples, sample_rate) = int(1000 * num_samples / sample_rate / 5) + 1``, the
+count WORLD's dio and harvest return (frame ``i`` is centred on sample ``round(i * 0.005 * sample_rate)``). Align
+linguistic frames to this exactly. ``synthesize`` returns ``int(num_frames * 0.005 * sample_rate)`` samples.
+
+**7-band aperiodicity.** WORLD's own coder (``code_aperiodicity``) has one band per 3 kHz: 1 band at 16 kHz, 2 at
+22.05 kHz. Ours splits 0 Hz..Nyquist into 7 bands equally spaced on the HTK mel scale
+(``mel = 2595 log10(1 + f / 700)``), codes each band as the mean dB aperiodicity of the FFT bins inside it, and
+decodes by linear interpolation (in dB, over linear frequency) between band centres, held flat beyond the outer
+centres. The edges (Hz, rounded) for the supported rates, from ``band_edges_hz``:
+
+==========  ===========================================================
+rate (Hz)   edges (Hz)
+==========  ===========================================================
+16 000      0, 303, 738, 1 361, 2 254, 3 535, 5 370, 8 000
+22 050      0, 347, 866, 1 642, 2 804, 4 541, 7 139, 11 025
+24 000      0, 359, 902, 1 724, 2 967, 4 848, 7 694, 12 000
+44 100      0, 451, 1 193, 2 412, 4 417, 7 714, 13 136, 22 050
+48 000      0, 465, 1 238, 2 524, 4 663, 8 223, 14 146, 24 000
+==========  ===========================================================
+
+(The exact numbers come from ``band_edges_hz``; ``tests/test_vocoder.py`` checks this table against it.)
+
+**F0 range.** Per speaker: pass ``f0_floor`` / ``f0_ceil`` from ``F0_RANGE_HZ[sex]`` (or measured from the
+speaker's data). A range too wide invites octave errors; too narrow clips real pitch.
+
+**Postfilter.** ``synthesize`` applies the Merlin/HTS cepstral postfilter (``postfilter``) with
+``DEFAULT_POSTFILTER_BETA``; see that constant for the measured reason.
+"""
+
+import concurrent.futures
+import dataclasses
+import logging
+import os
+
+import numpy as np
+import pysptk
+import pyworld
+
+logger = logging.getLogger(__name__)
+
+FRAME_PERIOD_MS = 5.0
+NUM_MCEP = 40
+NUM_BAP = 7
+FEATURE_DIM = NUM_MCEP + 2 + NUM_BAP  # 49
+MCEP = slice(0, NUM_MCEP)
+LF0 = NUM_MCEP
+VUV = NUM_MCEP + 1
+BAP = slice(NUM_MCEP + 2, FEATURE_DIM)
+
+DEFAULT_SAMPLE_RATE = 22050
+MIN_SAMPLE_RATE = 16000
+SUPPORTED_SAMPLE_RATES = (16000, 22050, 24000, 44100, 48000)
+
+#: Default analysis F0 range (Hz) per speaker sex. Female voices rarely go below 100 Hz or above 500 Hz in read
+#: speech; male voices rarely below 60 Hz or above 300 Hz. ``"unknown"`` is WORLD's own wide default (71-800 Hz),
+#: which covers both at a higher risk of octave errors; pass a measured range per speaker when you have one.
+F0_RANGE_HZ = {"female": (100.0, 500.0), "male": (60.0, 300.0), "unknown": (71.0, 800.0)}
+
+#: Multiplier on c2..c39 in ``postfilter`` (Merlin's ``pf_coef``; HTS writes it as 1 + beta, with beta = 0.4).
+#: 1.0 switches the postfilter off. Measured reason (``benchmarks/bench_vocoder.py``, JSON key
+#: ``postfilter_sweep``, on pysptk's CMU ARCTIC clip): models trained with a squared error over-smooth the
+#: envelope, which shows as a global variance (GV) of c2..c39 below natural speech. Simulating that by pulling each
+#: frame's c2..c39 30% of the way to the utterance mean (GV ratio 0.49 of natural), beta = 1.4 brings the GV ratio
+#: back to 0.96; 1.2 leaves 0.71 and 1.6 overshoots to 1.25. Distance measures (log-spectral distance, MCD) never
+#: reward the postfilter, since it is a perceptual correction, so for copy-synthesis of *natural* features pass
+#: ``postfilter_beta=1.0`` (on the clip, beta 1.4 raises copy-synthesis MCD from 3.2 dB to 4.7 dB).
+DEFAULT_POSTFILTER_BETA = 1.4
+
+# Aperiodicity is clipped to D4C's own range: -60 dB (fully periodic floor) .. 0 dB (noise).
+_BAP_FLOOR_DB = -60.0
+_BAP_CEIL_DB = 0.0
+# Runs of this many consecutive samples at full scale count as clipping.
+_CLIP_RUN = 3
+_FULL_SCALE = 0.999
+
+
+def num_frames_for(num_samples, sample_rate):
+    """Frames WORLD analysis yields for ``num_samples`` samples at ``sample_rate`` Hz with 5 ms frames.
+
+    ``int(1000.0 * num_samples / sample_rate / 5.0) + 1``, computed in float64 exactly as WORLD does.
+    """
+    return int(1000.0 * int(num_samples) / float(sample_rate) / FRAME_PERIOD_MS) + 1
+
+
+def mcep_alpha(sample_rate):
+    """All-pass constant of the mel-cepstrum at ``sample_rate`` Hz (``pysptk.util.mcepalpha``; 0.455 at 22.05 kHz)."""
+    return float(pysptk.util.mcepalpha(int(sample_rate)))
+
+
+def _hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def band_edges_hz(sample_rate):
+    """The 8 edges (Hz), shape (8,), of the 7 aperiodicity bands: 0 .. Nyquist equally spaced on the HTK mel scale."""
+    _check_sample_rate(sample_rate, "sample_rate")
+    nyquist = sample_rate / 2.0
+    return _mel_to_hz(np.linspace(0.0, _hz_to_mel(nyquist), NUM_BAP + 1))
+
+
+def band_centres_hz(sample_rate):
+    """The 7 band centres (Hz), shape (7,): mel-scale midpoints of ``band_edges_hz``, where decoding anchors each band."""
+    mel_edges = _hz_to_mel(band_edges_hz(sample_rate))
+    return _mel_to_hz((mel_edges[:-1] + mel_edges[1:]) / 2.0)
+
+
+def code_band_aperiodicity(aperiodicity, sample_rate):
+    """WORLD aperiodicity (frames, fft_size // 2 + 1), ratio in [0, 1] -> band aperiodicity (frames, 7) in dB."""
+    aperiodicity = np.asarray(aperiodicity, dtype=np.float64)
+    num_bins = aperiodicity.shape[-1]
+    frequencies = np.linspace(0.0, sample_rate / 2.0, num_bins)
+    aperiodicity_db = 20.0 * np.log10(np.clip(aperiodicity, 10.0 ** (_BAP_FLOOR_DB / 20.0), 1.0))
+    band_index = np.clip(np.searchsorted(band_edges_hz(sample_rate), frequencies, side="right") - 1, 0, NUM_BAP - 1)
+    coded = np.empty(aperiodicity.shape[:-1] + (NUM_BAP,))
+    for band in range(NUM_BAP):
+        coded[..., band] = aperiodicity_db[..., band_index == band].mean(axis=-1)
+    return coded
+
+
+def decode_band_aperiodicity(bap_db, sample_rate, fft_size):
+    """Band aperiodicity (frames, 7) dB -> WORLD aperiodicity (frames, fft_size // 2 + 1), ratio in [0, 1]."""
+    bap_db = np.clip(np.asarray(bap_db, dtype=np.float64), _BAP_FLOOR_DB, _BAP_CEIL_DB)
+    frequencies = np.linspace(0.0, sample_rate / 2.0, fft_size // 2 + 1)
+    centres = band_centres_hz(sample_rate)
+    decoded_db = np.stack([np.interp(frequencies, centres, frame) for frame in bap_db.reshape(-1, NUM_BAP)])
+    return 10.0 ** (decoded_db.reshape(bap_db.shape[:-1] + (-1,)) / 20.0)
+
+
+def continuous_lf0(f0_hz, fill_value_hz):
+    """F0 (frames,) Hz with 0 for unvoiced -> (lf0 (frames,) continuous log-Hz, vuv (frames,) 0/1).
+
+    Unvoiced runs between voiced frames are linearly interpolated in the log domain; leading and trailing runs hold
+    the nearest voiced value. With no voiced frame at all, lf0 is ``log(fill_value_hz)`` everywhere.
+    """
+    f0_hz = np.asarray(f0_hz, dtype=np.float64)
+    voiced = f0_hz > 0.0
+    if not voiced.any():
+        return np.full(f0_hz.shape, np.log(fill_value_hz)), voiced.astype(np.float64)
+    frame_index = np.arange(f0_hz.shape[0])
+    lf0 = np.interp(frame_index, frame_index[voiced], np.log(f0_hz[voiced]))
+    return lf0, voiced.astype(np.float64)
+
+
+@dataclasses.dataclass
+class AcousticFeatures:
+    """WORLD parameters of one utterance in the layout of ARCHITECTURE.md.
+
+    Attributes:
+        mcep: (frames, 40) mel-cepstrum c0..c39 (natural-log amplitude units), alpha = ``mcep_alpha(sample_rate)``.
+        lf0: (frames,) continuous log F0, log-Hz.
+        vuv: (frames,) 1.0 voiced, 0.0 unvoiced.
+        bap: (frames, 7) band aperiodicity, dB (-60 .. 0).
+        sample_rate: Hz of the audio the features describe.
+    """
+
+    mcep: np.ndarray
+    lf0: np.ndarray
+    vuv: np.ndarray
+    bap: np.ndarray
+    sample_rate: int
+
+    @property
+    def num_frames(self):
+        """Number of 5 ms frames."""
+        return int(self.lf0.shape[0])
+
+    def to_vector(self):
+        """The (frames, 49) float32 matrix: mcep, lf0, vuv, bap."""
+        return np.concatenate(
+            [self.mcep, self.lf0[:, None], self.vuv[:, None], self.bap], axis=1
+        ).astype(np.float32)
+
+    @classmethod
+    def from_vector(cls, vector, sample_rate=DEFAULT_SAMPLE_RATE, name="vector"):
+        """Inverse of ``to_vector``: a (frames, 49) matrix -> AcousticFeatures. ``vuv`` is thresholded at 0.5.
+
+        Raises ``ValueError`` naming ``name`` if the shape is wrong or any value is NaN or inf.
+        """
+        vector = np.asarray(vector, dtype=np.float64)
+        if vector.ndim != 2 or vector.shape[1] != FEATURE_DIM:
+            raise ValueError(f"{name}: expected shape (frames, {FEATURE_DIM}), got {vector.shape}.")
+        _check_finite(vector, name)
+        return cls(
+            mcep=vector[:, MCEP].copy(),
+            lf0=vector[:, LF0].copy(),
+            vuv=(vector[:, VUV] > 0.5).astype(np.float64),
+            bap=vector[:, BAP].copy(),
+            sample_rate=int(sample_rate),
+        )
+
+
+def _check_sample_rate(sample_rate, name):
+    if not np.isscalar(sample_rate) or sample_rate <= 0:
+        raise ValueError(f"{name}: sample rate must be a positive number of Hz, got {sample_rate!r}.")
+    if sample_rate < MIN_SAMPLE_RATE:
+        raise ValueError(
+            f"{name}: sample rate {sample_rate} Hz is below the supported minimum of {MIN_SAMPLE_RATE} Hz "
+            "(telephone-band audio lacks the spectrum the 40 mel-cepstra and 7 aperiodicity bands describe). "
+            "Use audio recorded at 16 kHz or more; upsampling does not restore the missing band."
+        )
+
+
+def _check_finite(array, name):
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise ValueError(
+            f"{name}: {int(bad.sum())} NaN or inf values (first at index {tuple(int(i) for i in where)}). "
+            "Fix the source (e.g. a diverged model or corrupt file) before vocoding."
+        )
+
+
+def clipped_fraction(wave):
+    """Fraction of samples (0..1) inside runs of >= 3 consecutive samples at |x| >= 0.999 full scale."""
+    at_full_scale = np.abs(np.asarray(wave)) >= _FULL_SCALE
+    if not at_full_scale.any():
+        return 0.0
+    # Lengths of runs of consecutive full-scale samples.
+    padded = np.concatenate([[0], at_full_scale.astype(np.int8), [0]])
+    starts = np.flatnonzero(np.diff(padded) == 1)
+    ends = np.flatnonzero(np.diff(padded) == -1)
+    lengths = ends - starts
+    return float(lengths[lengths >= _CLIP_RUN].sum()) / at_full_scale.size
+
+
+def _validate_wave(wave, sample_rate, name, max_clipped_fraction):
+    _check_sample_rate(sample_rate, name)
+    wave = np.asarray(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"{name}: expected a mono wave of shape (samples,), got shape {wave.shape}; mix to mono.")
+    if wave.size == 0:
+        raise ValueError(f"{name}: the wave is empty (0 samples); nothing to analyse.")
+    if not np.issubdtype(wave.dtype, np.floating):
+        raise ValueError(
+            f"{name}: expected float samples in [-1, 1], got dtype {wave.dtype}; scale integer PCM (e.g. / 32768)."
+        )
+    _check_finite(wave, name)
+    peak = float(np.max(np.abs(wave)))
+    if peak > 1.0 + 1e-6:
+        raise ValueError(f"{name}: peak amplitude {peak:.3f} exceeds full scale 1.0; normalise or rescale the wave.")
+    fraction = clipped_fraction(wave)
+    if fraction > max_clipped_fraction:
+        raise ValueError(
+            f"{name}: {100 * fraction:.2f}% of samples are clipped (runs at full scale), above the allowed "
+            f"{100 * max_clipped_fraction:.2f}%. Clipping corrupts the spectral envelope; re-record or drop the file, "
+            "or raise max_clipped_fraction to accept it."
+        )
+    if fraction > 0:
+        logger.warning("%s: %.3f%% of samples are clipped", name, 100 * fraction)
+    return np.ascontiguousarray(wave, dtype=np.float64)
+
+
+def analyze(
+    wave,
+    sample_rate,
+    f0_method="harvest",
+    f0_floor=F0_RANGE_HZ["unknown"][0],
+    f0_ceil=F0_RANGE_HZ["unknown"][1],
+    max_clipped_fraction=0.01,
+    name="wave",
+):
+    """WORLD analysis of one utterance into 49-dim frames.
+
+    Args:
+        wave: (samples,) float in [-1, 1], mono, at its native rate (never upsampled).
+        sample_rate: Hz, >= 16 000.
+        f0_method: ``"harvest"`` (robust, RTF ~0.17 per core) or ``"dio"`` (dio + stonemask, ~20x faster).
+        f0_floor, f0_ceil: the speaker's F0 search range in Hz (see ``F0_RANGE_HZ``).
+        max_clipped_fraction: largest fraction of clipped samples accepted (see ``clipped_fraction``).
+        name: how errors refer to the input (e.g. the file path).
+
+    Returns:
+        AcousticFeatures with ``num_frames_for(len(wave), sample_rate)`` frames. A silent or fully unvoiced wave
+        gives all-unvoiced frames with lf0 = log(sqrt(f0_floor * f0_ceil)).
+
+    Raises:
+        ValueError naming ``name``: rate < 16 kHz, empty, non-float, NaN/inf, beyond full scale, too clipped,
+        bad F0 range or method.
+    """
+    wave = _validate_wave(wave, sample_rate, name, max_clipped_fraction)
+    if not 0 < f0_floor < f0_ceil < sample_rate / 2:
+        raise ValueError(f"{name}: need 0 < f0_floor < f0_ceil < Nyquist, got f0_floor={f0_floor}, f0_ceil={f0_ceil}.")
+    sample_rate = int(sample_rate)
+    if f0_method == "harvest":
+        f0, times = pyworld.harvest(wave, sample_rate, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=FRAME_PERIOD_MS)
+    elif f0_method == "dio":
+        f0, times = pyworld.dio(wave, sample_rate, f0_floor=f0_floor, f0_ceil=f0_ceil, frame_period=FRAME_PERIOD_MS)
+        f0 = pyworld.stonemask(wave, f0, times, sample_rate)
+    else:
+        raise ValueError(f"{name}: f0_method must be 'harvest' or 'dio', got {f0_method!r}.")
+    expected_frames = num_frames_for(wave.size, sample_rate)
+    if f0.shape[0] != expected_frames:  # the data pipeline aligns linguistic frames to num_frames_for
+        raise RuntimeError(f"{name}: WORLD returned {f0.shape[0]} frames, expected {expected_frames}.")
+    spectrogram = pyworld.cheaptrick(wave, f0, times, sample_rate, f0_floor=f0_floor)
+    aperiodicity = pyworld.d4c(wave, f0, times, sample_rate, fft_size=(spectrogram.shape[1] - 1) * 2)
+    mcep = pysptk.sp2mc(spectrogram, order=NUM_MCEP - 1, alpha=mcep_alpha(sample_rate))
+    lf0, vuv = continuous_lf0(f0, fill_value_hz=np.sqrt(f0_floor * f0_ceil))
+    return AcousticFeatures(
+        mcep=mcep,
+        lf0=lf0,
+        vuv=vuv,
+        bap=code_band_aperiodicity(aperiodicity, sample_rate),
+        sample_rate=sample_rate,
+    )
+
+
+def postfilter(mcep, alpha, beta=DEFAULT_POSTFILTER_BETA, minimum_phase_order=511, fft_length=1024):
+    """Merlin/HTS cepstral postfilter: multiply c2..c39 by ``beta``, then restore each frame's energy.
+
+    Energy is the autocorrelation r0 of the frame's (unwarped) minimum-phase response, computed like Merlin's
+    ``freqt -a alpha -A 0 | c2acr``; the gain term of the MLSA coefficients b0 absorbs 0.5 * ln(r0 / r0_filtered).
+
+    Args:
+        mcep: (frames, order + 1) mel-cepstrum.
+        alpha: its all-pass constant (``mcep_alpha(sample_rate)``).
+        beta: weight on c2 and up; 1.0 returns the input unchanged.
+        minimum_phase_order, fft_length: Merlin's settings for the energy computation.
+
+    Returns:
+        (frames, order + 1) post-filtered mel-cepstrum.
+    """
+    mcep = np.asarray(mcep, dtype=np.float64)
+    if beta == 1.0:
+        return mcep.copy()
+    weight = np.ones(mcep.shape[-1])
+    weight[2:] = beta
+    weighted = mcep * weight
+    energy = pysptk.c2acr(pysptk.freqt(mcep, minimum_phase_order, -alpha), 0, fft_length)[..., 0]
+    weighted_energy = pysptk.c2acr(pysptk.freqt(weighted, minimum_phase_order, -alpha), 0, fft_length)[..., 0]
+    mlsa = pysptk.mc2b(weighted, alpha)
+    mlsa[..., 0] += 0.5 * np.log(energy / weighted_energy)
+    return pysptk.b2mc(mlsa, alpha)
+
+
+def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BETA, name="features"):
+    """WORLD synthesis from AcousticFeatures (or a (frames, 49) matrix).
+
+    Args:
+        features: AcousticFeatures, or a (frames, 49) array in ``to_vector`` layout.
+        sample_rate: Hz; defaults to ``features.sample_rate`` (or ``DEFAULT_SAMPLE_RATE`` for a bare array).
+        postfilter_beta: see ``DEFAULT_POSTFILTER_BETA``; 1.0 disables the postfilter (use that for natural features).
+        name: how errors refer to the input.
+
+    Returns:
+        (int(frames * 0.005 * sample_rate),) float64 wave, clipped to [-1, 1].
+    """
+    if not isinstance(features, AcousticFeatures):
+        features = AcousticFeatures.from_vector(features, sample_rate or DEFAULT_SAMPLE_RATE, name=name)
+    sample_rate = int(sample_rate or features.sample_rate)
+    _check_sample_rate(sample_rate, name)
+    for field in ("mcep", "lf0", "vuv", "bap"):
+        _check_finite(np.asarray(getattr(features, field)), f"{name}.{field}")
+    mcep = np.asarray(features.mcep, dtype=np.float64)
+    if mcep.ndim != 2 or mcep.shape[1] != NUM_MCEP or features.bap.shape != (mcep.shape[0], NUM_BAP):
+        raise ValueError(f"{name}: mcep must be (frames, {NUM_MCEP}) and bap (frames, {NUM_BAP}); "
+                         f"got {mcep.shape} and {features.bap.shape}.")
+    alpha = mcep_alpha(sample_rate)
+    if postfilter_beta != 1.0:
+        mcep = postfilter(mcep, alpha, postfilter_beta)
+    fft_size = pyworld.get_cheaptrick_fft_size(sample_rate)
+    spectrogram = np.ascontiguousarray(pysptk.mc2sp(mcep, alpha, fft_size))
+    aperiodicity = np.ascontiguousarray(decode_band_aperiodicity(features.bap, sample_rate, fft_size))
+    f0 = np.where(np.asarray(features.vuv) > 0.5, np.exp(np.asarray(features.lf0, dtype=np.float64)), 0.0)
+    wave = pyworld.synthesize(np.ascontiguousarray(f0), spectrogram, aperiodicity, sample_rate, FRAME_PERIOD_MS)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if peak > 1.0:
+        logger.warning("%s: synthesized peak %.3f exceeds full scale; clipping", name, peak)
+    return np.clip(wave, -1.0, 1.0)
+
+
+def _analyze_file(path, target_sample_rate, analysis_options):
+    from mlms_keras import audio
+
+    wave, sample_rate = audio.load(path, target_sample_rate=target_sample_rate)
+    return analyze(wave, sample_rate, name=os.fspath(path), **analysis_options)
+
+
+def analyze_files(paths, target_sample_rate=None, workers=None, progress=True, **analysis_options):
+    """Analyse many audio files in parallel (one process per core).
+
+    Args:
+        paths: audio file paths.
+        target_sample_rate: Hz to downsample to (never up; see ``mlms_keras.audio.load``), None for native rates.
+        workers: processes; None uses every core (``os.cpu_count()``).
+        progress: show a tqdm progress bar.
+        **analysis_options: passed to ``analyze`` (f0_method, f0_floor, f0_ceil, max_clipped_fraction).
+
+    Returns:
+        (results, skipped): ``results`` maps path -> AcousticFeatures for the files that worked, in input order;
+        ``skipped`` lists ``(path, reason)`` for each file that failed (logged as a warning, the rest carry on).
+    """
+    from tqdm import tqdm
+
+    paths = [os.fspath(path) for path in paths]
+    workers = workers or os.cpu_count() or 1
+    results, skipped = {}, []
+    outcomes = {}
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_analyze_file, path, target_sample_rate, analysis_options): path for path in paths}
+        for future in tqdm(
+            concurrent.futures.as_completed(futures), total=len(futures), disable=not progress, desc="WORLD analysis"
+        ):
+            path = futures[future]
+            try:
+                outcomes[path] = future.result()
+            except Exception as error:  # one bad file must not stop the batch
+                reason = f"{type(error).__name__}: {error}"
+                logger.warning("skipping %s: %s", path, reason)
+                outcomes[path] = reason
+    for path in paths:
+        outcome = outcomes[path]
+        if isinstance(outcome, AcousticFeatures):
+            results[path] = outcome
+        else:
+            skipped.append((path, outcome))
+    return results, skipped
