@@ -83,3 +83,21 @@ def get_language(code: str) -> Language:
             f"Unknown language code {code!r}. Known codes: {', '.join(LANGUAGE_CODES)}. "
             "Use one of these (they are case-sensitive)."
         ) from None
+
+
+def register_language(language: Language) -> Language:
+    """Make a new language known in this process (for adaptation beyond the paper's eight).
+
+    The shipped universe `LANGUAGES` never changes; a registered language can be looked up with
+    `get_language` and added to a feature layout with `FeatureLayout.add_language`.
+
+    Raises:
+        ValueError: the code is already taken by a different definition, or the role is unknown.
+    """
+    if language.role not in (TRAINING, ADAPTATION):
+        raise ValueError(f"Language.role must be {TRAINING!r} or {ADAPTATION!r}, got {language.role!r}")
+    existing = _BY_CODE.get(language.code)
+    if existing is not None and existing != language:
+        raise ValueError(f"Language code {language.code!r} is already defined as {existing}; pick another code.")
+    _BY_CODE[language.code] = language
+    return language
