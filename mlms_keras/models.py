@@ -1,0 +1,191 @@
+"""Model builders: the MLMS acoustic model (Li & Zen 2016) and its single-language baseline.
+
+`build_mlms_model(config)` composes `ClusterAdaptiveTowers` and `SpeakerRNNOutput` into a Functional
+model with inputs `linguistic (batch, frames, input_dim)`, `language (batch,)`, `speaker (batch,)`
+and output `acoustic (batch, frames, output_dim)`. Padded frames are all-zero rows of `linguistic`:
+a `Masking` layer turns them into a mask, the recurrent layers hold their state there, and Keras
+drops them from the loss.
+"""
+
+import dataclasses
+import json
+
+import keras
+
+from mlms_keras.layers import ClusterAdaptiveTowers, SpeakerRNNOutput
+
+# Vocoder parameters per 5 ms frame: 40 mcep + lf0 + vuv + 7 bap (paper sec. 3).
+ACOUSTIC_DIM = 49
+
+
+@dataclasses.dataclass(frozen=True)
+class MLMSConfig:
+    """Sizes of an MLMS acoustic model.
+
+    Attributes:
+        input_dim: frame-level linguistic feature dimension D.
+        num_languages: U, languages with a code vector.
+        num_speakers: S, speakers with an output layer.
+        language_space_dim: L, basis towers (paper: 6).
+        relu_units: ReLU projection units per tower (paper: 256).
+        lstm_layers: LSTMP layers per tower (paper: 3).
+        lstm_cells: memory cells per LSTMP layer (paper: 256).
+        lstm_projection: LSTMP projection size, the hidden size fed to the output layers (paper: 128).
+        output_dim: vocoder parameters per frame (49).
+        code_init: `"random"`, `"one_hot"` or `"one_hot_fixed"` (paper sec. 4.1).
+    """
+
+    input_dim: int
+    num_languages: int
+    num_speakers: int
+    language_space_dim: int
+    relu_units: int = 256
+    lstm_layers: int = 3
+    lstm_cells: int = 256
+    lstm_projection: int = 128
+    output_dim: int = ACOUSTIC_DIM
+    code_init: str = "random"
+
+    @classmethod
+    def preset(cls, name, input_dim, num_languages=6, num_speakers=8, **overrides):
+        """A named size preset.
+
+        - `"paper"`: exactly sec. 4.1: mean tower + 6 basis towers, ReLU 256, 3 LSTMP layers of
+          256 cells projected to 128, 49 outputs (about 7.8 M parameters at input_dim 400).
+        - `"small"`: for zoo voices trained on 2 CPU cores: L=3, ReLU 128, 3 LSTMP layers of
+          128 cells projected to 64 (about 1.3 M parameters at input_dim 400, 5 MB).
+        - `"tiny"`: for tests: L=2, ReLU 16, 2 LSTMP layers of 16 cells projected to 8.
+
+        Args:
+            name: preset name.
+            input_dim: linguistic feature dimension D (from the feature layout).
+            num_languages, num_speakers: table sizes (paper: 6 training languages, 8 speakers).
+            **overrides: any other field.
+        """
+        sizes = PRESETS.get(name)
+        if sizes is None:
+            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        values = dict(sizes, input_dim=input_dim, num_languages=num_languages, num_speakers=num_speakers)
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self):
+        """JSON-serialisable dict of every field."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Inverse of `to_dict`; unknown keys are an error naming them."""
+        unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown MLMSConfig fields {sorted(unknown)}")
+        return cls(**values)
+
+    def __str__(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+PRESETS = {
+    "paper": dict(language_space_dim=6, relu_units=256, lstm_layers=3, lstm_cells=256, lstm_projection=128),
+    "small": dict(language_space_dim=3, relu_units=128, lstm_layers=3, lstm_cells=128, lstm_projection=64),
+    "tiny": dict(language_space_dim=2, relu_units=16, lstm_layers=2, lstm_cells=16, lstm_projection=8),
+}
+
+
+def _tower_sizes(config):
+    return dict(
+        relu_units=config.relu_units,
+        lstm_layers=config.lstm_layers,
+        lstm_cells=config.lstm_cells,
+        lstm_projection=config.lstm_projection,
+    )
+
+
+def _inputs(config, batch_size):
+    return {
+        "linguistic": keras.Input(shape=(None, config.input_dim), batch_size=batch_size, name="linguistic"),
+        "language": keras.Input(shape=(), batch_size=batch_size, dtype="int32", name="language"),
+        "speaker": keras.Input(shape=(), batch_size=batch_size, dtype="int32", name="speaker"),
+    }
+
+
+def build_mlms_model(config, stateful=False, batch_size=None, name="mlms"):
+    """Builds the MLMS acoustic model of Li & Zen (2016), Figure 1.
+
+    Args:
+        config: an `MLMSConfig`.
+        stateful: build the streaming variant: recurrent state carries over between calls, so
+            feeding an utterance in chunks gives the same output as one pass. Needs `batch_size`.
+            Call `reset_streaming_state(model)` between utterances.
+        batch_size: static batch size (required when stateful).
+        name: model name.
+
+    Returns:
+        A Functional `keras.Model`: inputs `{"linguistic": (batch, frames, input_dim) float32,
+        "language": (batch,) int32, "speaker": (batch,) int32}`, output `acoustic`
+        `(batch, frames, output_dim)` in normalised units. All-zero input frames are padding.
+    """
+    if stateful and batch_size is None:
+        raise ValueError("`stateful=True` needs `batch_size` (e.g. batch_size=1 for streaming synthesis)")
+    inputs = _inputs(config, batch_size)
+    frames = keras.layers.Masking(mask_value=0.0, name="padding_mask")(inputs["linguistic"])
+    hidden = ClusterAdaptiveTowers(
+        num_languages=config.num_languages,
+        language_space_dim=config.language_space_dim,
+        code_init=config.code_init,
+        stateful=stateful,
+        name="towers",
+        **_tower_sizes(config),
+    )(frames, inputs["language"])
+    acoustic = SpeakerRNNOutput(config.num_speakers, config.output_dim, stateful=stateful, name="acoustic")(
+        hidden, inputs["speaker"]
+    )
+    return keras.Model(inputs, acoustic, name=name)
+
+
+def build_slss_model(config, stateful=False, batch_size=None, name="slss"):
+    """Builds the paper's single-language single-speaker baseline (sec. 4.1) with the same tower structure.
+
+    One tower (ReLU projection + LSTMP layers, the sizes of `config`) and one recurrent output
+    layer. It takes the same inputs as `build_mlms_model`, so the same `tf.data` pipelines feed it,
+    and ignores `language` and `speaker` (train it on one language-speaker pair).
+
+    Args:
+        config: an `MLMSConfig`; `num_languages`, `num_speakers`, `language_space_dim` and
+            `code_init` are ignored.
+        stateful, batch_size, name: as in `build_mlms_model`.
+    """
+    if stateful and batch_size is None:
+        raise ValueError("`stateful=True` needs `batch_size`")
+    inputs = _inputs(config, batch_size)
+    frames = keras.layers.Masking(mask_value=0.0, name="padding_mask")(inputs["linguistic"])
+    hidden = ClusterAdaptiveTowers(
+        num_languages=1, language_space_dim=0, stateful=stateful, name="towers", **_tower_sizes(config)
+    )(frames)
+    acoustic = SpeakerRNNOutput(1, config.output_dim, stateful=stateful, name="acoustic")(hidden)
+    return keras.Model(inputs, acoustic, name=name)
+
+
+def reset_streaming_state(model):
+    """Zeros the carried state of every stateful layer in `model` (start of a new utterance)."""
+    for layer in model.layers:
+        if hasattr(layer, "reset_states"):
+            layer.reset_states()
+
+
+def config_of(model):
+    """Recovers the `MLMSConfig` of a model built by `build_mlms_model` (after adaptation too)."""
+    towers = model.get_layer("towers")
+    speakers = model.get_layer("acoustic")
+    return MLMSConfig(
+        input_dim=towers.input_dim,
+        num_languages=towers.num_languages,
+        num_speakers=speakers.num_speakers,
+        language_space_dim=towers.language_space_dim,
+        relu_units=towers.relu_units,
+        lstm_layers=towers.lstm_layers,
+        lstm_cells=towers.lstm_cells,
+        lstm_projection=towers.lstm_projection,
+        output_dim=speakers.output_dim,
+        code_init=towers.code_init,
+    )
