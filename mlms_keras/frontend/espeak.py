@@ -123,12 +123,15 @@ class Phoneme:
         stress: 0 unstressed, 1 primary, 2 secondary (espeak-ng marks stress on the vowel).
         kind: espeak-ng phoneme type: "vowel", "liquid", "stop", "voiced_stop", "fricative",
             "voiced_fricative" or "nasal".
+        lengthened: espeak-ng appended its length mark ":" (Italian geminates "t:", Polish "O:", ...); the
+            symbol is then the base phoneme.
     """
 
     symbol: str
     ipa: str
     stress: int
     kind: str
+    lengthened: bool = False
 
     @property
     def is_vowel(self) -> bool:
@@ -460,9 +463,30 @@ def _parse_mnemonic_token(token: str) -> tuple[str, int] | None:
     return token, stress
 
 
-def split_event_symbol(symbol: str) -> tuple[str, int] | None:
-    """An event's mnemonic -> (symbol without stress marks, stress), or None for pauses."""
-    return _parse_mnemonic_token(symbol)
+def canonical_symbol(symbol: str, language: str) -> tuple[str, bool]:
+    """A stress-free mnemonic -> (inventory symbol, lengthened).
+
+    espeak-ng writes its length mark ":" glued to the phoneme before it ("t:" in Italian "tutto"); when the
+    glued form is not itself an inventory phoneme (unlike "i:"), the base phoneme is returned with
+    lengthened=True. Raises EspeakError for a symbol outside the language's inventory.
+    """
+    inventory = phoneme_inventory(language)
+    if symbol in inventory:
+        return symbol, False
+    if symbol.endswith(":") and symbol.rstrip(":") in inventory:
+        return symbol.rstrip(":"), True
+    raise EspeakError(
+        f"espeak-ng produced phoneme {symbol!r} that is not in the {language!r} inventory "
+        f"(table {get_language(language).phoneme_table!r})"
+    )
+
+
+def split_event_symbol(symbol: str, language: str) -> str | None:
+    """A phoneme event's mnemonic -> the frontend's phoneme symbol (as `Phoneme.symbol`), None for pauses."""
+    parsed = _parse_mnemonic_token(symbol)
+    if parsed is None:
+        return None
+    return canonical_symbol(parsed[0], language)[0]
 
 
 def _text_to_phonemes_clauses(library, text: str, phoneme_mode: int) -> list[tuple[str, str]]:
@@ -526,14 +550,12 @@ def analyze(text: str, language: str) -> Utterance:
                 if parsed is None:
                     continue
                 symbol, stress = parsed
-                kind = inventory.get(symbol)
-                if kind is None:
-                    raise EspeakError(
-                        f"espeak-ng produced phoneme {symbol!r} that is not in the {language!r} inventory "
-                        f"(table {spec.phoneme_table!r}); text {text[:60]!r}"
-                    )
+                try:
+                    symbol, lengthened = canonical_symbol(symbol, language)
+                except EspeakError as error:
+                    raise EspeakError(f"{error}; text {text[:60]!r}") from None
                 ipa = "".join(c for c in ipa_token if c not in _IPA_STRESS_MARKS)
-                phonemes.append(Phoneme(symbol, ipa, stress, kind))
+                phonemes.append(Phoneme(symbol, ipa, stress, inventory[symbol], lengthened))
             if phonemes:
                 words.append(Word(_syllabify(phonemes)))
         if words:

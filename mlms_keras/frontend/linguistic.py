@@ -4,7 +4,7 @@ Phoneme level. Each language has its own feature set (`language_feature_names`):
 
 * phoneme identity in quinphone context: one-hot `{LL,L,C,R,RR}_phoneme=<symbol>` over the language's
   espeak-ng phoneme inventory plus "sil" (utterance start/end) and "pau" (pause inside the utterance);
-* stress of the current, previous and next syllable;
+* stress of the current, previous and next syllable, and whether espeak-ng lengthened the phoneme;
 * syllable, word and phrase structure (HTS style, positions counted from 1, forward and backward):
   phonemes in the syllable and the phoneme's position in it, syllables in the word and the syllable's
   position in the word and in the phrase, words in the phrase and the word's position, phrases in the
@@ -90,11 +90,13 @@ STRUCTURE_FEATURE_NAMES = (
     "words_in_utterance",
 ) + tuple(f"phrase_ending={ending}" for ending in PHRASE_ENDINGS)
 
+# Stress and quantity (espeak-ng's length mark, e.g. Italian geminates).
 STRESS_FEATURE_NAMES = (
     "syllable_stress=primary",
     "syllable_stress=secondary",
     "previous_syllable_stressed",
     "next_syllable_stressed",
+    "phoneme_lengthened",
 )
 
 
@@ -247,6 +249,7 @@ def phoneme_rows(utterance: espeak.Utterance) -> list[PhonemeRow]:
                         "syllable_stress=secondary": int(syllable.stress == 2),
                         "previous_syllable_stressed": int(previous_stress > 0),
                         "next_syllable_stressed": int(next_stress > 0),
+                        "phoneme_lengthened": int(phoneme.lengthened),
                     }
                     rows.append(PhonemeRow(phoneme.symbol, phoneme.ipa, values))
                 syllable_in_phrase += 1
