@@ -144,7 +144,9 @@ def _read_tfio(path, expected_frames):
         wave = audio.to_tensor()
         sample_rate = int(audio.rate.numpy())
     except Exception as error:
-        raise AudioFileError(f"{path}: tensorflow-io could not decode it ({error}).") from error
+        raise AudioFileError(
+            f"{path}: decoding failed in tensorflow-io ({error}); the file is corrupt or truncated."
+        ) from error
     if wave.dtype.is_integer:
         # Integer PCM: scale to [-1, 1) like libsndfile does.
         wave = tf.cast(wave, tf.float32) / float(2 ** (wave.dtype.size * 8 - 1))
