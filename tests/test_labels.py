@@ -121,3 +121,13 @@ def test_find_alignment_looks_beside_the_wav_then_in_labels_folders(tmp_path):
     beside = wavs / "utt1.TextGrid"
     beside.write_text("")
     assert find_alignment(wav) == beside
+
+
+def test_textgrid_writer_rejects_zero_length_segments_and_reader_rejects_unknown_suffix(tmp_path):
+    with pytest.raises(ValueError, match="zero length"):
+        write_textgrid(tmp_path / "x.TextGrid", [Segment(0.0, 0.1, "a"), Segment(0.1, 0.1, "b")])
+    (tmp_path / "x.txt").write_text("0 1 a\n")
+    with pytest.raises(ValueError, match="unknown alignment file type"):
+        read_alignment(tmp_path / "x.txt")
+    (tmp_path / "x.lab").write_text("0 1000000 a\n")
+    assert read_alignment(tmp_path / "x.lab") == [Segment(0.0, 0.1, "a")]

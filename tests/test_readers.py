@@ -167,3 +167,18 @@ def test_css10_layout_reads_transcript_and_reports_bad_lines(tmp_path):
 def test_unknown_layout_names_the_expected_layouts(tmp_path):
     with pytest.raises(ValueError, match="M-AILABS.*CSS10"):
         read_corpus(tmp_path)
+
+
+def test_teacher_corpus_built_by_the_package_reads_back_with_its_alignments(tmp_path):
+    from mlms_keras.data.teacher import build_teacher_corpus
+    from mlms_keras.frontend.labels import read_hts_labels
+
+    build_teacher_corpus(tmp_path / "teacher", preset="tiny", seed=0, speakers=["pl-female"], progress=False)
+    lines = (tmp_path / "teacher" / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    items = read_corpus(tmp_path / "teacher")
+    assert items.skipped == []
+    assert [(i.utterance_id, i.text, i.language, i.speaker) for i in items] == [tuple(l.split("|")) for l in lines]
+    for item in items:
+        assert item.alignment_path == (tmp_path / "teacher" / "labels" / f"{item.utterance_id}.lab").absolute()
+        info = soundfile.info(str(item.wav_path))
+        assert read_hts_labels(item.alignment_path)[-1].end_s == pytest.approx(info.frames / info.samplerate, abs=1e-4)

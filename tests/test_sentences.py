@@ -5,7 +5,13 @@ import re
 import pytest
 import wordfreq
 
-from mlms_keras.data.sentences import SUPPORTED_LANGUAGES, generate_sentences, vocabulary
+from mlms_keras.data.sentences import (
+    SUPPORTED_LANGUAGES,
+    generate_sentences,
+    load_grammar,
+    validate_grammar,
+    vocabulary,
+)
 from mlms_keras.languages import LANGUAGE_CODES
 
 PAPER_LANGUAGES = ("en-us", "en-gb", "fr", "it", "de", "es", "pl", "pt-br")
@@ -98,3 +104,10 @@ def test_unknown_language_and_bad_count_are_rejected_with_a_clear_message():
     with pytest.raises(ValueError, match="count must be a non-negative integer"):
         generate_sentences("fr", -1, seed=0)
     assert generate_sentences("fr", 0, seed=0) == []
+
+
+def test_grammar_validation_rejects_foreign_script_digits_and_spelled_out_letters():
+    grammar = load_grammar("pl")
+    grammar["objects"] = grammar["objects"] + ["дом", "b2b", "x"]
+    with pytest.raises(ValueError, match="'дом' has characters outside.*'b2b' has characters outside.*'x' is a single"):
+        validate_grammar(grammar, "broken-pl")

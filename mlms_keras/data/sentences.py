@@ -81,7 +81,16 @@ def _grammar_words(grammar: dict) -> list[str]:
     return words
 
 
-def _validate_grammar(name: str, grammar: dict) -> None:
+def validate_grammar(grammar: dict, name: str = "<grammar>") -> None:
+    """Check that every word a grammar can emit is espeak-friendly text of its language.
+
+    A word must use only the grammar's ``alphabet`` (any case) plus inner apostrophes and hyphens, hold a letter,
+    and be longer than one letter unless listed in ``single_letter_words`` (real one-letter words such as Italian
+    ``è``; other single letters would be spelled out by espeak-ng).
+
+    Raises:
+        ValueError: naming the grammar and every offending word.
+    """
     alphabet = set(grammar["alphabet"]) | set(_WORD_PUNCTUATION)
     allowed_single = set(grammar["single_letter_words"])
     problems = []
@@ -94,14 +103,14 @@ def _validate_grammar(name: str, grammar: dict) -> None:
         elif not any(character.isalpha() for character in lowered):
             problems.append(f"{word!r} has no letters")
     if problems:
-        raise ValueError(f"Sentence grammar resources/sentences/{name}.json is invalid: " + "; ".join(problems))
+        raise ValueError(f"Sentence grammar {name} is invalid: " + "; ".join(problems) + ". Fix the grammar file.")
 
 
 @functools.lru_cache(maxsize=None)
 def _load_grammar(name: str) -> dict:
     text = resources.files("mlms_keras").joinpath("resources", "sentences", f"{name}.json").read_text("utf-8")
     grammar = json.loads(text)
-    _validate_grammar(name, grammar)
+    validate_grammar(grammar, f"mlms_keras/resources/sentences/{name}.json")
     return grammar
 
 
