@@ -29,7 +29,10 @@ Output folder:
   (WORLD analysis takes logarithms).
 * `labels/<id>.lab`: HTS mono labels (100 ns units): one segment per phoneme from espeak-ng's phoneme events
   (symbols are espeak-ng mnemonics without stress, as `mlms_keras.frontend.espeak.Phoneme.symbol`), "sil" at
-  both ends and "pau" for pauses inside the utterance.
+  both ends and "pau" for pauses inside the utterance. espeak-ng reports some phonemes at the same sample as
+  the next one because it renders them inside a neighbour's transition (the /l/ of "smiles" or "school", the
+  /w/ of French "trois"); they keep a zero-length segment, so the label phones always equal the frontend's
+  phonemes, and get 0 frames.
 * `metadata.csv`: `id|text|language|speaker`, one line per utterance, no header (LJSpeech / M-AILABS style).
 * `corpus.json`: languages, speakers (gender, voice, F0 range in Hz for WORLD analysis), counts, splits
   (train/dev ids), seed, preset, skipped utterances and versions.
@@ -239,6 +242,9 @@ def event_segments(events, language: str, speech_samples: int, lead_samples: int
                    sample_rate: int):
     """Phone segments (start s, end s, label) from phoneme events, with sil at the ends and pau inside.
 
+    Consecutive pauses merge; zero-length pauses are dropped; zero-length phonemes are kept (see the module
+    docstring).
+
     Args:
         events: espeak-ng phoneme events (start samples relative to the speech).
         language: their language code (for the phoneme symbols).
@@ -258,7 +264,7 @@ def event_segments(events, language: str, speech_samples: int, lead_samples: int
     segments = []
     for index, (start, label) in enumerate(pieces):
         end = pieces[index + 1][0] if index + 1 < len(pieces) else total_samples
-        if end <= start:
+        if end <= start and label in ("pau", "sil"):
             continue
         if segments and label == "pau" and segments[-1][2] in ("pau", "sil"):
             segments[-1] = (segments[-1][0], end, segments[-1][2])
