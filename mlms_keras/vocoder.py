@@ -321,17 +321,31 @@ def analyze(
     )
 
 
-def postfilter(mcep, alpha, beta=DEFAULT_POSTFILTER_BETA, minimum_phase_order=511, fft_length=1024):
-    """Merlin/HTS cepstral postfilter: multiply c2..c39 by ``beta``, then restore each frame's energy.
+def frame_energy(mcep, alpha, fft_length=1024):
+    """Energy r0 (frames,) of each frame's response: the mean of |H(e^jw)|^2 over the full frequency circle.
 
-    Energy is the autocorrelation r0 of the frame's (unwarped) minimum-phase response, computed like Merlin's
-    ``freqt -a alpha -A 0 | c2acr``; the gain term of the MLSA coefficients b0 absorbs 0.5 * ln(r0 / r0_filtered).
+    Evaluates log|H| = sum_m c_m cos(m * beta(w)) on ``fft_length`` points, where beta is the all-pass warped
+    frequency, so it needs no truncated unwarping (Merlin's ``freqt -M 511 | c2acr`` computes the same r0).
+    """
+    mcep = np.asarray(mcep, dtype=np.float64)
+    omega = 2.0 * np.pi * np.arange(fft_length // 2 + 1) / fft_length
+    warped = omega + 2.0 * np.arctan(alpha * np.sin(omega) / (1.0 - alpha * np.cos(omega)))
+    log_amplitude = mcep @ np.cos(np.outer(np.arange(mcep.shape[-1]), warped))
+    power = np.exp(2.0 * log_amplitude)
+    return (power[..., 0] + power[..., -1] + 2.0 * power[..., 1:-1].sum(axis=-1)) / fft_length
+
+
+def postfilter(mcep, alpha, beta=DEFAULT_POSTFILTER_BETA, fft_length=1024):
+    """Merlin/HTS cepstral postfilter: multiply c2..cN by ``beta``, then restore each frame's energy r0.
+
+    Merlin converts to MLSA coefficients, adds 0.5 * ln(r0 / r0_filtered) to b0 and converts back; since
+    ``b2mc(mc2b(c))`` changes only c0 when b0 moves, we add that term to c0 directly (same result, vectorised).
 
     Args:
         mcep: (frames, order + 1) mel-cepstrum.
         alpha: its all-pass constant (``mcep_alpha(sample_rate)``).
         beta: weight on c2 and up; 1.0 returns the input unchanged.
-        minimum_phase_order, fft_length: Merlin's settings for the energy computation.
+        fft_length: frequency points for the energy (``frame_energy``).
 
     Returns:
         (frames, order + 1) post-filtered mel-cepstrum.
@@ -339,14 +353,10 @@ def postfilter(mcep, alpha, beta=DEFAULT_POSTFILTER_BETA, minimum_phase_order=51
     mcep = np.asarray(mcep, dtype=np.float64)
     if beta == 1.0:
         return mcep.copy()
-    weight = np.ones(mcep.shape[-1])
-    weight[2:] = beta
-    weighted = mcep * weight
-    energy = pysptk.c2acr(pysptk.freqt(mcep, minimum_phase_order, -alpha), 0, fft_length)[..., 0]
-    weighted_energy = pysptk.c2acr(pysptk.freqt(weighted, minimum_phase_order, -alpha), 0, fft_length)[..., 0]
-    mlsa = pysptk.mc2b(weighted, alpha)
-    mlsa[..., 0] += 0.5 * np.log(energy / weighted_energy)
-    return pysptk.b2mc(mlsa, alpha)
+    filtered = mcep.copy()
+    filtered[..., 2:] *= beta
+    filtered[..., 0] += 0.5 * np.log(frame_energy(mcep, alpha, fft_length) / frame_energy(filtered, alpha, fft_length))
+    return filtered
 
 
 def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BETA, name="features"):

@@ -1,7 +1,7 @@
 """WORLD vocoder: frame layout, 7-band aperiodicity coder, postfilter, real-speech round trip, bad input.
 
 Real speech is pysptk's bundled CMU ARCTIC clip (arctic_a0007, 16 kHz, a male voice). Fast checks use dio; harvest
-runs in the slow round trip only (RTF ~0.17 per core).
+runs in one round trip only (RTF ~0.17 per core: about a second on the 4 s clip).
 """
 
 import math
@@ -347,3 +347,20 @@ def test_analyze_files_runs_in_parallel_and_skips_bad_files(tmp_path, arctic_cli
     assert "not a readable audio file" in reasons[str(corrupt)]
     assert "truncated" in reasons[str(truncated)]
     assert "8000 Hz" in reasons[str(telephone)]
+
+
+def _merlin_postfilter(mcep, alpha, beta, minimum_phase_order=511, fft_length=1024):
+    """Merlin's SPTK pipeline (freqt | c2acr for r0, then the b0 adjustment through mc2b / b2mc), via pysptk."""
+    weighted = mcep.copy()
+    weighted[:, 2:] *= beta
+    energy = pysptk.c2acr(pysptk.freqt(mcep, minimum_phase_order, -alpha), 0, fft_length)[:, 0]
+    weighted_energy = pysptk.c2acr(pysptk.freqt(weighted, minimum_phase_order, -alpha), 0, fft_length)[:, 0]
+    mlsa = pysptk.mc2b(weighted, alpha)
+    mlsa[:, 0] += 0.5 * np.log(energy / weighted_energy)
+    return pysptk.b2mc(mlsa, alpha)
+
+
+def test_postfilter_matches_merlins_sptk_pipeline(arctic_features_dio):
+    alpha = vocoder.mcep_alpha(16000)
+    mcep = arctic_features_dio.mcep[::20]
+    np.testing.assert_allclose(vocoder.postfilter(mcep, alpha, 1.4), _merlin_postfilter(mcep, alpha, 1.4), atol=1e-8)
