@@ -33,8 +33,8 @@ rate (Hz)   edges (Hz)
 
 (The exact numbers come from ``band_edges_hz``; ``tests/test_vocoder.py`` checks this table against it.)
 
-**F0 range.** Per speaker: pass ``f0_floor`` / ``f0_ceil`` from ``F0_RANGE_HZ[sex]`` (or measured from the
-speaker's data). A range too wide invites octave errors; too narrow clips real pitch.
+**F0 range.** Per speaker: pass ``f0_floor`` / ``f0_ceil`` from ``F0_RANGE_HZ[sex]``, or measure it from the
+speaker's data with ``estimate_f0_range``. A range too wide invites octave errors; too narrow clips real pitch.
 
 **Postfilter.** ``synthesize`` applies the Merlin/HTS cepstral postfilter (``postfilter``) with
 ``DEFAULT_POSTFILTER_BETA``; see that constant for the measured reason.
@@ -68,6 +68,30 @@ SUPPORTED_SAMPLE_RATES = (16000, 22050, 24000, 44100, 48000)
 #: speech; male voices rarely below 60 Hz or above 300 Hz. ``"unknown"`` is WORLD's own wide default (71-800 Hz),
 #: which covers both at a higher risk of octave errors; pass a measured range per speaker when you have one.
 F0_RANGE_HZ = {"female": (100.0, 500.0), "male": (60.0, 300.0), "unknown": (71.0, 800.0)}
+
+def estimate_f0_range(voiced_f0_hz, limits_hz=(40.0, 1000.0)):
+    """A speaker's analysis F0 range from a first pass over their audio (De Looze & Hirst's two-pass recipe).
+
+    Args:
+        voiced_f0_hz: F0 values (Hz) of voiced frames from a first analysis with a wide range (e.g. dio with
+            ``F0_RANGE_HZ["unknown"]``), pooled over several of the speaker's files.
+        limits_hz: the result is clamped into this interval.
+
+    Returns:
+        ``(f0_floor, f0_ceil)`` = (0.75 * first quartile, 1.5 * third quartile), in Hz.
+    """
+    voiced_f0_hz = np.asarray(voiced_f0_hz, dtype=np.float64)
+    voiced_f0_hz = voiced_f0_hz[voiced_f0_hz > 0]
+    if voiced_f0_hz.size < 10:
+        raise ValueError(
+            f"voiced_f0_hz: need at least 10 voiced frames to estimate an F0 range, got {voiced_f0_hz.size}; "
+            "pool more of the speaker's files or use F0_RANGE_HZ."
+        )
+    first_quartile, third_quartile = np.percentile(voiced_f0_hz, [25, 75])
+    floor = float(np.clip(0.75 * first_quartile, *limits_hz))
+    ceil = float(np.clip(1.5 * third_quartile, *limits_hz))
+    return floor, ceil
+
 
 #: Multiplier on c2..c39 in ``postfilter`` (Merlin's ``pf_coef``; HTS writes it as 1 + beta, with beta = 0.4).
 #: 1.0 switches the postfilter off. Measured reason (``benchmarks/bench_vocoder.py``, JSON key
@@ -373,6 +397,11 @@ def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BE
     """
     if not isinstance(features, AcousticFeatures):
         features = AcousticFeatures.from_vector(features, sample_rate or DEFAULT_SAMPLE_RATE, name=name)
+    elif sample_rate is not None and int(sample_rate) != int(features.sample_rate):
+        raise ValueError(
+            f"{name}: features were analysed at {features.sample_rate} Hz but sample_rate={sample_rate} was asked "
+            "for; the mel-cepstral alpha and band edges depend on the rate, so synthesize at the analysis rate."
+        )
     sample_rate = int(sample_rate or features.sample_rate)
     _check_sample_rate(sample_rate, name)
     for field in ("mcep", "lf0", "vuv", "bap"):

@@ -364,3 +364,24 @@ def test_postfilter_matches_merlins_sptk_pipeline(arctic_features_dio):
     alpha = vocoder.mcep_alpha(16000)
     mcep = arctic_features_dio.mcep[::20]
     np.testing.assert_allclose(vocoder.postfilter(mcep, alpha, 1.4), _merlin_postfilter(mcep, alpha, 1.4), atol=1e-8)
+
+
+def test_estimate_f0_range_is_three_quarters_q1_to_one_and_a_half_q3():
+    f0 = np.array([100.0] * 5 + [200.0] * 5 + [0.0] * 3)  # quartiles of the voiced values: 100 and 200
+    assert vocoder.estimate_f0_range(f0) == (75.0, 300.0)
+    assert vocoder.estimate_f0_range(np.full(20, 30.0)) == (40.0, 45.0)  # floor clamped to 40 Hz
+    with pytest.raises(ValueError, match="at least 10 voiced frames"):
+        vocoder.estimate_f0_range(np.zeros(50))
+
+
+def test_estimated_range_of_the_male_arctic_voice_sits_inside_the_male_defaults(arctic_clip):
+    wave, sample_rate = arctic_clip
+    wide = vocoder.analyze(wave, sample_rate, f0_method="dio", f0_floor=71.0, f0_ceil=800.0)
+    floor, ceil = vocoder.estimate_f0_range(np.exp(wide.lf0[wide.vuv > 0]))
+    male_floor, male_ceil = vocoder.F0_RANGE_HZ["male"]
+    assert male_floor <= floor < 120.0 and 150.0 < ceil <= male_ceil
+
+
+def test_synthesize_refuses_a_rate_other_than_the_analysis_rate(arctic_features_dio):
+    with pytest.raises(ValueError, match="analysed at 16000 Hz but sample_rate=22050"):
+        vocoder.synthesize(arctic_features_dio, sample_rate=22050)
