@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from mlms_keras.layers.growth import weights_may_be_added
 from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE
 from mlms_keras.layers.recurrence import run_time_loop
 from mlms_keras.layers.streaming import StreamingState
@@ -91,7 +92,8 @@ class SpeakerRNNOutput(keras.layers.Layer):
             raise ValueError("Build the layer (call it once) before adding a speaker")
         if copy_from is not None and not 0 <= copy_from < self.num_speakers:
             raise ValueError(f"`copy_from` must be a speaker id in [0, {self.num_speakers}); received {copy_from}")
-        self._add_speaker_weights(copy_from)
+        with weights_may_be_added(self):
+            self._add_speaker_weights(copy_from)
         self.num_speakers += 1
         return self.num_speakers - 1
 

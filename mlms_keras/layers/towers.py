@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from mlms_keras.layers.growth import weights_may_be_added
 from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE, lstm_bias_initializer, lstmp_step
 from mlms_keras.layers.recurrence import run_time_loop
 from mlms_keras.layers.streaming import StreamingState
@@ -126,7 +127,8 @@ class LanguageCodes(keras.layers.Layer):
             raise ValueError(
                 f"`initial_code` must have shape ({self.language_space_dim},). Received shape {np.shape(initial_code)}"
             )
-        self._add_code(language, initial_code, trainable=True, random=True)
+        with weights_may_be_added(self):
+            self._add_code(language, initial_code, trainable=True, random=True)
         self.num_languages += 1
         self.added_languages += 1
         return language
