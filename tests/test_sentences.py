@@ -111,3 +111,25 @@ def test_grammar_validation_rejects_foreign_script_digits_and_spelled_out_letter
     grammar["objects"] = grammar["objects"] + ["дом", "b2b", "x"]
     with pytest.raises(ValueError, match="'дом' has characters outside.*'b2b' has characters outside.*'x' is a single"):
         validate_grammar(grammar, "broken-pl")
+
+
+def test_english_verbs_get_objects_that_fit_and_places_do_not_repeat_the_object():
+    sentences = generate_sentences("en-us", 600, seed=5)
+    openable = {"letter", "window", "book", "door", "bottle", "blue"}  # "the blue box"
+    readable = {"letter", "book", "newspaper", "ticket", "map"}
+    checked = 0
+    for sentence in sentences:
+        for verb, allowed in (("opens", openable), ("open", openable), ("closes", openable), ("close", openable),
+                              ("reads", readable), ("read", readable)):
+            for match in re.finditer(rf"\b{verb} the (\w+)", sentence):
+                assert match.group(1) in allowed, sentence
+                checked += 1
+        assert not re.search(r"\bthe (\w+) (?:in|at|near|on|by) the \1\b", sentence), sentence
+    assert checked >= 20
+
+
+def test_grammar_validation_rejects_a_verb_without_fitting_objects():
+    grammar = load_grammar("en-us")
+    grammar["transitive_verbs"] = grammar["transitive_verbs"] + ["eats|eat>z"]
+    with pytest.raises(ValueError, match="'eats\\|eat' takes classes \\['z'\\] that no object has"):
+        validate_grammar(grammar, "broken-en")

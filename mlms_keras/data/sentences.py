@@ -3,6 +3,9 @@
 Sentences come from small hand-written grammars shipped with the package (``mlms_keras/resources/sentences/*.json``,
 no network): per language, subject and object noun phrases, transitive and intransitive verbs, predicative
 adjectives (with their gender forms), place and time adverbials, conjunctions, number phrases and question forms.
+Objects carry semantic classes (``"tro:the letter"``: a thing to carry, to read, to open) and a transitive verb may
+name the classes it takes (``"reads|read>r"``), so that verbs get sensible objects ("opens the door", not
+"opens the music"); a place phrase that names the object's own noun ("the river near the river") is avoided.
 A sentence is one clause (subject-verb-object, subject-verb, or subject-copula-adjective), optionally extended by a
 place, a time, a number phrase and (for statements) a second clause joined by a conjunction. Questions are yes/no
 questions in the language's own form (English do-support, German verb-first, French ``est-ce que``, Polish ``czy``,
@@ -53,6 +56,18 @@ def _split_gendered(entry: str) -> tuple[str, str]:
     return "m", entry
 
 
+def _split_classes(entry: str, separator: str) -> tuple[str, set[str]]:
+    """``"tro:the letter"`` (separator ``:``) or ``"reads|read>r"`` (``>``) -> text and set of class letters.
+
+    For objects the classes come first, for verbs last; no classes means any class (verbs) or none (objects).
+    """
+    if separator == ":":
+        classes, found, text = entry.partition(":")
+        return (text, set(classes)) if found else (entry, set())
+    text, _, classes = entry.partition(">")
+    return text, set(classes)
+
+
 def _adjective_form(adjective: str, gender: str) -> str:
     """Pick the gender form of ``"m|f|n"`` adjective entries (a single form serves all genders)."""
     forms = adjective.split("|")
@@ -64,8 +79,10 @@ def _grammar_words(grammar: dict) -> list[str]:
     """Every word the grammar can emit (templates' literal words included), for validation."""
     texts = []
     texts += [_split_gendered(entry)[1] for entry in grammar["subjects"]]
-    texts += grammar["objects"] + grammar["places"] + grammar["times"] + [grammar["copula"]]
-    texts += [form for verb in grammar["transitive_verbs"] + grammar["intransitive_verbs"] for form in verb.split("|")]
+    texts += [_split_classes(entry, ":")[0] for entry in grammar["objects"]]
+    texts += grammar["places"] + grammar["times"] + [grammar["copula"]]
+    verbs = [_split_classes(verb, ">")[0] for verb in grammar["transitive_verbs"]] + grammar["intransitive_verbs"]
+    texts += [form for verb in verbs for form in verb.split("|")]
     texts += [form for adjective in grammar["adjectives"] for form in adjective.split("|")]
     texts += [conjunction.lstrip(", ") for conjunction in grammar["conjunctions"]]
     texts += [phrase["text"] for phrase in grammar["number_phrases"]] + grammar["number_words"]
@@ -86,7 +103,8 @@ def validate_grammar(grammar: dict, name: str = "<grammar>") -> None:
 
     A word must use only the grammar's ``alphabet`` (any case) plus inner apostrophes and hyphens, hold a letter,
     and be longer than one letter unless listed in ``single_letter_words`` (real one-letter words such as Italian
-    ``è``; other single letters would be spelled out by espeak-ng).
+    ``è``; other single letters would be spelled out by espeak-ng). Every transitive verb must have an object of
+    a class it takes.
 
     Raises:
         ValueError: naming the grammar and every offending word.
@@ -102,6 +120,11 @@ def validate_grammar(grammar: dict, name: str = "<grammar>") -> None:
             problems.append(f"{word!r} is a single letter that espeak-ng would spell out")
         elif not any(character.isalpha() for character in lowered):
             problems.append(f"{word!r} has no letters")
+    object_classes = [_split_classes(entry, ":")[1] for entry in grammar["objects"]]
+    for verb in grammar["transitive_verbs"]:
+        verb_text, verb_classes = _split_classes(verb, ">")
+        if verb_classes and not any(verb_classes & classes for classes in object_classes):
+            problems.append(f"transitive verb {verb_text!r} takes classes {sorted(verb_classes)} that no object has")
     if problems:
         raise ValueError(f"Sentence grammar {name} is invalid: " + "; ".join(problems) + ". Fix the grammar file.")
 
@@ -148,13 +171,20 @@ class _SentenceBuilder:
     def choose(self, key: str) -> str:
         return self.rng.choice(self.grammar[key])
 
+    def transitive_verb_and_object(self) -> tuple[str, str, str]:
+        """A transitive verb (finite and base form) and an object of a class the verb takes."""
+        verb, verb_classes = _split_classes(self.choose("transitive_verbs"), ">")
+        finite, _, base = verb.partition("|")
+        objects = [_split_classes(entry, ":") for entry in self.grammar["objects"]]
+        fitting = [text for text, classes in objects if not verb_classes or verb_classes & classes]
+        return finite, base or finite, self.rng.choice(fitting)
+
     def clause(self) -> dict:
         """A clause as its parts: subject, its gender, verb (finite and base forms) and the rest."""
         gender, subject = _split_gendered(self.choose("subjects"))
         kind = self.rng.choice(["transitive", "intransitive", "copula"])
         if kind == "transitive":
-            finite, _, base = self.choose("transitive_verbs").partition("|")
-            rest = self.choose("objects")
+            finite, base, rest = self.transitive_verb_and_object()
         elif kind == "intransitive":
             finite, _, base = self.choose("intransitive_verbs").partition("|")
             rest = ""
@@ -188,13 +218,13 @@ class _SentenceBuilder:
 
     def wh_question(self) -> str:
         gender, subject = _split_gendered(self.choose("subjects"))
-        transitive_finite, _, transitive_base = self.choose("transitive_verbs").partition("|")
+        transitive_finite, transitive_base, object_text = self.transitive_verb_and_object()
         intransitive_finite, _, intransitive_base = self.choose("intransitive_verbs").partition("|")
         slots = {
             "{S}": subject,
-            "{O}": self.choose("objects"),
+            "{O}": object_text,
             "{VT}": transitive_finite,
-            "{VT_base}": transitive_base or transitive_finite,
+            "{VT_base}": transitive_base,
             "{VI}": intransitive_finite,
             "{VI_base}": intransitive_base or intransitive_finite,
             "{ADJ}": _adjective_form(self.choose("adjectives"), gender),
@@ -211,28 +241,32 @@ class _SentenceBuilder:
         as_digits = self.rng.random() < NUMBER_AS_DIGITS_PROBABILITY or value >= len(number_words)
         return phrase["text"].replace("{n}", str(value) if as_digits else number_words[value])
 
-    def adverbials(self, target_words: int, words_so_far: int, include_number: bool) -> list[str]:
+    def place_avoiding(self, core: str) -> str:
+        """A place phrase that does not repeat a noun of ``core`` (no "the river near the river")."""
+        stems = {word.lower()[:4] for word in core.split() if len(word) >= 4}
+        places = [place for place in self.grammar["places"]
+                  if not stems & {word.lower()[:4] for word in place.split() if len(word) >= 4}]
+        return self.rng.choice(places or self.grammar["places"])
+
+    def adverbials(self, core: str, target_words: int, include_number: bool) -> list[str]:
         """Place/time/number phrases, in the language's order, added while the sentence is shorter than target."""
         chosen = {}
         if include_number:
             chosen["number"] = self.number_phrase()
         for kind in self.rng.sample(["place", "time"], 2):
-            if words_so_far + _word_count(list(chosen.values())) >= target_words:
+            if _word_count([core] + list(chosen.values())) >= target_words:
                 break
-            chosen[kind] = self.choose({"place": "places", "time": "times"}[kind])
+            chosen[kind] = self.place_avoiding(core) if kind == "place" else self.choose("times")
         return [chosen[kind] for kind in self.grammar["adverbial_order"] if kind in chosen]
 
     def sentence(self, target_words: int, is_question: bool, include_number: bool) -> str:
         grammar = self.grammar
         if is_question:
             core = self.wh_question() if self.rng.random() < 0.4 else self.yes_no_question(self.clause())
-            parts = [core] + self.adverbials(target_words, _word_count([core]), include_number)
-            body = " ".join(parts)
-            text = grammar["question_open"] + body[0].upper() + body[1:] + grammar["question_close"]
-            return text
+            body = " ".join([core] + self.adverbials(core, target_words, include_number))
+            return grammar["question_open"] + body[0].upper() + body[1:] + grammar["question_close"]
         core = self.statement(self.clause())
-        parts = [core] + self.adverbials(target_words, _word_count([core]), include_number)
-        body = " ".join(parts)
+        body = " ".join([core] + self.adverbials(core, target_words, include_number))
         if _word_count([body]) < target_words - 2:
             second = self.statement(self.clause())
             conjunction = self.choose("conjunctions")
