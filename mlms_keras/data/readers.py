@@ -94,11 +94,6 @@ class CorpusItems(list):
         super().__init__(items)
         self.skipped: list[SkippedLine] = list(skipped)
 
-    def extend_from(self, other: "CorpusItems") -> None:
-        """Append another read's items and skipped lines."""
-        self.extend(other)
-        self.skipped.extend(other.skipped)
-
     def _skip(self, path, line_number, reason) -> None:
         entry = SkippedLine(Path(path), line_number, reason)
         logger.warning("Skipping %s", entry)
