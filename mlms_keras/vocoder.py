@@ -34,7 +34,7 @@ rate (Hz)   edges (Hz)
 (The exact numbers come from ``band_edges_hz``; ``tests/test_vocoder.py`` checks this table against it.)
 
 Note that D4C itself estimates aperiodicity only at knots every 3 kHz (0 Hz fixed at -60 dB, Nyquist at 0 dB) and
-interpolates linearly in dB between them, so at 16 kHz the 7 bands sample a curve with 2 free knots (3 and 6 kHz):
+interpolates linearly in dB between them, so at 16 kHz the 7 bands sample a curve with one free knot (3 kHz):
 the bands are a fixed-size, rate-independent layout for the model, not extra resolution from the analysis.
 
 **F0 range.** Per speaker: pass ``f0_floor`` / ``f0_ceil`` from ``F0_RANGE_HZ[sex]``, or measure it from the
