@@ -37,8 +37,10 @@ Output folder:
 * `corpus.json`: languages, speakers (gender, voice, F0 range in Hz for WORLD analysis), counts, splits
   (train/dev ids), seed, preset, skipped utterances and versions.
 
-The build is deterministic for a seed (same bytes on the same espeak-ng version), shows a progress bar, writes
-every file atomically, and resumes: an utterance whose label file exists (labels are written after the wav) is
+The build is deterministic for a seed: the same bytes on the same espeak-ng version, whatever the number of
+workers and however often it was interrupted, because every utterance is rendered in a fork of a worker whose
+libespeak-ng has never synthesised (libespeak-ng carries sample-level state from one utterance to the next).
+It shows a progress bar, writes every file atomically, and resumes: an utterance whose label file exists (labels are written after the wav) is
 not rebuilt. A failing utterance is logged, skipped and listed in `corpus.json`.
 """
 
@@ -286,7 +288,7 @@ def render_utterance(spec: UtteranceSpec, out_dir) -> None:
 
     out_dir = Path(out_dir)
     speaker = get_speaker(spec.speaker_id)
-    synthesis = espeak.synthesize(spec.text, spec.language, speaker.voice)
+    synthesis = espeak.synthesize(spec.text, spec.language, speaker.voice, random_seed=spec.seed)
     analysed = [phoneme.symbol for phoneme in espeak.analyze(spec.text, spec.language).phonemes]
     spoken = [espeak.split_event_symbol(event.symbol, spec.language) for event in synthesis.events]
     spoken = [symbol for symbol in spoken if symbol is not None]
@@ -313,13 +315,43 @@ def _is_done(spec: UtteranceSpec, out_dir: Path) -> bool:
     ).is_file()
 
 
+def _worker_init():
+    # Each worker keeps a libespeak-ng that never synthesises itself: every utterance is rendered in a fork
+    # of this pristine state, so its bytes do not depend on which utterances came before (see
+    # `espeak.synthesize`), on the number of workers, or on resuming.
+    espeak.initialise()
+
+
 def _render_task(arguments):
     spec, out_dir = arguments
-    try:
-        render_utterance(spec, out_dir)
-        return spec.utterance_id, None
-    except Exception as error:  # a bad utterance is reported and skipped, the build goes on
-        return spec.utterance_id, f"{type(error).__name__}: {error}"
+    if not hasattr(os, "fork"):  # no fork (Windows): render here; audio may differ by a few samples
+        try:
+            render_utterance(spec, out_dir)
+            return spec.utterance_id, None
+        except Exception as error:  # a bad utterance is reported and skipped, the build goes on
+            return spec.utterance_id, f"{type(error).__name__}: {error}"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        status = 0
+        try:
+            render_utterance(spec, out_dir)
+        except BaseException as error:
+            os.write(write_end, f"{type(error).__name__}: {error}".encode("utf-8", "replace")[:4000])
+            status = 1
+        finally:
+            os.close(write_end)
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode("utf-8", "replace")
+    _, wait_status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(wait_status):
+        return spec.utterance_id, f"renderer crashed with signal {os.WTERMSIG(wait_status)}"
+    if os.WEXITSTATUS(wait_status) != 0:
+        return spec.utterance_id, message or f"renderer exited with status {os.WEXITSTATUS(wait_status)}"
+    return spec.utterance_id, None
 
 
 @dataclass
@@ -363,12 +395,13 @@ def build_teacher_corpus(out_dir, preset: str = "tiny", seed: int = 0, workers: 
     skipped = {}
     bar = tqdm(total=len(specs), initial=reused, desc=f"teacher corpus ({preset})", unit="utt", disable=not progress)
     tasks = [(spec, str(out_dir)) for spec in todo]
-    if workers == 1 or len(tasks) <= 1:
-        results = map(_render_task, tasks)
-        pool = None
-    else:
-        pool = multiprocessing.get_context("spawn").Pool(workers)
+    pool = None
+    if tasks:
+        # Spawned (not forked) workers: the caller's process may hold threads (TensorFlow) or a used espeak-ng.
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_worker_init)
         results = pool.imap_unordered(_render_task, tasks, chunksize=4)
+    else:
+        results = iter(())
     try:
         for utterance_id, error in results:
             if error is not None:

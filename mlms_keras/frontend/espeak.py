@@ -239,6 +239,7 @@ class _Engine:
         self.pid = None
         self.library = None
         self.current_voice = None
+        self.has_synthesized = False
         self._chunks: list[np.ndarray] = []
         self._events: list[PhonemeEvent] = []
         self._callback = _SynthCallback(self._on_audio)
@@ -270,6 +271,8 @@ class _Engine:
             ctypes.c_void_p, ctypes.c_void_p,
         ]
         library.espeak_Synchronize.restype = ctypes.c_int
+        library.espeak_ng_SetRandSeed.restype = None
+        library.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         data_path = espeakng_loader.get_data_path().encode()
         sample_rate = library.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT
@@ -283,6 +286,7 @@ class _Engine:
         self.library = library
         self.pid = os.getpid()
         self.current_voice = None
+        self.has_synthesized = False
         return library
 
     def _on_audio(self, samples, sample_count, events):
@@ -332,6 +336,17 @@ def espeak_version() -> str:
         path = ctypes.c_char_p()
         version = library.espeak_Info(ctypes.byref(path))
         return version.decode()
+
+
+def initialise() -> None:
+    """Load and initialise libespeak-ng in this process now (it is otherwise done on first use)."""
+    with ESPEAK_LOCK:
+        _ENGINE.ensure_initialised()
+
+
+def has_synthesized() -> bool:
+    """True once this process' libespeak-ng has synthesised audio (its sample-level state is no longer fresh)."""
+    return _ENGINE.library is not None and _ENGINE.pid == os.getpid() and _ENGINE.has_synthesized
 
 
 def select_voice(language: str, variant: str = "") -> None:
@@ -589,7 +604,7 @@ def _syllabify(phonemes: list[Phoneme]) -> list[Syllable]:
     boundaries = [0]
     for left, right in zip(nuclei, nuclei[1:]):
         consonants = right - left - 1
-        boundaries.append(left + 1 if consonants >= 2 else right - consonants)
+        boundaries.append(left + 2 if consonants >= 2 else right - consonants)
     boundaries.append(len(phonemes))
     syllables = []
     for number, (start, end) in enumerate(zip(boundaries, boundaries[1:])):
@@ -597,13 +612,20 @@ def _syllabify(phonemes: list[Phoneme]) -> list[Syllable]:
     return syllables
 
 
-def synthesize(text: str, language: str, voice: SpeakerVoice = SpeakerVoice()) -> Synthesis:
+def synthesize(text: str, language: str, voice: SpeakerVoice = SpeakerVoice(), random_seed: int | None = None) -> Synthesis:
     """Synthesise a text with espeak-ng and collect its phoneme events.
+
+    The phonemes and their order never depend on earlier calls, but the samples do, slightly: libespeak-ng
+    keeps its glottal phase, pitch flutter and filter states in static variables that survive between
+    utterances (and even `espeak_Terminate` / `espeak_Initialize`), so the same text can come out a few
+    samples longer or shorter. For byte-exact output, synthesise in a fresh process, or in a forked copy of
+    a process that has not synthesised yet (the teacher-corpus builder does the latter).
 
     Args:
         text: the text (validated as in `analyze`).
         language: a language code.
         voice: variant, rate, pitch and pitch range.
+        random_seed: seed for espeak-ng's noise generator (breathy variants), or None to leave it.
 
     Returns:
         `Synthesis` with a float32 waveform at 22 050 Hz and the phoneme events (start sample of each
@@ -623,8 +645,11 @@ def synthesize(text: str, language: str, voice: SpeakerVoice = SpeakerVoice()) -
         ):
             if library.espeak_SetParameter(parameter, int(value), 0) != 0:
                 raise EspeakError(f"espeak_SetParameter({parameter}, {value}) failed for {language}")
+        if random_seed is not None:
+            library.espeak_ng_SetRandSeed(ctypes.c_long(int(random_seed) & 0x7FFFFFFF))
         _ENGINE._chunks = []
         _ENGINE._events = []
+        _ENGINE.has_synthesized = True
         encoded = text.encode("utf-8")
         return_code = library.espeak_Synth(encoded, len(encoded) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
         library.espeak_Synchronize()
