@@ -46,7 +46,8 @@ def copy_synthesis_quality(wave, sample_rate, method, beta):
     )
     again = vocoder.analyze(resynthesized[: wave.size], sample_rate, f0_method=method,
                             f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1])
-    return {key: round(value, 3) for key, value in metrics.evaluate_acoustic(features.to_vector(), again.to_vector()).items()}
+    result = metrics.evaluate_acoustic(features.to_vector(), again.to_vector())
+    return {key: round(value, 3) for key, value in result.items()}
 
 
 def postfilter_sweep(features, sample_rate, shrink=0.7, betas=(1.0, 1.2, 1.4, 1.6, 1.8, 2.0)):
@@ -63,14 +64,16 @@ def postfilter_sweep(features, sample_rate, shrink=0.7, betas=(1.0, 1.2, 1.4, 1.
     smoothed[:, 2:] = mean[2:] + shrink * (natural[:, 2:] - mean[2:])
 
     def log_spectral_distance_db(cepstrum):
-        difference = 10 * np.log10(pysptk.mc2sp(cepstrum[voiced], alpha, 1024) / pysptk.mc2sp(natural[voiced], alpha, 1024))
+        ratio = pysptk.mc2sp(cepstrum[voiced], alpha, 1024) / pysptk.mc2sp(natural[voiced], alpha, 1024)
+        difference = 10 * np.log10(ratio)
         return float(np.mean(np.sqrt(np.mean(difference**2, axis=1))))
 
     sweep = []
     for beta in betas:
         filtered = vocoder.postfilter(smoothed, alpha, beta)
         gv_ratio = float(np.exp(np.mean(np.log(filtered[:, 2:].var(axis=0) / natural[:, 2:].var(axis=0)))))
-        sweep.append({"beta": beta, "gv_ratio": round(gv_ratio, 3), "lsd_db": round(log_spectral_distance_db(filtered), 3)})
+        distance = log_spectral_distance_db(filtered)
+        sweep.append({"beta": beta, "gv_ratio": round(gv_ratio, 3), "lsd_db": round(distance, 3)})
     return sweep
 
 

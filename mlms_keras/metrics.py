@@ -150,9 +150,10 @@ def _define_callback():
         """Keras callback: dev-set MCD (dB), F0 RMSE (Hz) and V/UV error (%) each epoch, in de-normalised units.
 
         At the end of every epoch it runs the model over ``dev_dataset``, de-normalises targets and predictions
-        (``x * output_std + output_mean``), keeps the frames whose mask is 1, pools them over the whole dev set and writes
-        ``val_mcd_db``, ``val_f0_rmse_hz`` and ``val_vuv_error_percent`` into ``logs``. Put it *before* ModelCheckpoint,
-        EarlyStopping or TensorBoard in the callbacks list so they see these keys (History always does).
+        (``x * output_std + output_mean``), keeps the frames whose mask is 1, pools them over the whole dev set and
+        writes ``val_mcd_db``, ``val_f0_rmse_hz`` and ``val_vuv_error_percent`` into ``logs``. Put it *before*
+        ModelCheckpoint, EarlyStopping or TensorBoard in the callbacks list so they see these keys (History always
+        does).
 
         Args:
             dev_dataset: a ``tf.data.Dataset`` (or any iterable) of ``(inputs, acoustic_normalised, frame_mask)``:

@@ -146,7 +146,7 @@ def band_edges_hz(sample_rate):
 
 
 def band_centres_hz(sample_rate):
-    """The 7 band centres (Hz), shape (7,): mel-scale midpoints of ``band_edges_hz``, where decoding anchors each band."""
+    """The 7 band centres (Hz), shape (7,): mel midpoints of ``band_edges_hz``, where decoding anchors each band."""
     mel_edges = _hz_to_mel(band_edges_hz(sample_rate))
     return _mel_to_hz((mel_edges[:-1] + mel_edges[1:]) / 2.0)
 

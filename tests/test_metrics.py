@@ -160,7 +160,9 @@ def test_acoustic_metrics_callback_logs_denormalised_dev_metrics_each_epoch(tmp_
     checkpoint = keras.callbacks.ModelCheckpoint(
         str(tmp_path / "best.keras"), monitor="val_mcd_db", mode="min", save_best_only=True
     )
-    history = model.fit(dataset, epochs=2, verbose=0, shuffle=False, callbacks=[callback, CheckAgainstNumpy(), checkpoint])
+    history = model.fit(
+        dataset, epochs=2, verbose=0, shuffle=False, callbacks=[callback, CheckAgainstNumpy(), checkpoint]
+    )
 
     assert len(seen) == 2
     for pairs in seen:
