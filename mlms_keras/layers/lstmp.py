@@ -5,6 +5,7 @@ Keras has no LSTM with a recurrent projection; the paper's towers use one in eve
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 SERIALIZATION_PACKAGE = "mlms_keras"
@@ -211,3 +212,149 @@ class ProjectedLSTM(keras.layers.RNN):
     def from_config(cls, config):
         # keras.layers.RNN.from_config expects a serialized cell; ours is rebuilt from its arguments.
         return cls(**config)
+
+
+
+def lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask=None):
+    """Runs an LSTMP recurrence over all frames, with a hand-written backward pass.
+
+    Automatic differentiation of a `tf.while_loop` accumulates the weight gradients inside the
+    reverse loop, one small matmul per frame and weight. Here the reverse loop carries only the
+    recurrent chain (dr, dc); the weight gradients are then one large contraction over all frames
+    per weight, the way cuDNN's LSTM does it. This is what makes training the fused towers fast on
+    CPU (see benchmarks/bench_model.py). The backward pass is checked against autodiff in
+    tests/test_layers.py.
+
+    Leading `...` dimensions are shared by the state and the weights (the fused towers use a
+    tower axis: weights `(towers, ...)`, state `(towers, batch, ...)`).
+
+    Args:
+        gate_inputs: `(frames, ..., batch, 4 * cells)`, the input-side pre-activations `x_t W + b`.
+        recurrent_kernel: `(..., proj, 4 * cells)`.
+        projection_kernel: `(..., cells, proj)`.
+        initial_projection: `(..., batch, proj)`, r_0.
+        initial_cells: `(..., batch, cells)`, c_0.
+        mask: optional `(frames, batch)` boolean; masked frames hold the state and output zeros.
+
+    Returns:
+        `(outputs (frames, ..., batch, proj), final_projection, final_cells)`.
+    """
+    if mask is None:
+        shape = tf.shape(gate_inputs)
+        mask = tf.ones(tf.stack([shape[0], shape[-2]]), dtype=tf.bool)
+    return _lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask)
+
+
+def _frame_mask(mask_t, like):
+    """`(batch,)` boolean -> broadcastable against `like` (`(..., batch, units)`), as float."""
+    shape = tf.concat([tf.ones([tf.rank(like) - 2], tf.int32), [-1, 1]], axis=0)
+    return tf.reshape(tf.cast(mask_t, like.dtype), shape)
+
+
+@tf.custom_gradient
+def _lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
+    num_frames = tf.shape(gate_inputs)[0]
+    dtype = gate_inputs.dtype
+
+    def array():
+        return tf.TensorArray(dtype, size=num_frames)
+
+    inputs_ta = tf.TensorArray(dtype, size=num_frames).unstack(gate_inputs)
+    mask_ta = tf.TensorArray(tf.bool, size=num_frames).unstack(mask)
+
+    def forward(t, projection, cells, outputs, saved_projection, saved_cells, saved_gates, saved_new_cells):
+        keep = _frame_mask(mask_ta.read(t), cells)
+        gates = inputs_ta.read(t) + tf.matmul(projection, recurrent_kernel)
+        input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
+        activations = tf.concat(
+            [tf.sigmoid(input_gate), tf.sigmoid(forget_gate), tf.tanh(candidate), tf.sigmoid(output_gate)], axis=-1
+        )
+        i, f, g, o = tf.split(activations, 4, axis=-1)
+        new_cells = f * cells + i * g
+        new_projection = tf.matmul(o * tf.tanh(new_cells), projection_kernel)
+        # Masked frames hold the state (blend by 0/1 keeps gradients exact) and output zero.
+        held_projection = keep * new_projection + (1 - keep) * projection
+        held_cells = keep * new_cells + (1 - keep) * cells
+        return (
+            t + 1,
+            held_projection,
+            held_cells,
+            outputs.write(t, keep * new_projection),
+            saved_projection.write(t, projection),
+            saved_cells.write(t, cells),
+            saved_gates.write(t, activations),
+            saved_new_cells.write(t, new_cells),
+        )
+
+    loop = tf.while_loop(
+        lambda t, *_: t < num_frames,
+        forward,
+        (tf.constant(0), initial_projection, initial_cells, array(), array(), array(), array(), array()),
+        maximum_iterations=num_frames,
+    )
+    _, final_projection, final_cells, outputs, previous_projections, previous_cells, gates, new_cells = (
+        value.stack() if isinstance(value, tf.TensorArray) else value for value in loop
+    )
+
+    def backward(d_outputs, d_final_projection, d_final_cells, variables=None):
+        d_outputs_ta, previous_cells_ta, gates_ta, cells_ta = (
+            tf.TensorArray(dtype, size=num_frames).unstack(value)
+            for value in (d_outputs, previous_cells, gates, new_cells)
+        )
+        mask_ta = tf.TensorArray(tf.bool, size=num_frames).unstack(mask)
+        transposed_recurrent = tf.linalg.matrix_transpose(recurrent_kernel)
+        transposed_projection = tf.linalg.matrix_transpose(projection_kernel)
+
+        def reverse(t, d_projection, d_cells, d_gates_ta, d_new_projection_ta):
+            keep = _frame_mask(mask_ta.read(t), d_cells)
+            i, f, g, o = tf.split(gates_ta.read(t), 4, axis=-1)
+            tanh_cells = tf.tanh(cells_ta.read(t))
+            # r_t = keep * new + (1 - keep) * r_{t-1}; the frame's own output adds keep * dY_t.
+            d_new_projection = keep * (d_projection + d_outputs_ta.read(t))
+            d_hidden = tf.matmul(d_new_projection, transposed_projection)
+            d_new_cells = keep * d_cells + d_hidden * o * (1 - tanh_cells * tanh_cells)
+            d_gates = tf.concat(
+                [
+                    d_new_cells * g * i * (1 - i),
+                    d_new_cells * previous_cells_ta.read(t) * f * (1 - f),
+                    d_new_cells * i * (1 - g * g),
+                    d_hidden * tanh_cells * o * (1 - o),
+                ],
+                axis=-1,
+            )
+            d_previous_projection = tf.matmul(d_gates, transposed_recurrent) + (1 - keep) * d_projection
+            d_previous_cells = d_new_cells * f + (1 - keep) * d_cells
+            return (
+                t - 1,
+                d_previous_projection,
+                d_previous_cells,
+                d_gates_ta.write(t, d_gates),
+                d_new_projection_ta.write(t, d_new_projection),
+            )
+
+        _, d_initial_projection, d_initial_cells, d_gates_ta, d_new_projection_ta = tf.while_loop(
+            lambda t, *_: t >= 0,
+            reverse,
+            (num_frames - 1, d_final_projection, d_final_cells, array(), array()),
+            maximum_iterations=num_frames,
+        )
+        d_gates = d_gates_ta.stack()  # (frames, ..., batch, 4 * cells)
+        # Weight gradients: one contraction over frames and batch each, outside the loop.
+        hidden = tf.split(gates, 4, axis=-1)[3] * tf.tanh(new_cells)
+        d_recurrent = _contract_frames_and_batch(previous_projections, d_gates)
+        d_projection_kernel = _contract_frames_and_batch(hidden, d_new_projection_ta.stack())
+        return (d_gates, d_recurrent, d_projection_kernel, d_initial_projection, d_initial_cells, None)
+
+    return (outputs, final_projection, final_cells), backward
+
+
+def _contract_frames_and_batch(left, right):
+    """sum over frames t and batch b of left[t, ..., b, :]^T right[t, ..., b, :] -> `(..., m, n)`."""
+    rank = len(left.shape)
+    # Move frames next to batch: (..., frames, batch, m), then fold them into one axis.
+    permutation = list(range(1, rank - 2)) + [0, rank - 2, rank - 1]
+    left = tf.transpose(left, permutation)
+    right = tf.transpose(right, permutation)
+    left = tf.reshape(left, tf.concat([tf.shape(left)[:-3], [-1, tf.shape(left)[-1]]], axis=0))
+    right = tf.reshape(right, tf.concat([tf.shape(right)[:-3], [-1, tf.shape(right)[-1]]], axis=0))
+    return tf.matmul(left, right, transpose_a=True)

@@ -6,8 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 from mlms_keras.layers.growth import weights_may_be_added
-from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE, lstm_bias_initializer, lstmp_step
-from mlms_keras.layers.recurrence import run_time_loop
+from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE, lstm_bias_initializer, lstmp_sequence
 from mlms_keras.layers.streaming import StreamingState
 
 CODE_INITS = ("random", "one_hot", "one_hot_fixed")
@@ -347,11 +346,9 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
                 ops.reshape(gate_inputs, (towers, num_frames, batch_size, 4 * self.lstm_cells)), (1, 0, 2, 3)
             )  # (frames, towers, batch, 4 * cells)
 
-            def step(frame_gates, carried, recurrent_kernel=recurrent_kernel, projection_kernel=projection_kernel):
-                projection, cells = lstmp_step(frame_gates, carried[0], carried[1], recurrent_kernel, projection_kernel)
-                return projection, (projection, cells)
-
-            outputs, layer_state = run_time_loop(step, gate_inputs, state[2 * j : 2 * j + 2], mask)
+            outputs, *layer_state = lstmp_sequence(
+                gate_inputs, recurrent_kernel, projection_kernel, state[2 * j], state[2 * j + 1], mask
+            )
             final_state.extend(layer_state)
             layer_input = ops.reshape(ops.transpose(outputs, (1, 0, 2, 3)), (towers, -1, self.lstm_projection))
         if self.stateful:
