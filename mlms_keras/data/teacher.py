@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from mlms_keras.frontend import espeak
-from mlms_keras.languages import ADAPTATION, get_language
+from mlms_keras.languages import ADAPTATION, LANGUAGE_CODES, get_language
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +319,15 @@ def _worker_init():
     # Each worker keeps a libespeak-ng that never synthesises itself: every utterance is rendered in a fork
     # of this pristine state, so its bytes do not depend on which utterances came before (see
     # `espeak.synthesize`), on the number of workers, or on resuming.
+    import numpy.random  # noqa: F401  (imported once here rather than in every forked child)
+    import soundfile  # noqa: F401
+
+    import mlms_keras.frontend.labels  # noqa: F401
+    from mlms_keras.data import sentences  # noqa: F401
+
     espeak.initialise()
+    for code in LANGUAGE_CODES:
+        espeak.phoneme_inventory(code)
 
 
 def _render_task(arguments):
