@@ -266,3 +266,31 @@ def test_label_normalisation():
 def test_alignment_of_bad_text_names_the_utterance(english_french):
     with pytest.raises(espeak.FrontendInputError, match="utt-x"):
         features_for_alignment("?!", "en-us", _hello_world_segments(), english_french, "utt-x")
+
+
+def test_layout_file_round_trip_and_clear_errors(english_french, tmp_path):
+    path = tmp_path / "model" / "feature_layout.json"
+    english_french.save(path)
+    assert FeatureLayout.load(path) == english_french
+    assert not list(path.parent.glob("*.tmp"))
+    with pytest.raises(FileNotFoundError, match="missing.json: no feature layout file"):
+        FeatureLayout.load(tmp_path / "missing.json")
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="broken.json: not a valid feature layout"):
+        FeatureLayout.load(tmp_path / "broken.json")
+
+
+def test_features_from_hts_and_textgrid_files_agree(english_french, tmp_path):
+    from mlms_keras.frontend.labels import write_hts_labels, write_textgrid
+    from mlms_keras.frontend.linguistic import features_for_label_file
+
+    segments = _hello_world_segments()
+    write_hts_labels(tmp_path / "utt-3.lab", segments)
+    write_textgrid(tmp_path / "utt-3.TextGrid", segments)
+    from_lab = features_for_label_file("Hello world.", "en-us", tmp_path / "utt-3.lab", english_french)
+    from_grid = features_for_label_file("Hello world.", "en-us", tmp_path / "utt-3.TextGrid", english_french)
+    np.testing.assert_array_equal(from_lab.phoneme_features, from_grid.phoneme_features)
+    assert list(from_lab.durations_frames) == list(from_grid.durations_frames) == [20, 10, 10, 10, 30, 10, 10, 20,
+                                                                                   10, 10, 40]
+    with pytest.raises(AlignmentMismatchError, match="utt-3"):
+        features_for_label_file("Hello there.", "en-us", tmp_path / "utt-3.lab", english_french)

@@ -406,6 +406,38 @@ class FeatureLayout:
     def from_json(cls, text: str) -> "FeatureLayout":
         return cls.from_config(json.loads(text))
 
+    def save(self, path) -> None:
+        """Write the layout as JSON (atomically: temporary file + os.replace), e.g. feature_layout.json."""
+        import os
+        import tempfile
+        from pathlib import Path
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as file:
+                file.write(self.to_json())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    @classmethod
+    def load(cls, path) -> "FeatureLayout":
+        """Read a layout written by `save`; errors name the file."""
+        try:
+            with open(path, encoding="utf-8") as file:
+                return cls.from_json(file.read())
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{path}: no feature layout file; it is written beside every prepared corpus and model "
+                "(feature_layout.json). Pass the right folder, or rebuild the layout with FeatureLayout.for_languages."
+            ) from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: not a valid feature layout ({error})") from error
+
     def __eq__(self, other):
         return isinstance(other, FeatureLayout) and self.fingerprint == other.fingerprint
 
@@ -609,6 +641,22 @@ def features_for_alignment(
         [row.symbol for row in rows],
         start_frame=labelled[0][0],
     )
+
+
+def features_for_label_file(text: str, language: str, alignment_path, layout: FeatureLayout,
+                            utterance_id: str | None = None, match: str = "exact", tier: str | None = None
+                            ) -> AlignedFeatures:
+    """`features_for_alignment` for an alignment file: HTS `.lab` or Praat `.TextGrid` (phone tier `tier`).
+
+    Errors name the utterance (default: the file name without suffix).
+    """
+    from pathlib import Path
+
+    from mlms_keras.frontend.labels import read_alignment
+
+    utterance_id = utterance_id or Path(alignment_path).stem
+    segments = read_alignment(alignment_path, tier=tier)
+    return features_for_alignment(text, language, segments, layout, utterance_id, match=match)
 
 
 def coarse_coded_positions(duration_frames: int) -> np.ndarray:
