@@ -11,7 +11,7 @@ import soundfile
 
 from mlms_keras.data import teacher
 from mlms_keras.frontend.labels import read_hts_labels
-from mlms_keras.frontend.linguistic import FeatureLayout, expand_to_frames, features_for_alignment
+from mlms_keras.frontend.linguistic import FeatureLayout, expand_to_frames
 
 # Table 1 of Li & Zen (2016): training utterances per speaker.
 TABLE_1 = {
@@ -88,16 +88,20 @@ def test_tiny_corpus_layout(tiny_corpus):
 
 
 def test_labels_match_the_frontend_and_cover_every_frame(tiny_corpus):
+    from mlms_keras.data.readers import read_metadata_csv
+    from mlms_keras.frontend.linguistic import features_for_label_file
+
     out, _ = tiny_corpus
     layout = FeatureLayout.for_languages()
-    for line in (out / "metadata.csv").read_text(encoding="utf-8").splitlines():
-        utterance_id, text, language, _ = line.split("|")
-        aligned = features_for_alignment(
-            text, language, read_hts_labels(out / "labels" / f"{utterance_id}.lab"), layout, utterance_id
-        )
-        samples = soundfile.info(out / "wavs" / f"{utterance_id}.wav").frames
+    items = read_metadata_csv(out / "metadata.csv")  # the package's reader understands the layout
+    assert len(items) == 46 and not items.skipped
+    for item in items:
+        assert item.alignment_path == out / "labels" / f"{item.utterance_id}.lab"
+        aligned = features_for_label_file(item.text, item.language, item.alignment_path, layout)
+        samples = soundfile.info(item.wav_path).frames
         # 5 ms frames: boundaries round to the nearest frame, so the total is the rounded duration.
         assert aligned.durations_frames.sum() == int(np.floor(samples / 110.25 + 0.5))
+        assert aligned.symbols[0] == "sil" and aligned.symbols[-1] == "sil"
         assert expand_to_frames(aligned.phoneme_features, aligned.durations_frames).shape[1] == layout.frame_dimension
 
 
