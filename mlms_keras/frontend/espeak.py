@@ -53,10 +53,7 @@ _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
 _PARAM_RANGE = 4
 _PARAM_WORDGAP = 7
-# espeak-ng phoneme types (phoneme.h).
-_PHONEME_TYPE_PAUSE = 0
-_PHONEME_TYPE_STRESS = 1
-_PHONEME_TYPE_VOWEL = 2
+# espeak-ng phoneme types (phoneme.h) of real segments; 0 pause, 1 stress, 9 virtual are not phonemes here.
 _SEGMENT_TYPES = {2: "vowel", 3: "liquid", 4: "stop", 5: "voiced_stop", 6: "fricative", 7: "voiced_fricative", 8: "nasal"}
 # A separator that never occurs in espeak-ng mnemonics (they use ASCII punctuation such as _ : ' , # -).
 _PHONEME_SEPARATOR = "\u2016"

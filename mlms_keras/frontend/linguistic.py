@@ -46,7 +46,7 @@ from functools import lru_cache
 import numpy as np
 
 from mlms_keras.frontend import espeak
-from mlms_keras.languages import LANGUAGE_CODES, get_language
+from mlms_keras.languages import LANGUAGE_CODES
 
 FRAME_PERIOD_MS = 5.0
 SILENCE = "sil"
