@@ -391,7 +391,8 @@ def _read_phontab() -> dict[str, tuple[str | None, list[tuple[str, int, int]]]]:
     # the parent table), 2 pad bytes, a 32-byte name, and n_phonemes 16-byte PHONEME_TAB records.
     import espeakng_loader
 
-    data = open(os.path.join(espeakng_loader.get_data_path(), "phontab"), "rb").read()
+    with open(os.path.join(espeakng_loader.get_data_path(), "phontab"), "rb") as file:
+        data = file.read()
     table_count = data[0]
     offset = 4
     names: list[str] = []
