@@ -109,7 +109,7 @@ def _inputs(config, batch_size):
     }
 
 
-def build_mlms_model(config, stateful=False, batch_size=None, name="mlms"):
+def build_mlms_model(config, stateful=False, batch_size=None, jit_recurrence="training", name="mlms"):
     """Builds the MLMS acoustic model of Li & Zen (2016), Figure 1.
 
     Args:
@@ -118,6 +118,8 @@ def build_mlms_model(config, stateful=False, batch_size=None, name="mlms"):
             feeding an utterance in chunks gives the same output as one pass. Needs `batch_size`.
             Call `reset_streaming_state(model)` between utterances.
         batch_size: static batch size (required when stateful).
+        jit_recurrence: when the towers' time loops run through XLA (`"training"`, `"always"`,
+            `"never"`; see `ClusterAdaptiveTowers`).
         name: model name.
 
     Returns:
@@ -134,6 +136,7 @@ def build_mlms_model(config, stateful=False, batch_size=None, name="mlms"):
         language_space_dim=config.language_space_dim,
         code_init=config.code_init,
         stateful=stateful,
+        jit_recurrence=jit_recurrence,
         name="towers",
         **_tower_sizes(config),
     )(frames, inputs["language"])
@@ -143,7 +146,7 @@ def build_mlms_model(config, stateful=False, batch_size=None, name="mlms"):
     return keras.Model(inputs, acoustic, name=name)
 
 
-def build_slss_model(config, stateful=False, batch_size=None, name="slss"):
+def build_slss_model(config, stateful=False, batch_size=None, jit_recurrence="training", name="slss"):
     """Builds the paper's single-language single-speaker baseline (sec. 4.1) with the same tower structure.
 
     One tower (ReLU projection + LSTMP layers, the sizes of `config`) and one recurrent output
@@ -153,14 +156,19 @@ def build_slss_model(config, stateful=False, batch_size=None, name="slss"):
     Args:
         config: an `MLMSConfig`; `num_languages`, `num_speakers`, `language_space_dim` and
             `code_init` are ignored.
-        stateful, batch_size, name: as in `build_mlms_model`.
+        stateful, batch_size, jit_recurrence, name: as in `build_mlms_model`.
     """
     if stateful and batch_size is None:
         raise ValueError("`stateful=True` needs `batch_size`")
     inputs = _inputs(config, batch_size)
     frames = keras.layers.Masking(mask_value=0.0, name="padding_mask")(inputs["linguistic"])
     hidden = ClusterAdaptiveTowers(
-        num_languages=1, language_space_dim=0, stateful=stateful, name="towers", **_tower_sizes(config)
+        num_languages=1,
+        language_space_dim=0,
+        stateful=stateful,
+        jit_recurrence=jit_recurrence,
+        name="towers",
+        **_tower_sizes(config),
     )(frames)
     acoustic = SpeakerRNNOutput(1, config.output_dim, stateful=stateful, name="acoustic")(hidden)
     return keras.Model(inputs, acoustic, name=name)

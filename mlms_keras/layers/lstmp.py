@@ -215,7 +215,9 @@ class ProjectedLSTM(keras.layers.RNN):
 
 
 
-def lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask=None):
+def lstmp_sequence(
+    gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask=None, jit_compile=False
+):
     """Runs an LSTMP recurrence over all frames, with a hand-written backward pass.
 
     Automatic differentiation of a `tf.while_loop` accumulates the weight gradients inside the
@@ -235,6 +237,9 @@ def lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_pro
         initial_projection: `(..., batch, proj)`, r_0.
         initial_cells: `(..., batch, cells)`, c_0.
         mask: optional `(frames, batch)` boolean; masked frames hold the state and output zeros.
+        jit_compile: run the forward and reverse time loops through XLA, which fuses each frame's
+            element-wise work into a few kernels (about 2x faster loops on CPU) but compiles once per
+            distinct `(frames, batch)` shape (about 0.5-1 s each).
 
     Returns:
         `(outputs (frames, ..., batch, proj), final_projection, final_cells)`.
@@ -242,7 +247,8 @@ def lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_pro
     if mask is None:
         shape = tf.shape(gate_inputs)
         mask = tf.ones(tf.stack([shape[0], shape[-2]]), dtype=tf.bool)
-    return _lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask)
+    sequence = _lstmp_sequence_xla if jit_compile else _lstmp_sequence
+    return sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask)
 
 
 def _frame_mask(mask_t, like):
@@ -251,18 +257,47 @@ def _frame_mask(mask_t, like):
     return tf.reshape(tf.cast(mask_t, like.dtype), shape)
 
 
-@tf.custom_gradient
-def _lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
+def _with_backward_pass(forward_loop, backward_loop):
+    """The LSTMP sequence op with its hand-written gradient, over the given loop implementations."""
+
+    @tf.custom_gradient
+    def sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
+        # The gradient is ours: stop the tape from differentiating the loop (it would also ask an
+        # XLA-compiled loop for intermediate TensorLists, which XLA cannot hand out).
+        outputs, final_projection, final_cells, saved = forward_loop(
+            *(tf.stop_gradient(value) for value in (gate_inputs, recurrent_kernel, projection_kernel)),
+            tf.stop_gradient(initial_projection),
+            tf.stop_gradient(initial_cells),
+            mask,
+        )
+
+        def backward(d_outputs, d_final_projection, d_final_cells, variables=None):
+            previous_projections, previous_cells, activations, new_cells = saved
+            d_gates, d_new_projections, d_initial_projection, d_initial_cells = backward_loop(
+                d_outputs, d_final_projection, d_final_cells, recurrent_kernel, projection_kernel, mask,
+                previous_cells, activations, new_cells,
+            )
+            # Weight gradients: one contraction over all frames and the batch each, outside the loop.
+            hidden = tf.split(activations, 4, axis=-1)[3] * tf.tanh(new_cells)
+            d_recurrent = _contract_frames_and_batch(previous_projections, d_gates)
+            d_projection_kernel = _contract_frames_and_batch(hidden, d_new_projections)
+            return (d_gates, d_recurrent, d_projection_kernel, d_initial_projection, d_initial_cells, None)
+
+        return (outputs, final_projection, final_cells), backward
+
+    return sequence
+
+
+def _unstacked(value):
+    return tf.TensorArray(value.dtype, size=tf.shape(value)[0]).unstack(value)
+
+
+def _forward_loop(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
+    """The LSTMP recurrence; also returns what the backward pass needs, stacked over frames."""
     num_frames = tf.shape(gate_inputs)[0]
-    dtype = gate_inputs.dtype
+    inputs_ta, mask_ta = _unstacked(gate_inputs), _unstacked(mask)
 
-    def array():
-        return tf.TensorArray(dtype, size=num_frames)
-
-    inputs_ta = tf.TensorArray(dtype, size=num_frames).unstack(gate_inputs)
-    mask_ta = tf.TensorArray(tf.bool, size=num_frames).unstack(mask)
-
-    def forward(t, projection, cells, outputs, saved_projection, saved_cells, saved_gates, saved_new_cells):
+    def step(t, projection, cells, outputs, saved_projection, saved_cells, saved_activations, saved_new_cells):
         keep = _frame_mask(mask_ta.read(t), cells)
         gates = inputs_ta.read(t) + tf.matmul(projection, recurrent_kernel)
         input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
@@ -272,80 +307,80 @@ def _lstmp_sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_pr
         i, f, g, o = tf.split(activations, 4, axis=-1)
         new_cells = f * cells + i * g
         new_projection = tf.matmul(o * tf.tanh(new_cells), projection_kernel)
-        # Masked frames hold the state (blend by 0/1 keeps gradients exact) and output zero.
-        held_projection = keep * new_projection + (1 - keep) * projection
-        held_cells = keep * new_cells + (1 - keep) * cells
+        # Masked frames hold the state (a 0/1 blend keeps the gradients exact) and output zero.
         return (
             t + 1,
-            held_projection,
-            held_cells,
+            keep * new_projection + (1 - keep) * projection,
+            keep * new_cells + (1 - keep) * cells,
             outputs.write(t, keep * new_projection),
             saved_projection.write(t, projection),
             saved_cells.write(t, cells),
-            saved_gates.write(t, activations),
+            saved_activations.write(t, activations),
             saved_new_cells.write(t, new_cells),
         )
 
-    loop = tf.while_loop(
+    arrays = tuple(tf.TensorArray(gate_inputs.dtype, size=num_frames) for _ in range(5))
+    _, final_projection, final_cells, *stacks = tf.while_loop(
         lambda t, *_: t < num_frames,
-        forward,
-        (tf.constant(0), initial_projection, initial_cells, array(), array(), array(), array(), array()),
+        step,
+        (tf.constant(0), initial_projection, initial_cells) + arrays,
         maximum_iterations=num_frames,
     )
-    _, final_projection, final_cells, outputs, previous_projections, previous_cells, gates, new_cells = (
-        value.stack() if isinstance(value, tf.TensorArray) else value for value in loop
+    outputs, *saved = (array.stack() for array in stacks)
+    return outputs, final_projection, final_cells, tuple(saved)
+
+
+def _backward_loop(
+    d_outputs, d_final_projection, d_final_cells, recurrent_kernel, projection_kernel, mask,
+    previous_cells, activations, new_cells,
+):
+    """Reverse pass through the recurrence: gate gradients per frame and the gradient w.r.t. r_t."""
+    num_frames = tf.shape(d_outputs)[0]
+    d_outputs_ta, previous_cells_ta, activations_ta, cells_ta, mask_ta = (
+        _unstacked(value) for value in (d_outputs, previous_cells, activations, new_cells, mask)
     )
+    transposed_recurrent = tf.linalg.matrix_transpose(recurrent_kernel)
+    transposed_projection = tf.linalg.matrix_transpose(projection_kernel)
 
-    def backward(d_outputs, d_final_projection, d_final_cells, variables=None):
-        d_outputs_ta, previous_cells_ta, gates_ta, cells_ta = (
-            tf.TensorArray(dtype, size=num_frames).unstack(value)
-            for value in (d_outputs, previous_cells, gates, new_cells)
+    def step(t, d_projection, d_cells, d_gates_ta, d_new_projection_ta):
+        keep = _frame_mask(mask_ta.read(t), d_cells)
+        i, f, g, o = tf.split(activations_ta.read(t), 4, axis=-1)
+        tanh_cells = tf.tanh(cells_ta.read(t))
+        # r_t = keep * new + (1 - keep) * r_{t-1}; the frame's own output adds keep * dY_t.
+        d_new_projection = keep * (d_projection + d_outputs_ta.read(t))
+        d_hidden = tf.matmul(d_new_projection, transposed_projection)
+        d_new_cells = keep * d_cells + d_hidden * o * (1 - tanh_cells * tanh_cells)
+        d_gates = tf.concat(
+            [
+                d_new_cells * g * i * (1 - i),
+                d_new_cells * previous_cells_ta.read(t) * f * (1 - f),
+                d_new_cells * i * (1 - g * g),
+                d_hidden * tanh_cells * o * (1 - o),
+            ],
+            axis=-1,
         )
-        mask_ta = tf.TensorArray(tf.bool, size=num_frames).unstack(mask)
-        transposed_recurrent = tf.linalg.matrix_transpose(recurrent_kernel)
-        transposed_projection = tf.linalg.matrix_transpose(projection_kernel)
-
-        def reverse(t, d_projection, d_cells, d_gates_ta, d_new_projection_ta):
-            keep = _frame_mask(mask_ta.read(t), d_cells)
-            i, f, g, o = tf.split(gates_ta.read(t), 4, axis=-1)
-            tanh_cells = tf.tanh(cells_ta.read(t))
-            # r_t = keep * new + (1 - keep) * r_{t-1}; the frame's own output adds keep * dY_t.
-            d_new_projection = keep * (d_projection + d_outputs_ta.read(t))
-            d_hidden = tf.matmul(d_new_projection, transposed_projection)
-            d_new_cells = keep * d_cells + d_hidden * o * (1 - tanh_cells * tanh_cells)
-            d_gates = tf.concat(
-                [
-                    d_new_cells * g * i * (1 - i),
-                    d_new_cells * previous_cells_ta.read(t) * f * (1 - f),
-                    d_new_cells * i * (1 - g * g),
-                    d_hidden * tanh_cells * o * (1 - o),
-                ],
-                axis=-1,
-            )
-            d_previous_projection = tf.matmul(d_gates, transposed_recurrent) + (1 - keep) * d_projection
-            d_previous_cells = d_new_cells * f + (1 - keep) * d_cells
-            return (
-                t - 1,
-                d_previous_projection,
-                d_previous_cells,
-                d_gates_ta.write(t, d_gates),
-                d_new_projection_ta.write(t, d_new_projection),
-            )
-
-        _, d_initial_projection, d_initial_cells, d_gates_ta, d_new_projection_ta = tf.while_loop(
-            lambda t, *_: t >= 0,
-            reverse,
-            (num_frames - 1, d_final_projection, d_final_cells, array(), array()),
-            maximum_iterations=num_frames,
+        return (
+            t - 1,
+            tf.matmul(d_gates, transposed_recurrent) + (1 - keep) * d_projection,
+            d_new_cells * f + (1 - keep) * d_cells,
+            d_gates_ta.write(t, d_gates),
+            d_new_projection_ta.write(t, d_new_projection),
         )
-        d_gates = d_gates_ta.stack()  # (frames, ..., batch, 4 * cells)
-        # Weight gradients: one contraction over frames and batch each, outside the loop.
-        hidden = tf.split(gates, 4, axis=-1)[3] * tf.tanh(new_cells)
-        d_recurrent = _contract_frames_and_batch(previous_projections, d_gates)
-        d_projection_kernel = _contract_frames_and_batch(hidden, d_new_projection_ta.stack())
-        return (d_gates, d_recurrent, d_projection_kernel, d_initial_projection, d_initial_cells, None)
 
-    return (outputs, final_projection, final_cells), backward
+    arrays = tuple(tf.TensorArray(d_outputs.dtype, size=num_frames) for _ in range(2))
+    _, d_initial_projection, d_initial_cells, d_gates_ta, d_new_projection_ta = tf.while_loop(
+        lambda t, *_: t >= 0,
+        step,
+        (num_frames - 1, d_final_projection, d_final_cells) + arrays,
+        maximum_iterations=num_frames,
+    )
+    return d_gates_ta.stack(), d_new_projection_ta.stack(), d_initial_projection, d_initial_cells
+
+
+_lstmp_sequence = _with_backward_pass(_forward_loop, _backward_loop)
+_lstmp_sequence_xla = _with_backward_pass(
+    tf.function(_forward_loop, jit_compile=True), tf.function(_backward_loop, jit_compile=True)
+)
 
 
 def _contract_frames_and_batch(left, right):

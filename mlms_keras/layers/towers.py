@@ -10,6 +10,7 @@ from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE, lstm_bias_initializer
 from mlms_keras.layers.streaming import StreamingState
 
 CODE_INITS = ("random", "one_hot", "one_hot_fixed")
+JIT_RECURRENCE_MODES = ("training", "always", "never")
 
 
 def _per_tower(initializer):
@@ -163,6 +164,10 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
         stateful: carry the recurrent state across calls for streaming (needs a static batch size).
         added_languages: languages appended by `add_language` after training (kept in the config so
             a saved adapted model rebuilds with the right codes).
+        jit_recurrence: when the time loops run through XLA: `"training"` (default; training
+            batches come in a few bucketed shapes, so the per-shape compile pays off), `"always"`
+            (also inference: fastest for fixed shapes, but every new length compiles, ~0.5-1 s), or
+            `"never"`.
 
     Call arguments:
         frames: `(batch, frames, input_dim)` frame-level linguistic features.
@@ -194,6 +199,7 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
         code_init="random",
         stateful=False,
         added_languages=0,
+        jit_recurrence="training",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -208,6 +214,10 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
         ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+        if jit_recurrence not in JIT_RECURRENCE_MODES:
+            raise ValueError(
+                f"`jit_recurrence` must be one of {JIT_RECURRENCE_MODES}. Received: jit_recurrence={jit_recurrence!r}"
+            )
         if code_init not in CODE_INITS:
             raise ValueError(f"`code_init` must be one of {CODE_INITS}. Received: code_init={code_init!r}")
         base_languages = num_languages - added_languages
@@ -231,6 +241,7 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
         self.code_init = code_init
         self.stateful = stateful
         self.added_languages = int(added_languages)
+        self.jit_recurrence = jit_recurrence
         self.supports_masking = True
         sizes = dict(relu_units=relu_units, lstm_layers=lstm_layers, lstm_cells=lstm_cells, lstm_projection=lstm_projection)
         self.mean_tower = TowerStack(1, name="mean_tower", **sizes)
@@ -323,7 +334,7 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
             tf.debugging.assert_non_negative(language, message="`language` id < 0")
         return language
 
-    def call(self, frames, language=None, frames_mask=None):
+    def call(self, frames, language=None, frames_mask=None, training=None):
         if frames.shape[-1] != self.input_dim:
             raise ValueError(f"`frames` must have {self.input_dim} features (last axis); received shape {tuple(frames.shape)}")
         language = self._check_language(language)
@@ -337,6 +348,7 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
             ops.matmul(flat_frames, self._stacked("relu_kernel", None)) + self._stacked("relu_bias", None)[:, None, :]
         )  # (towers, frames * batch, relu_units)
 
+        jit_compile = self.jit_recurrence == "always" or (self.jit_recurrence == "training" and bool(training))
         state = self._streaming_state.read() if self.stateful else tuple(self._zero_state(batch_size))
         final_state = []
         for j in range(self.lstm_layers):
@@ -347,7 +359,7 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
             )  # (frames, towers, batch, 4 * cells)
 
             outputs, *layer_state = lstmp_sequence(
-                gate_inputs, recurrent_kernel, projection_kernel, state[2 * j], state[2 * j + 1], mask
+                gate_inputs, recurrent_kernel, projection_kernel, state[2 * j], state[2 * j + 1], mask, jit_compile
             )
             final_state.extend(layer_state)
             layer_input = ops.reshape(ops.transpose(outputs, (1, 0, 2, 3)), (towers, -1, self.lstm_projection))
@@ -380,6 +392,7 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
                 "code_init": self.code_init,
                 "stateful": self.stateful,
                 "added_languages": self.added_languages,
+                "jit_recurrence": self.jit_recurrence,
             }
         )
         return config
