@@ -3,8 +3,9 @@
 `mlms corpus build OUT --preset tiny|small|paper-scale` mirrors Table 1 of Li & Zen (2016): US and UK English
 (a female and a male speaker each), French, Italian, German and Spanish (a female speaker each) for training,
 and Polish and Brazilian Portuguese (a female speaker each) as limited-data adaptation languages. Every speaker
-is a distinct espeak-ng voice variant with its own base pitch, pitch range and speaking rate (variants change
-pitch and timbre, the rate changes timing).
+is a distinct espeak-ng voice variant (f1-f5 and, as espeak-ng has only five "f" variants, steph, belinda and
+Annie for the last three women; m3 and m1 for the men) with its own base pitch, pitch range and speaking
+rate (variants change pitch and timbre, the rate changes timing).
 
 Presets (train / dev utterances per speaker):
 
@@ -102,9 +103,9 @@ TEACHER_SPEAKERS: tuple[TeacherSpeaker, ...] = (
     TeacherSpeaker("fr-female", "fr", "female", espeak.SpeakerVoice("f3", 172, 50, 55), 29924),
     TeacherSpeaker("it-female", "it", "female", espeak.SpeakerVoice("f5", 178, 47, 60), 29897),
     TeacherSpeaker("de-female", "de", "female", espeak.SpeakerVoice("f1", 155, 53, 50), 24535),
-    TeacherSpeaker("es-female", "es", "female", espeak.SpeakerVoice("f2", 182, 44, 58), 19872),
-    TeacherSpeaker("pl-female", "pl", "female", espeak.SpeakerVoice("f4", 163, 58, 50), 900),
-    TeacherSpeaker("pt-br-female", "pt-br", "female", espeak.SpeakerVoice("f3", 160, 49, 65), 900),
+    TeacherSpeaker("es-female", "es", "female", espeak.SpeakerVoice("steph", 182, 46, 58), 19872),
+    TeacherSpeaker("pl-female", "pl", "female", espeak.SpeakerVoice("belinda", 163, 40, 50), 900),
+    TeacherSpeaker("pt-br-female", "pt-br", "female", espeak.SpeakerVoice("Annie", 160, 45, 60), 900),
 )
 
 
