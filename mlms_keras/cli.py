@@ -24,9 +24,6 @@ def _build_parser():
 
 def _command_registrars():
     registrars = []
-    from mlms_keras import demo
-
-    registrars.append(demo.add_cli_parser)
     from mlms_keras.data import teacher
 
     registrars.append(teacher.add_cli_parser)
