@@ -1,0 +1,195 @@
+"""Tests of the adaptation variants v1-v4 (Li & Zen 2016, sec. 4.2): which weights each phase moves."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mlms_keras.adaptation import (
+    PhaseSchedule,
+    adapt,
+    adaptation_phases,
+    adaptation_weight_groups,
+    closest_speaker,
+    with_ids,
+)
+from mlms_keras.models import MLMSConfig, build_mlms_model
+
+CONFIG = MLMSConfig.preset("tiny", input_dim=6, num_languages=3, num_speakers=4)
+
+# The paper's variants written out independently of the module: language-side groups per phase.
+PAPER_VARIANTS = {
+    "v1": [{"code"}],
+    "v2": [{"code", "mean"}],
+    "v3": [{"code"}, {"mean"}],
+    "v4": [{"code"}, {"mean"}, {"code", "mean"}],
+}
+
+
+def new_speaker_data(sequences=4, frames=12, seed=0, batch_size=2):
+    """In-memory batches shaped like the prepared pipeline's: zero-padded frames, ids of some other table."""
+    rng = np.random.default_rng(seed)
+    linguistic = rng.standard_normal((sequences, frames, CONFIG.input_dim)).astype("float32")
+    acoustic = rng.standard_normal((sequences, frames, CONFIG.output_dim)).astype("float32")
+    lengths = rng.integers(frames // 2, frames + 1, size=sequences)
+    for index, length in enumerate(lengths):
+        linguistic[index, length:] = 0.0
+        acoustic[index, length:] = 0.0
+    inputs = {
+        "linguistic": linguistic,
+        "language": np.full((sequences,), 7, "int32"),  # the dataset's own id; with_ids replaces it
+        "speaker": np.full((sequences,), 9, "int32"),
+    }
+    return tf.data.Dataset.from_tensor_slices((inputs, acoustic)).batch(batch_size)
+
+
+def snapshot(model):
+    return {w.path: keras.ops.convert_to_numpy(w).copy() for w in model.weights}
+
+
+class Recorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.snapshots = []
+        self.val_losses = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.snapshots.append(snapshot(self.model))
+        self.val_losses.append(logs.get("val_loss"))
+
+
+def expected_paths(model, language, speaker, language_side):
+    towers, speakers = model.get_layer("towers"), model.get_layer("acoustic")
+    paths = {w.path for w in speakers.speaker_variables(speaker)}
+    if "code" in language_side:
+        paths.add(towers.language_codes.codes[language].path)
+    if "mean" in language_side:
+        paths |= {w.path for w in towers.mean_tower.weights}
+    return paths
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2", "v3", "v4"])
+def test_each_phase_moves_exactly_its_weights_and_nothing_else(variant):
+    keras.utils.set_random_seed(0)
+    model = build_mlms_model(CONFIG)
+    recorder = Recorder()
+    before = {}
+
+    class Start(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            before.update(snapshot(self.model))
+
+    epochs = 2
+    result = adapt(
+        model, new_speaker_data(), new_speaker_data(seed=1), variant=variant, epochs_per_phase=epochs,
+        copy_speaker_from=1, restore_best_per_phase=False, callbacks=[Start(), recorder], verbose=0,
+    )
+    assert (result.language_id, result.speaker_id) == (3, 4)  # appended after 3 languages and 4 speakers
+    phase_ends = [before] + [recorder.snapshots[(i + 1) * epochs - 1] for i in range(len(PAPER_VARIANTS[variant]))]
+    assert len(recorder.snapshots) == epochs * len(PAPER_VARIANTS[variant])
+    for phase, language_side in enumerate(PAPER_VARIANTS[variant]):
+        start, end = phase_ends[phase], phase_ends[phase + 1]
+        changed = {path for path in start if not np.array_equal(start[path], end[path])}
+        assert changed == expected_paths(model, 3, 4, language_side), f"{variant} phase {phase + 1}"
+
+
+def test_new_speaker_layer_starts_as_a_copy_and_the_code_is_new():
+    keras.utils.set_random_seed(1)
+    model = build_mlms_model(CONFIG)
+    speakers = model.get_layer("acoustic")
+    source = [keras.ops.convert_to_numpy(w).copy() for w in speakers.speaker_variables(2)]
+    copied = {}
+
+    class Capture(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            copied["layer"] = [keras.ops.convert_to_numpy(w).copy() for w in speakers.speaker_variables(4)]
+
+    adapt(model, new_speaker_data(), variant="v1", epochs_per_phase=1, copy_speaker_from=2,
+          restore_best_per_phase=False, callbacks=[Capture()], verbose=0)
+    for original, copy in zip(source, copied["layer"]):
+        np.testing.assert_array_equal(copy, original)
+    assert model.get_layer("towers").num_languages == 4
+
+
+def test_frozen_flags_are_restored_after_adaptation():
+    keras.utils.set_random_seed(2)
+    model = build_mlms_model(CONFIG)
+    adapt(model, new_speaker_data(), variant="v4", epochs_per_phase=1, copy_speaker_from=None,
+          restore_best_per_phase=False, verbose=0)
+    assert all(w.trainable for w in model.weights)
+
+
+def test_restore_best_per_phase_keeps_the_lowest_dev_loss_epoch():
+    keras.utils.set_random_seed(3)
+    model = build_mlms_model(CONFIG)
+    # Listed before the schedule, the recorder sees each epoch's weights before the phase-end restore.
+    recorder = Recorder()
+    train, dev = new_speaker_data(), new_speaker_data(seed=5)
+    language, speaker = model.get_layer("towers").add_language(), model.get_layer("acoustic").add_speaker()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    phases = adaptation_phases("v1", 4)
+    schedule = PhaseSchedule(phases, adaptation_weight_groups(model, language, speaker), restore_best_per_phase=True)
+    model.fit(with_ids(train, language, speaker), validation_data=with_ids(dev, language, speaker),
+              epochs=schedule.total_epochs, callbacks=[recorder, schedule], verbose=0)
+    best_epoch = int(np.argmin(recorder.val_losses))
+    final = snapshot(model)
+    for path, value in recorder.snapshots[best_epoch].items():
+        np.testing.assert_array_equal(final[path], value, err_msg=path)
+
+
+def test_phase_of_epoch_follows_the_phase_lengths():
+    phases = adaptation_phases("v4", [2, 1, 3])
+    schedule = PhaseSchedule(phases, {"language_code": [], "mean_tower": [], "speaker_layer": []})
+    assert schedule.total_epochs == 6
+    assert [schedule.phase_of_epoch(e) for e in range(6)] == [0, 0, 1, 2, 2, 2]
+    assert [p.name for p in phases] == ["language_code", "mean_tower", "language_code+mean_tower"]
+    with pytest.raises(ValueError, match="past the last phase"):
+        schedule.phase_of_epoch(6)
+
+
+def test_bad_variant_and_phase_counts_are_rejected_with_their_names():
+    with pytest.raises(ValueError, match="variant"):
+        adaptation_phases("v5", 1)
+    with pytest.raises(ValueError, match="has 2 entries but variant v4 has 3 phases"):
+        adaptation_phases("v4", [1, 1])
+
+
+def test_closest_speaker_finds_the_pair_that_generated_the_data():
+    keras.utils.set_random_seed(4)
+    model = build_mlms_model(CONFIG)
+    speakers = model.get_layer("acoustic")
+    rng = np.random.default_rng(0)
+    for s in range(CONFIG.num_speakers):  # distinct, non-trivial speaker layers
+        speakers.speaker_variables(s)[2].assign(rng.standard_normal(CONFIG.output_dim).astype("float32"))
+    linguistic = rng.standard_normal((3, 9, CONFIG.input_dim)).astype("float32")
+    linguistic[0, 6:] = 0.0
+    inputs = {"linguistic": linguistic, "language": np.full(3, 1, "int32"), "speaker": np.full(3, 2, "int32")}
+    targets = model.predict(inputs, verbose=0)  # the new "speaker" is speaker 2 speaking language 1
+    dataset = tf.data.Dataset.from_tensor_slices(({**inputs, "speaker": np.zeros(3, "int32")}, targets)).batch(2)
+    distance = closest_speaker(model, dataset)
+    assert (distance.language, distance.speaker) == (1, 2)
+    assert distance.mse < 1e-10
+    assert len(distance.table) == CONFIG.num_languages * CONFIG.num_speakers
+    only_others = closest_speaker(model, dataset, candidates=[(0, 0), (2, 3)])
+    assert only_others.speaker in (0, 3) and only_others.mse > 1e-3
+
+
+def test_one_hot_fixed_codes_stay_fixed_while_the_new_code_adapts():
+    config = MLMSConfig.preset("tiny", input_dim=6, num_languages=2, num_speakers=2, code_init="one_hot_fixed")
+    keras.utils.set_random_seed(5)
+    model = build_mlms_model(config)
+    codes = model.get_layer("towers").language_codes.codes
+    adapt(model, new_speaker_data(), variant="v2", epochs_per_phase=1, copy_speaker_from=None,
+          restore_best_per_phase=False, verbose=0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(codes[0]), [1.0, 0.0])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(codes[1]), [0.0, 1.0])
+    assert len(codes) == 3 and codes[2].trainable
+
+
+def test_an_slss_model_cannot_be_adapted():
+    from mlms_keras.models import build_slss_model
+
+    model = build_slss_model(CONFIG)
+    with pytest.raises(ValueError, match="no language space"):
+        adaptation_weight_groups(model, 0, 0)
