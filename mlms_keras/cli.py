@@ -27,6 +27,9 @@ def _command_registrars():
     from mlms_keras.data import teacher
 
     registrars.append(teacher.add_cli_parser)
+    from mlms_keras.data import prepare
+
+    registrars.append(prepare.add_cli_parser)
     # <register-more-commands-here>
     return registrars
 
