@@ -1,7 +1,9 @@
 """Training and inference speed of the MLMS acoustic model vs a naive Keras baseline.
 
 Setup (issue [model]): the paper preset (mean tower + 6 basis towers, ReLU 256, 3 LSTMP layers of
-256 cells projected to 128), batches of 16 x 200 frames, input dim 400, 8 speakers, 6 languages.
+256 cells projected to 128), batches of 16 x 200 frames, 8 speakers, 6 languages, and the frame-level
+input dimension of the frontend's default 8-language layout (`--input-dim 400` gives the setup the
+naive figures in ARCHITECTURE.md were measured with).
 
 - ours: `build_mlms_model` (fused towers: one time loop over a tower axis, input products hoisted).
 - naive: L+1 separate towers of stock `keras.layers.LSTM(256)` + `Dense(128)` per layer, combined by
@@ -27,10 +29,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from mlms_keras.frontend.linguistic import default_layout  # noqa: E402
 from mlms_keras.layers import SpeakerRNNOutput  # noqa: E402
 from mlms_keras.models import MLMSConfig, build_mlms_model  # noqa: E402
 
-BATCH, FRAMES, INPUT_DIM = 16, 200, 400
+BATCH, FRAMES = 16, 200
 
 
 class NaiveCodeCombination(keras.layers.Layer):
@@ -115,14 +118,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few steps, no variants: finishes in under 60 s")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per measurement")
+    parser.add_argument("--input-dim", type=int, default=None, help="default: the frontend layout's frame dimension")
     args = parser.parse_args()
     steps = args.steps or (2 if args.quick else 6)
+    input_dim = args.input_dim or default_layout().frame_dimension
 
-    config = MLMSConfig.preset("paper", input_dim=INPUT_DIM, num_languages=6, num_speakers=8)
+    config = MLMSConfig.preset("paper", input_dim=input_dim, num_languages=6, num_speakers=8)
     inputs, targets = make_batch(config)
     flops = forward_flops_per_frame(config)
     ceiling_gflops = matmul_gflops(5 if args.quick else 20)
     print(f"threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}, cpus {os.cpu_count()}")
+    print(f"input dim {input_dim}, batch {BATCH} x {FRAMES} frames, paper preset")
     print(f"forward FLOPs per frame: {flops / 1e6:.1f} M (training step counted as 3x: {3 * flops / 1e6:.1f} M)")
     print(f"fp32 matmul 2048^3: {ceiling_gflops:.0f} GFLOP/s -> training ceiling {ceiling_gflops * 1e9 / (3 * flops):.0f} frames/s")
 
@@ -155,6 +161,7 @@ def main():
         "infer_frames_per_s": round(results["ours_infer"], 1),
         "naive_train_frames_per_s": round(results["naive_train"], 1),
         "naive_infer_frames_per_s": round(results["naive_infer"], 1),
+        "input_dim": input_dim,
         "matmul_gflops": round(ceiling_gflops, 1),
         "matmul_ceiling_fraction": round(results["ours_train"] * 3 * flops / (ceiling_gflops * 1e9), 3),
         "best_variant_train_frames_per_s": round(best_train, 1),

@@ -8,6 +8,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from mlms_keras.layers.recurrence import run_time_loop
+
 SERIALIZATION_PACKAGE = "mlms_keras"
 
 
@@ -216,7 +218,14 @@ class ProjectedLSTM(keras.layers.RNN):
 
 
 def lstmp_sequence(
-    gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask=None, jit_compile=False
+    gate_inputs,
+    recurrent_kernel,
+    projection_kernel,
+    initial_projection,
+    initial_cells,
+    mask=None,
+    jit_compile=False,
+    save_for_backward=True,
 ):
     """Runs an LSTMP recurrence over all frames, with a hand-written backward pass.
 
@@ -240,15 +249,35 @@ def lstmp_sequence(
         jit_compile: run the forward and reverse time loops through XLA, which fuses each frame's
             element-wise work into a few kernels (about 2x faster loops on CPU) but compiles once per
             distinct `(frames, batch)` shape (about 0.5-1 s each).
+        save_for_backward: keep each frame's gates and cells for the hand-written backward pass.
+            Inference passes False: the loop then does only the forward work (and, should anyone
+            differentiate it anyway, TensorFlow's own loop gradient applies).
 
     Returns:
         `(outputs (frames, ..., batch, proj), final_projection, final_cells)`.
     """
+    if not save_for_backward:
+        sequence = _forward_only_xla if jit_compile else _forward_only
+        return sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask)
     if mask is None:
         shape = tf.shape(gate_inputs)
         mask = tf.ones(tf.stack([shape[0], shape[-2]]), dtype=tf.bool)
     sequence = _lstmp_sequence_xla if jit_compile else _lstmp_sequence
     return sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask)
+
+
+def _forward_only(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
+    def step(frame_gates, state):
+        projection, cells = lstmp_step(frame_gates, state[0], state[1], recurrent_kernel, projection_kernel)
+        return projection, (projection, cells)
+
+    outputs, (final_projection, final_cells) = run_time_loop(
+        step, gate_inputs, (initial_projection, initial_cells), mask
+    )
+    return outputs, final_projection, final_cells
+
+
+_forward_only_xla = tf.function(_forward_only, jit_compile=True)
 
 
 def _frame_mask(mask_t, like):

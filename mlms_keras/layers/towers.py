@@ -359,7 +359,14 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
             )  # (frames, towers, batch, 4 * cells)
 
             outputs, *layer_state = lstmp_sequence(
-                gate_inputs, recurrent_kernel, projection_kernel, state[2 * j], state[2 * j + 1], mask, jit_compile
+                gate_inputs,
+                recurrent_kernel,
+                projection_kernel,
+                state[2 * j],
+                state[2 * j + 1],
+                mask,
+                jit_compile=jit_compile,
+                save_for_backward=bool(training),
             )
             final_state.extend(layer_state)
             layer_input = ops.reshape(ops.transpose(outputs, (1, 0, 2, 3)), (towers, -1, self.lstm_projection))
