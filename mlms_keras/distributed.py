@@ -1,0 +1,659 @@
+"""Training on several machines with `tf.distribute`: synchronous data parallelism and the paper's ASGD.
+
+Li & Zen (2016, sec. 4.1) trained with "a distributed CPU implementation of mini-batch ASGD-based truncated
+BPTT" (Dean et al. 2012). Keras 3's `model.fit` does not run under `MultiWorkerMirroredStrategy` or
+`ParameterServerStrategy`, so this module has its own training loops around the same model builder:
+
+- `mode="sync"` (MultiWorkerMirroredStrategy): every worker runs the same program. In each step every
+  worker computes the gradient of its own batch, the gradients are summed by an all-reduce and every
+  worker applies the same update with the same Keras optimizer, so all copies of the model stay
+  identical. One step is exactly one single-process step on the union of the workers' batches: the
+  loss is Keras' masked mean squared error over all valid frames of all workers (`masked_squared_error`).
+- `mode="async"` (ParameterServerStrategy + `ClusterCoordinator`): the variables live on parameter
+  servers; the chief schedules steps; each worker reads the current variables, computes the gradient of
+  its own batch (Keras' masked MSE of that batch) and applies it without waiting for the others. A
+  worker that dies loses only its step in flight, which the coordinator runs again on another worker.
+
+The cluster comes from `TF_CONFIG` (JSON), as everywhere in TensorFlow::
+
+    {"cluster": {"chief": ["host0:2222"], "worker": ["host1:2222", "host2:2222"], "ps": ["host3:2222"]},
+     "task": {"type": "worker", "index": 0}}
+
+Sync mode needs a `worker` job (worker 0 is the chief unless a `chief` job is listed, which then also
+trains); async mode needs `chief`, `worker` and `ps` jobs. Each worker reads its own share of the data:
+`dataset_fn(num_shards, shard_index)` is called on every worker with that worker's index (a Python int in
+sync mode, a scalar int64 tensor in async mode, where the dataset function is traced once and runs on
+every worker) and must return that worker's batches, e.g. from every `num_shards`-th shard file.
+
+Checkpoints are ordinary compiled `.keras` files (model, weights, optimizer state), in `out_dir`:
+`checkpoint.keras` + `checkpoint.json` (step count) every `checkpoint_every` steps, `model.keras` at the
+end, and `training_log.json` (losses per step, time, cluster). `keras.models.load_model` opens them in
+single-process code, and `initial_checkpoint` accepts the `.keras` files single-process training writes.
+Only the chief writes. A job started again with the same `out_dir` resumes from `checkpoint.keras`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+MODES = ("sync", "async")
+CHECKPOINT_MODEL = "checkpoint.keras"
+CHECKPOINT_STATE = "checkpoint.json"
+FINAL_MODEL = "model.keras"
+TRAINING_LOG = "training_log.json"
+
+
+# --------------------------------------------------------------------------------------------------
+# Cluster description
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterTask:
+    """This process's place in the cluster, as `TF_CONFIG` describes it.
+
+    Attributes:
+        cluster: job name -> list of `"host:port"` addresses (`"chief"`, `"worker"`, `"ps"`).
+        task_type: this process's job.
+        task_index: this process's index in its job.
+    """
+
+    cluster: dict
+    task_type: str
+    task_index: int
+
+    @property
+    def num_workers(self):
+        """Number of `worker` tasks."""
+        return len(self.cluster.get("worker", []))
+
+    @property
+    def address(self):
+        """This task's `"host:port"`."""
+        return self.cluster[self.task_type][self.task_index]
+
+    @property
+    def is_chief(self):
+        """True for the task that writes checkpoints: the `chief`, or worker 0 when there is no chief job."""
+        if "chief" in self.cluster:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.task_index == 0
+
+    def to_tf_config(self):
+        """The `TF_CONFIG` JSON string for this task."""
+        return json.dumps({"cluster": self.cluster, "task": {"type": self.task_type, "index": self.task_index}})
+
+
+def read_tf_config(tf_config=None):
+    """Parses and checks a `TF_CONFIG`.
+
+    Args:
+        tf_config: a JSON string or a dict; `None` reads the `TF_CONFIG` environment variable.
+
+    Returns:
+        A `ClusterTask`.
+
+    Raises:
+        ValueError: naming the missing or malformed field and showing the expected shape.
+    """
+    example = (
+        'e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
+        '"task": {"type": "worker", "index": 0}}\''
+    )
+    if tf_config is None:
+        tf_config = os.environ.get("TF_CONFIG")
+        if not tf_config:
+            raise ValueError(f"Distributed training needs the TF_CONFIG environment variable; it is not set ({example})")
+    if isinstance(tf_config, str):
+        try:
+            tf_config = json.loads(tf_config)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"TF_CONFIG is not valid JSON ({error}); {example}") from None
+    if not isinstance(tf_config, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object; {example}")
+    cluster, task = tf_config.get("cluster"), tf_config.get("task")
+    if not isinstance(cluster, dict) or not cluster:
+        raise ValueError(f'TF_CONFIG needs a non-empty "cluster" object of job -> [addresses]; {example}')
+    for job, addresses in cluster.items():
+        if job not in ("chief", "worker", "ps", "evaluator"):
+            raise ValueError(f'TF_CONFIG "cluster" has an unknown job {job!r}; use "chief", "worker" and "ps"')
+        if not isinstance(addresses, list) or not addresses or not all(_is_address(a) for a in addresses):
+            raise ValueError(f'TF_CONFIG "cluster"."{job}" must be a non-empty list of "host:port"; got {addresses!r}')
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ValueError(f'TF_CONFIG needs "task": {{"type": ..., "index": ...}}; got {task!r}')
+    task_type, task_index = task["type"], task["index"]
+    if task_type not in cluster:
+        raise ValueError(f'TF_CONFIG "task"."type" is {task_type!r}, which is not a job in "cluster" ({sorted(cluster)})')
+    if not isinstance(task_index, int) or not 0 <= task_index < len(cluster[task_type]):
+        raise ValueError(
+            f'TF_CONFIG "task"."index" must be in [0, {len(cluster[task_type])}) for job {task_type!r}; got {task_index!r}'
+        )
+    return ClusterTask(cluster={job: list(a) for job, a in cluster.items()}, task_type=task_type, task_index=task_index)
+
+
+def _is_address(address):
+    host, _, port = str(address).rpartition(":")
+    return bool(host) and port.isdigit()
+
+
+def check_cluster_for_mode(task, mode):
+    """Raises `ValueError` (naming the job) when `task.cluster` cannot run `mode`."""
+    if mode not in MODES:
+        raise ValueError(f"`mode` must be one of {MODES}; got {mode!r}")
+    cluster = task.cluster
+    if "worker" not in cluster:
+        raise ValueError('TF_CONFIG "cluster" needs a "worker" job')
+    if mode == "sync" and "ps" in cluster:
+        raise ValueError('Synchronous training (mode "sync") takes no "ps" job; drop it or use mode "async"')
+    if mode == "async":
+        missing = [job for job in ("chief", "ps") if job not in cluster]
+        if missing:
+            raise ValueError(
+                f'Asynchronous training (mode "async") needs a "chief", "worker" and "ps" job; TF_CONFIG lacks {missing}'
+            )
+        if len(cluster["chief"]) != 1:
+            raise ValueError(f'TF_CONFIG "cluster"."chief" must list exactly one address; got {cluster["chief"]}')
+
+
+def free_ports(count, host="127.0.0.1"):
+    """Returns `count` distinct TCP ports that are free on `host` right now (for local clusters)."""
+    sockets, ports = [], []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+            ports.append(sock.getsockname()[1])
+    finally:
+        for sock in sockets:
+            sock.close()
+    return ports
+
+
+def local_cluster(num_workers, num_ps=0, chief=False, host="127.0.0.1"):
+    """A cluster dict on one machine with free ports: `{"chief": [...], "worker": [...], "ps": [...]}`.
+
+    Use it to try distributed training on one computer (tests, benchmarks, `examples/`); give each
+    process `ClusterTask(cluster, task_type, index).to_tf_config()` as its `TF_CONFIG`.
+    """
+    ports = iter(free_ports(num_workers + num_ps + int(chief), host))
+    cluster = {}
+    if chief:
+        cluster["chief"] = [f"{host}:{next(ports)}"]
+    cluster["worker"] = [f"{host}:{next(ports)}" for _ in range(num_workers)]
+    if num_ps:
+        cluster["ps"] = [f"{host}:{next(ports)}" for _ in range(num_ps)]
+    return cluster
+
+
+# --------------------------------------------------------------------------------------------------
+# Loss
+# --------------------------------------------------------------------------------------------------
+
+
+def frames_mask_of(linguistic):
+    """`(batch, frames)` boolean: True on real frames, False on all-zero padding rows.
+
+    The same rule as the model's `Masking(mask_value=0.0)` layer.
+    """
+    import tensorflow as tf
+
+    return tf.reduce_any(tf.not_equal(linguistic, 0.0), axis=-1)
+
+
+def masked_squared_error(targets, predictions, frames_mask):
+    """Sum of the per-frame mean squared error over valid frames, and the number of valid frames.
+
+    Keras' `"mse"` loss on a masked output is `error_sum / valid_frames` (each frame's error is the
+    mean over the 49 output dimensions; padded frames are dropped). Splitting it into the two sums
+    lets synchronous training divide by the valid frames of all workers together, which makes a
+    distributed step equal to a single-process step on the union of the batches.
+
+    Args:
+        targets: `(batch, frames, output_dim)`.
+        predictions: `(batch, frames, output_dim)`.
+        frames_mask: `(batch, frames)` boolean, True on valid frames.
+
+    Returns:
+        `(error_sum, valid_frames)`, float32 scalars.
+    """
+    import tensorflow as tf
+
+    per_frame = tf.reduce_mean(tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32)), axis=-1)
+    mask = tf.cast(frames_mask, tf.float32)
+    return tf.reduce_sum(per_frame * mask), tf.reduce_sum(mask)
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class DistributedTrainingResult:
+    """What `train_distributed` returns on a training process.
+
+    Attributes:
+        model: the trained Keras model (its variables are distributed; `model.save` / `get_weights` work).
+        losses: `[(step, loss)]`: the global batch loss of each step in sync mode; in async mode the loss
+            of each worker step (numbered in the order the chief scheduled them).
+        steps: steps done, resumed ones included.
+        seconds: wall time of this run's training loop.
+        model_path: the final `.keras` file (written by the chief; `None` on other workers).
+        resumed_from_step: the step this run resumed from (0 for a fresh run).
+    """
+
+    model: object
+    losses: list
+    steps: int
+    seconds: float
+    model_path: str | None
+    resumed_from_step: int = 0
+
+
+def train_distributed(
+    dataset_fn,
+    out_dir,
+    mode="sync",
+    model_config=None,
+    initial_checkpoint=None,
+    steps=1000,
+    learning_rate=1e-3,
+    optimizer_factory=None,
+    checkpoint_every=100,
+    jit_recurrence="training",
+    tf_config=None,
+    collective_timeout_s=None,
+    show_progress=True,
+):
+    """Trains an MLMS model on the cluster in `TF_CONFIG`, synchronously or asynchronously.
+
+    Every process of the cluster calls this with the same arguments. In sync mode every worker
+    trains and returns a result. In async mode the `ps` and `worker` processes only serve (this call
+    blocks, and returns `None` once the chief has gone) and the chief trains.
+
+    Args:
+        dataset_fn: `dataset_fn(num_shards, shard_index) -> tf.data.Dataset` of this worker's batches
+            `({"linguistic": (batch, frames, D), "language": (batch,), "speaker": (batch,)},
+            acoustic (batch, frames, 49))`, all-zero `linguistic` rows marking padding. `shard_index` is
+            a Python int (sync) or a scalar int64 tensor (async); use it with `Dataset.shard`. The
+            dataset is repeated for as long as training needs. `batch` is per worker: one sync step
+            sees `num_workers * batch` utterances.
+        out_dir: folder for checkpoints, the final model and the log (chief only; must be the same
+            path on every worker in sync mode only if you want any worker to be able to take over).
+        mode: `"sync"` (MultiWorkerMirroredStrategy) or `"async"` (ParameterServerStrategy, ASGD).
+        model_config: an `MLMSConfig` for a fresh model (ignored when starting from a checkpoint).
+        initial_checkpoint: a `.keras` file (e.g. from single-process training) to start from; its
+            optimizer state is used when it has one and `optimizer_factory` is not given.
+        steps: total steps; in async mode one step is one worker's update.
+        learning_rate: Adam's learning rate when neither `optimizer_factory` nor a checkpoint gives one.
+        optimizer_factory: zero-argument callable returning a Keras optimizer (called inside the
+            strategy's scope, as tf.distribute requires).
+        checkpoint_every: steps between checkpoints (0 disables them; the final model is always written).
+        jit_recurrence: the towers' XLA mode for the model built here (`"training"`, `"never"`, ...).
+        tf_config: `TF_CONFIG` as a JSON string or dict; `None` reads the environment.
+        collective_timeout_s: sync mode: seconds before a stuck all-reduce (a dead worker) fails the
+            step instead of hanging; `None` waits forever.
+        show_progress: show a tqdm bar on the chief.
+
+    Returns:
+        A `DistributedTrainingResult` on training processes; `None` on async `ps`/`worker` processes.
+    """
+    task = read_tf_config(tf_config)
+    check_cluster_for_mode(task, mode)
+    if model_config is None and initial_checkpoint is None and not _has_checkpoint(out_dir):
+        raise ValueError("Give `model_config` (a fresh model) or `initial_checkpoint` (a .keras file to start from)")
+    if initial_checkpoint is not None and not Path(initial_checkpoint).is_file():
+        raise FileNotFoundError(f"initial checkpoint {initial_checkpoint} does not exist; give a .keras file")
+    if steps < 1:
+        raise ValueError(f"`steps` must be >= 1; got {steps}")
+    # Fail fast on a lost peer instead of retrying the RPC for minutes (TensorFlow's PS guide).
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    run = _TrainingRun(
+        task=task,
+        mode=mode,
+        dataset_fn=dataset_fn,
+        out_dir=Path(out_dir),
+        model_config=model_config,
+        initial_checkpoint=initial_checkpoint,
+        steps=steps,
+        learning_rate=learning_rate,
+        optimizer_factory=optimizer_factory,
+        checkpoint_every=checkpoint_every,
+        jit_recurrence=jit_recurrence,
+        collective_timeout_s=collective_timeout_s,
+        show_progress=show_progress,
+    )
+    if mode == "async" and task.task_type in ("worker", "ps"):
+        serve(task)
+        return None
+    return run.train_synchronous() if mode == "sync" else run.train_asynchronous()
+
+
+def serve(task, exit_when_chief_gone=True, poll_interval_s=2.0):
+    """Runs this `ps` or `worker` task's TensorFlow server for asynchronous training.
+
+    Blocks. With `exit_when_chief_gone`, the process exits (code 0) once the chief, after having
+    been reachable, stops answering on its port for three polls in a row: the chief has finished
+    (or died; restart the whole job to resume from its last checkpoint).
+    """
+    import tensorflow as tf
+
+    os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
+    server = tf.distribute.Server(
+        tf.train.ClusterSpec(task.cluster), job_name=task.task_type, task_index=task.task_index, protocol="grpc", start=True
+    )
+    logger.info("%s %d serving at %s", task.task_type, task.task_index, task.address)
+    if exit_when_chief_gone and "chief" in task.cluster:
+        watcher = threading.Thread(
+            target=_exit_when_unreachable, args=(task.cluster["chief"][0], poll_interval_s), daemon=True
+        )
+        watcher.start()
+    server.join()
+
+
+def _exit_when_unreachable(address, poll_interval_s):
+    host, _, port = address.rpartition(":")
+    seen, failures = False, 0
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=poll_interval_s):
+                seen, failures = True, 0
+        except OSError:
+            failures += 1
+        if seen and failures >= 3:
+            logger.info("chief at %s is gone; exiting", address)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        time.sleep(poll_interval_s)
+
+
+def _has_checkpoint(out_dir):
+    return (Path(out_dir) / CHECKPOINT_STATE).is_file() and (Path(out_dir) / CHECKPOINT_MODEL).is_file()
+
+
+class _TrainingRun:
+    """One process's share of a distributed training job (see `train_distributed`)."""
+
+    def __init__(self, **settings):
+        for name, value in settings.items():
+            setattr(self, name, value)
+
+    # -- strategy, model, optimizer ------------------------------------------------------------------
+
+    def _cluster_resolver(self):
+        import tensorflow as tf
+
+        return tf.distribute.cluster_resolver.SimpleClusterResolver(
+            tf.train.ClusterSpec(self.task.cluster),
+            task_type=self.task.task_type,
+            task_id=self.task.task_index,
+            rpc_layer="grpc",
+        )
+
+    def _start_source(self):
+        """Where the weights come from: `(path or None, step already done)`."""
+        if _has_checkpoint(self.out_dir):
+            state = json.loads((self.out_dir / CHECKPOINT_STATE).read_text())
+            if self.initial_checkpoint is not None:
+                logger.info("resuming from %s; ignoring initial_checkpoint", self.out_dir / CHECKPOINT_MODEL)
+            return self.out_dir / CHECKPOINT_MODEL, int(state["step"])
+        return self.initial_checkpoint, 0
+
+    def _build(self, strategy, source_path):
+        """Builds model and optimizer inside `strategy.scope()`, with `source_path`'s weights and state."""
+        import keras
+
+        from mlms_keras.models import build_mlms_model
+
+        source = None
+        if source_path is not None:
+            source = keras.models.load_model(source_path)
+        with strategy.scope():
+            if source is not None:
+                config = source.get_config()
+                for layer in config["layers"]:
+                    if layer["config"].get("jit_recurrence") is not None:
+                        layer["config"]["jit_recurrence"] = self.jit_recurrence
+                model = keras.Model.from_config(config)
+            else:
+                model = build_mlms_model(self.model_config, jit_recurrence=self.jit_recurrence)
+            if self.optimizer_factory is not None:
+                optimizer = self.optimizer_factory()
+            elif source is not None and getattr(source, "optimizer", None) is not None:
+                optimizer = keras.optimizers.deserialize(keras.optimizers.serialize(source.optimizer))
+            else:
+                optimizer = keras.optimizers.Adam(self.learning_rate)
+            optimizer.build(model.trainable_variables)
+            # Compiled only so that `model.save` stores the optimizer state next to the weights.
+            model.compile(optimizer=optimizer, loss="mse")
+        if source is not None:
+            model.set_weights(source.get_weights())
+            source_optimizer = getattr(source, "optimizer", None)
+            if source_optimizer is not None and type(source_optimizer) is type(optimizer) and source_optimizer.built:
+                state = {}
+                source_optimizer.save_own_variables(state)
+                if len(state) == len(optimizer.variables):
+                    optimizer.load_own_variables(state)
+                else:
+                    logger.warning("optimizer state of %s does not fit this model; starting it fresh", source_path)
+        return model, optimizer
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _replica_step(self, model, optimizer, features, targets, normalise_over_replicas):
+        import tensorflow as tf
+
+        frames_mask = frames_mask_of(features["linguistic"])
+        with tf.GradientTape() as tape:
+            predictions = model(features, training=True)
+            error_sum, valid_frames = masked_squared_error(targets, predictions, frames_mask)
+            if normalise_over_replicas:
+                # Divide by the valid frames of every worker: the summed gradients are then the gradient
+                # of Keras' masked MSE over the union of the batches (the optimizer sums over replicas).
+                valid_frames = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, valid_frames)
+            loss = tf.math.divide_no_nan(error_sum, valid_frames)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    # -- synchronous ---------------------------------------------------------------------------------
+
+    def _sync_strategy(self):
+        import tensorflow as tf
+
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING,
+            timeout_seconds=self.collective_timeout_s,
+        )
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            cluster_resolver=self._cluster_resolver(), communication_options=options
+        )
+
+    def train_synchronous(self):
+        import tensorflow as tf
+
+        strategy = self._sync_strategy()  # first: it configures the collective ops of this process
+        num_workers = strategy.num_replicas_in_sync
+        source_path, start_step = self._start_source() if self.task.is_chief else (None, 0)
+        model, optimizer = self._build(strategy, source_path)
+        # Only the chief may see the checkpoint (no shared file system needed): it broadcasts the
+        # weights, the optimizer state and the step count to the other workers.
+        start_step = _broadcast_from_chief(strategy, model.variables + optimizer.variables, start_step, self.task.is_chief)
+
+        def distributed_dataset_fn(input_context):
+            return self.dataset_fn(input_context.num_input_pipelines, input_context.input_pipeline_id).repeat()
+
+        iterator = iter(strategy.distribute_datasets_from_function(distributed_dataset_fn))
+
+        @tf.function
+        def train_step(iterator):
+            features, targets = next(iterator)
+            per_replica_loss = strategy.run(
+                self._replica_step, args=(model, optimizer, features, targets, True)
+            )
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
+
+        losses = []
+        progress = _progress(self.show_progress and self.task.is_chief, start_step, self.steps, f"sync x{num_workers}")
+        started = time.perf_counter()
+        for step in range(start_step + 1, self.steps + 1):
+            loss = float(train_step(iterator))
+            losses.append((step, loss))
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.4f}")
+            if self.task.is_chief and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps:
+                self._write_checkpoint(model, step)
+        seconds = time.perf_counter() - started
+        progress.close()
+        return self._finish(model, losses, start_step, seconds, num_workers)
+
+    # -- asynchronous --------------------------------------------------------------------------------
+
+    def train_asynchronous(self):
+        import tensorflow as tf
+
+        strategy = tf.distribute.ParameterServerStrategy(self._cluster_resolver())
+        coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+        num_workers = self.task.num_workers
+        source_path, start_step = self._start_source()
+        model, optimizer = self._build(strategy, source_path)
+
+        def worker_dataset_fn(input_context):
+            worker_index = tf.distribute.coordinator.experimental_get_current_worker_index()
+            return self.dataset_fn(num_workers, worker_index).repeat()
+
+        @tf.function
+        def per_worker_dataset_fn():
+            return strategy.distribute_datasets_from_function(worker_dataset_fn)
+
+        iterator = iter(coordinator.create_per_worker_dataset(per_worker_dataset_fn))
+
+        @tf.function
+        def worker_step(iterator):
+            features, targets = next(iterator)
+            per_replica_loss = strategy.run(
+                self._replica_step, args=(model, optimizer, features, targets, False)
+            )
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
+
+        losses = []
+        progress = _progress(self.show_progress, start_step, self.steps, f"async x{num_workers}")
+        started = time.perf_counter()
+        step = start_step
+        while step < self.steps:
+            # Schedule up to the next checkpoint, then wait for those steps (lost ones are re-run).
+            until = self.steps if not self.checkpoint_every else min(self.steps, (step // self.checkpoint_every + 1) * self.checkpoint_every)
+            scheduled = [(s, coordinator.schedule(worker_step, args=(iterator,))) for s in range(step + 1, until + 1)]
+            for s, remote_loss in scheduled:
+                losses.append((s, float(remote_loss.fetch())))
+                progress.update(1)
+            coordinator.join()
+            step = until
+            progress.set_postfix(loss=f"{losses[-1][1]:.4f}")
+            if self.checkpoint_every and step < self.steps:
+                self._write_checkpoint(model, step)
+        seconds = time.perf_counter() - started
+        progress.close()
+        return self._finish(model, losses, start_step, seconds, num_workers)
+
+    # -- output ----------------------------------------------------------------------------------------
+
+    def _write_checkpoint(self, model, step):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        _save_model_atomically(model, self.out_dir / CHECKPOINT_MODEL)
+        _write_text_atomically(self.out_dir / CHECKPOINT_STATE, json.dumps({"step": step, "mode": self.mode}))
+
+    def _finish(self, model, losses, start_step, seconds, num_workers):
+        model_path = None
+        if self.task.is_chief:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            model_path = self.out_dir / FINAL_MODEL
+            _save_model_atomically(model, model_path)
+            log = {
+                "mode": self.mode,
+                "num_workers": num_workers,
+                "cluster": self.task.cluster,
+                "steps": self.steps,
+                "resumed_from_step": start_step,
+                "seconds": seconds,
+                "losses": losses,
+            }
+            _write_text_atomically(self.out_dir / TRAINING_LOG, json.dumps(log, indent=1))
+            # The job is done: a later run with this out_dir starts from model.keras only if asked to.
+            for name in (CHECKPOINT_STATE, CHECKPOINT_MODEL):
+                (self.out_dir / name).unlink(missing_ok=True)
+            model_path = str(model_path)
+        return DistributedTrainingResult(
+            model=model, losses=losses, steps=self.steps, seconds=seconds, model_path=model_path, resumed_from_step=start_step
+        )
+
+
+def _broadcast_from_chief(strategy, variables, step, is_chief):
+    """Makes every worker's `variables` (and `step`) equal to the chief's, by an all-reduce of chief-or-zero."""
+    import tensorflow as tf
+
+    # Reduced per dtype: a collective packs its tensors together, so they must share one.
+    values = [v.value if hasattr(v, "value") else v for v in variables]
+    groups = {}
+    for position, value in enumerate(values):
+        groups.setdefault(value.dtype, []).append(position)
+
+    def replica_fn():
+        context = tf.distribute.get_replica_context()
+        reduced = [None] * len(values)
+        for positions in groups.values():
+            own = [tf.identity(values[p]) if is_chief else tf.zeros(values[p].shape, values[p].dtype) for p in positions]
+            for p, value in zip(positions, context.all_reduce(tf.distribute.ReduceOp.SUM, own)):
+                reduced[p] = value
+        chief_step = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.constant(step if is_chief else 0, tf.int64))
+        return reduced, chief_step
+
+    reduced, chief_step = strategy.experimental_local_results(strategy.run(tf.function(replica_fn)))[0]
+    # Mirrored variables: an assignment in cross-replica context sets every local copy.
+    for variable, value in zip(variables, reduced):
+        variable.assign(value)
+    return int(chief_step.numpy())
+
+
+def _progress(enabled, initial, total, description):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=description, unit="step", disable=not enabled, dynamic_ncols=True)
+
+
+def _save_model_atomically(model, path):
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".tmp-", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _write_text_atomically(path, text):
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp-")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
