@@ -1,0 +1,138 @@
+"""Writing a trained model as a zoo preset folder, and reading one back.
+
+The folder follows keras-hub's preset layout (ARCHITECTURE.md, "Zoo format"):
+
+* `config.json`: the serialized Keras model (`keras.saving.serialize_keras_object`, with `registered_name`), which
+  `keras.saving.deserialize_keras_object` rebuilds without custom objects because every MLMS layer is registered.
+* `model.weights.h5`: the weights (`model.save_weights`).
+* `metadata.json`: everything a user needs besides the network: versions, parameter count, language and speaker
+  tables, the feature layout and normalisation statistics (or a reference to the dataset manifest), metrics and
+  the command that produced the model. Its keys are the caller's; `export_preset` adds `format`,
+  `format_version`, `parameter_count`, `model_config` and `versions`.
+
+The folder is assembled beside the target and swapped in by renames, so a reader never sees a half-written preset.
+"""
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+PRESET_FORMAT = "mlms-zoo-preset"
+PRESET_FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+
+
+def package_versions():
+    """Versions of the software that matters for reloading a model: `{name: version}`."""
+    import keras
+    import numpy
+    import tensorflow
+
+    import mlms_keras
+
+    versions = {
+        "mlms_keras": getattr(mlms_keras, "__version__", "unknown"),
+        "keras": keras.__version__,
+        "tensorflow": tensorflow.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        import keras_tuner
+
+        versions["keras_tuner"] = keras_tuner.__version__
+    except ImportError:  # exporting needs no tuner; only record it when present
+        pass
+    return versions
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True, allow_nan=False)
+        handle.write("\n")
+
+
+def export_preset(model, out_dir, metadata):
+    """Writes `model` as a preset folder `out_dir` (replacing an existing one atomically).
+
+    Args:
+        model: a Keras model built by `mlms_keras.models.build_mlms_model` (its `config_of` is recorded).
+        out_dir: the preset folder to create.
+        metadata: JSON-serialisable dict merged into `metadata.json` (languages, speakers, normalisation
+            statistics, metrics, command, ...). NaN and infinity are rejected.
+
+    Returns:
+        `Path(out_dir)`.
+    """
+    import keras
+
+    from mlms_keras.models import config_of
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    full_metadata = dict(metadata)
+    full_metadata.update(
+        format=PRESET_FORMAT,
+        format_version=PRESET_FORMAT_VERSION,
+        parameter_count=int(model.count_params()),
+        model_config=config_of(model).to_dict(),
+        versions=package_versions(),
+    )
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        _write_json(staging / CONFIG_FILE, keras.saving.serialize_keras_object(model))
+        model.save_weights(staging / WEIGHTS_FILE)
+        _write_json(staging / METADATA_FILE, full_metadata)
+        previous = None
+        if out_dir.exists():
+            previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, previous / out_dir.name)
+        os.replace(staging, out_dir)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_preset(preset_dir):
+    """Reads a preset folder written by `export_preset`.
+
+    Args:
+        preset_dir: the folder holding `config.json`, `model.weights.h5` and `metadata.json`.
+
+    Returns:
+        `(model, metadata)`: the rebuilt Keras model with its weights (inputs and outputs as
+        `build_mlms_model`) and the metadata dict.
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+        ValueError: when `metadata.json` is not an MLMS preset of a supported format version.
+    """
+    import keras
+
+    import mlms_keras.layers  # noqa: F401  (registers the layers that config.json names)
+
+    preset_dir = Path(preset_dir)
+    for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
+        if not (preset_dir / name).is_file():
+            raise FileNotFoundError(
+                f"{preset_dir / name} is missing: a preset folder holds {CONFIG_FILE}, {WEIGHTS_FILE} and "
+                f"{METADATA_FILE}; export it again (for a sweep: `mlms tune ... --directory DIR` re-exports)"
+            )
+    metadata = json.loads((preset_dir / METADATA_FILE).read_text(encoding="utf-8"))
+    if metadata.get("format") != PRESET_FORMAT or metadata.get("format_version") != PRESET_FORMAT_VERSION:
+        raise ValueError(
+            f"{preset_dir / METADATA_FILE}: expected format {PRESET_FORMAT!r} version {PRESET_FORMAT_VERSION}, "
+            f"found {metadata.get('format')!r} version {metadata.get('format_version')!r}"
+        )
+    config = json.loads((preset_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    model = keras.saving.deserialize_keras_object(config)
+    model.load_weights(preset_dir / WEIGHTS_FILE)
+    return model, metadata
