@@ -316,6 +316,7 @@ def train(
     language_names=(),
     output_stats=None,
     metric_max_batches=None,
+    metrics_dataset=None,
     run_info=None,
     callbacks=(),
     verbose="auto",
@@ -339,6 +340,8 @@ def train(
         output_stats: `(output_mean, output_std)` (49,) each, to add the dev MCD / F0 RMSE / V/UV error of
             `AcousticMetricsCallback`; None skips them.
         metric_max_batches: dev batches those metrics use (None: all).
+        metrics_dataset: dev batches `(inputs, targets, mask)` for those metrics, e.g. `load_dataset(...,
+            frame_mask="speech")` to score without silence as Merlin does; default: `dev_dataset` with its padding mask.
         run_info: extra JSON-serialisable facts for `training.json` (dataset manifest path, language and speaker
             tables, the command line).
         callbacks: extra callbacks, run after the metric callbacks and before the checkpointing ones.
@@ -360,7 +363,8 @@ def train(
     if output_stats is not None:
         from mlms_keras.metrics import AcousticMetricsCallback
 
-        metric_callbacks.append(AcousticMetricsCallback(with_frame_mask(dev_dataset), *output_stats, max_batches=metric_max_batches))
+        metric_data = metrics_dataset if metrics_dataset is not None else with_frame_mask(dev_dataset)
+        metric_callbacks.append(AcousticMetricsCallback(metric_data, *output_stats, max_batches=metric_max_batches))
     checkpoint = BestModelCheckpoint(out_dir / BEST_MODEL_NAME, history_path=history_path)
     history_file = HistoryFile(history_path)
     run_callbacks = [*metric_callbacks, *callbacks, checkpoint]
@@ -438,3 +442,198 @@ def load_run(path):
     info_path = model_path.parent / RUN_INFO_NAME
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     return keras.models.load_model(model_path), info
+
+
+# Prepared datasets (`mlms prepare`) -------------------------------------------------------------------------
+
+
+def select_tables(manifest, languages=None, speakers=None):
+    """The language codes and speaker names a model trained on a prepared dataset knows, in id order.
+
+    Args:
+        manifest: a `mlms_keras.data.Manifest`.
+        languages: codes to train on; default: the dataset's training-role languages (all when it has no
+            roles), so the teacher corpus's adaptation languages (pl, pt-br) stay out of the base model.
+        speakers: speaker names; default: every speaker of the chosen languages.
+
+    Returns:
+        `(language_codes, speaker_names)`, each in the dataset's id order. Model id i is entry i.
+    """
+    table = sorted(manifest.data["languages"], key=lambda entry: entry["id"])
+    if languages is None:
+        roles = [entry.get("role") for entry in table]
+        languages = [e["code"] for e in table if e.get("role") == "training"] if "training" in roles else [e["code"] for e in table]
+    for code in languages:
+        manifest.language_id(code)  # raises naming the dataset's languages
+    language_codes = [e["code"] for e in table if e["code"] in set(languages)]
+    speaker_table = sorted(manifest.speakers.values(), key=lambda entry: entry["id"])
+    if speakers is None:
+        speakers = [s["name"] for s in speaker_table if s["language"] in set(language_codes)]
+    for name in speakers:
+        manifest.speaker_id(name)
+    speaker_names = [s["name"] for s in speaker_table if s["name"] in set(speakers)]
+    if not language_codes or not speaker_names:
+        raise ValueError(f"{manifest.folder}: the selection languages={languages} speakers={speakers} is empty")
+    return language_codes, speaker_names
+
+
+def remap_ids(dataset, manifest, language_codes, speaker_names):
+    """Maps a `load_dataset` dataset's language/speaker ids (the dataset's tables) to a model's tables.
+
+    Args:
+        dataset: batches `(inputs, targets[, mask])`.
+        manifest: the dataset's `Manifest`.
+        language_codes, speaker_names: the model's tables (model id = position).
+    """
+    language_map = np.full(manifest.num_languages, -1, np.int32)
+    for model_id, code in enumerate(language_codes):
+        language_map[manifest.language_id(code)] = model_id
+    speaker_map = np.full(manifest.num_speakers, -1, np.int32)
+    for model_id, name in enumerate(speaker_names):
+        speaker_map[manifest.speaker_id(name)] = model_id
+    language_map, speaker_map = tf.constant(language_map), tf.constant(speaker_map)
+
+    def remap(inputs, *rest):
+        inputs = dict(inputs)
+        inputs["language"] = tf.gather(language_map, inputs["language"])
+        inputs["speaker"] = tf.gather(speaker_map, inputs["speaker"])
+        return (inputs, *rest)
+
+    return dataset.map(remap)
+
+
+def train_on_prepared(
+    dataset_path,
+    out_dir,
+    preset="small",
+    model_type="mlms",
+    languages=None,
+    speakers=None,
+    code_init="random",
+    language_space_dim=None,
+    epochs=30,
+    batch_size=16,
+    learning_rate=1e-3,
+    early_stopping_patience=5,
+    seed=0,
+    chunk_frames=None,
+    command=None,
+    verbose="auto",
+):
+    """Builds a model for a prepared dataset and trains it with `train` (the work of `mlms train`).
+
+    Args:
+        dataset_path: prepared dataset folder (`mlms prepare`).
+        out_dir: run folder; an interrupted run resumes when called again with the same arguments.
+        preset: model size preset ("tiny", "small", "paper").
+        model_type: "mlms" or "slss" (the paper's single-language single-speaker baseline; needs one speaker).
+        languages, speakers: see `select_tables`.
+        code_init: "random", "one_hot" or "one_hot_fixed" (paper sec. 4.1; the one-hot ones need L >= U / L == U).
+        language_space_dim: L, overriding the preset's.
+        epochs, batch_size, learning_rate, early_stopping_patience, seed: training settings (Adam).
+        chunk_frames: truncated-BPTT chunk length (frames) for the training batches; None: whole utterances.
+        command: the command line, recorded in `training.json`.
+        verbose: passed to `fit`.
+
+    Returns:
+        A `TrainingResult`.
+    """
+    from mlms_keras.data import Manifest, load_dataset
+    from mlms_keras.models import MLMSConfig, build_mlms_model, build_slss_model
+
+    if model_type not in ("mlms", "slss"):
+        raise ValueError(f"model_type must be 'mlms' or 'slss'. Received: {model_type!r}")
+    manifest = Manifest.load(dataset_path)
+    language_codes, speaker_names = select_tables(manifest, languages, speakers)
+    if model_type == "slss" and (len(speaker_names) != 1 or len(language_codes) != 1):
+        raise ValueError(
+            f"an SLSS model is one language and one speaker; the selection has languages {language_codes} and "
+            f"speakers {speaker_names}: pass --languages CODE --speakers NAME"
+        )
+    overrides = {"code_init": code_init}
+    if language_space_dim is not None:
+        overrides["language_space_dim"] = int(language_space_dim)
+    config = MLMSConfig.preset(preset, input_dim=manifest.input_dim, num_languages=len(language_codes),
+                               num_speakers=len(speaker_names), **overrides)
+
+    def split(name, **options):
+        data = load_dataset(dataset_path, name, batch_size, languages=language_codes, speakers=speaker_names, **options)
+        return remap_ids(data, manifest, language_codes, speaker_names)
+
+    train_data = split("train", seed=seed, chunk_frames=chunk_frames)
+    dev_data = split("dev", shuffle=False)
+    metric_data = split("dev", shuffle=False, frame_mask="speech")  # Merlin scores without silence
+    keras.utils.set_random_seed(seed)
+    model = (build_mlms_model if model_type == "mlms" else build_slss_model)(config)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+
+    run_info = {
+        "dataset": str(Path(dataset_path).absolute()),
+        "model_type": model_type,
+        "preset": preset,
+        "languages": language_codes,
+        "speakers": speaker_names,
+        "speaker_languages": [manifest.speakers[name]["language"] for name in speaker_names],
+        "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "chunk_frames": chunk_frames},
+        "command": command,
+    }
+    return train(model, train_data, dev_data, out_dir, epochs=epochs, early_stopping_patience=early_stopping_patience,
+                 language_names=language_codes, output_stats=(manifest.output_mean, manifest.output_std),
+                 metrics_dataset=metric_data, run_info=run_info, verbose=verbose)
+
+
+def _split_list(text):
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
+def _run_train(args):
+    try:
+        result = train_on_prepared(
+            args.dataset, args.out, preset=args.preset, model_type=args.model, languages=_split_list(args.languages),
+            speakers=_split_list(args.speakers), code_init=args.code_init, language_space_dim=args.language_space_dim,
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            early_stopping_patience=None if args.patience <= 0 else args.patience, seed=args.seed,
+            chunk_frames=args.chunk_frames, command=" ".join(["mlms"] + sys.argv[1:]), verbose=2 if args.quiet else "auto",
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"mlms train: {error}", file=sys.stderr)
+        return 2
+    print(f"{result.model_path}: best dev MSE {result.best_val_loss:.4f} at epoch {result.best_epoch + 1} of {result.epochs_run}")
+    return 0
+
+
+def add_cli_parser(subparsers):
+    """Registers `mlms train`."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train an MLMS (or SLSS baseline) acoustic model on a prepared dataset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Train an acoustic model on a prepared dataset (`mlms prepare`). OUT gets best.keras (lowest dev MSE so\n"
+            "far), model.keras (the best, at the end), training.json (config, tables, history), history.json and\n"
+            "TensorBoard logs/. Re-running the same command after a kill resumes from the last finished epoch.\n"
+            "By default the dataset's training-role languages are used (the teacher corpus's pl and pt-br stay out\n"
+            "for `mlms adapt`).\n\n"
+            "examples:\n"
+            "  mlms train data/prepared --preset small --out runs/mlms\n"
+            "  mlms train data/prepared --model slss --languages fr --speakers fr-female --out runs/slss-fr\n"
+            "  tensorboard --logdir runs/mlms/logs"
+        ),
+    )
+    parser.add_argument("dataset", help="prepared dataset folder (with dataset.json)")
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--preset", default="small", choices=("tiny", "small", "paper"), help="model size (default small)")
+    parser.add_argument("--model", default="mlms", choices=("mlms", "slss"), help="mlms (default) or the slss baseline")
+    parser.add_argument("--languages", default=None, help="comma-separated language codes (default: training languages)")
+    parser.add_argument("--speakers", default=None, help="comma-separated speaker names (default: all of those languages)")
+    parser.add_argument("--code-init", default="random", choices=("random", "one_hot", "one_hot_fixed"),
+                        help="language code strategy, paper sec. 4.1 (one_hot needs L >= languages, one_hot_fixed L == languages)")
+    parser.add_argument("--language-space-dim", type=int, default=None, help="L, basis towers (default: the preset's)")
+    parser.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs; 0 disables (default 5)")
+    parser.add_argument("--chunk-frames", type=int, default=None, help="truncated-BPTT chunk length in frames")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(handler=_run_train)
