@@ -9,6 +9,7 @@ from mlms_keras.layers.growth import weights_may_be_added
 from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE
 from mlms_keras.layers.recurrence import run_time_loop
 from mlms_keras.layers.streaming import StreamingState
+from mlms_keras.layers.validation import checked_ids
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
@@ -111,22 +112,7 @@ class SpeakerRNNOutput(keras.layers.Layer):
             if self.num_speakers != 1:
                 raise ValueError("`speaker` is required when num_speakers > 1")
             return ops.zeros((batch_size,), dtype="int32")
-        speaker = ops.cast(ops.convert_to_tensor(speaker), "int32")
-        if len(speaker.shape) != 1:
-            raise ValueError(f"`speaker` must have shape (batch,); received shape {tuple(speaker.shape)}")
-        if tf.executing_eagerly():
-            values = speaker.numpy()
-            bad = values[(values < 0) | (values >= self.num_speakers)]
-            if bad.size:
-                raise ValueError(
-                    f"`speaker` ids must be in [0, {self.num_speakers}); received {bad.tolist()}. "
-                    "Use add_speaker() to add a speaker."
-                )
-        else:
-            # Inside compiled graphs the check is an op; XLA (jit_compile) drops it, and its gather then clamps.
-            tf.debugging.assert_less(speaker, self.num_speakers, message="`speaker` id >= num_speakers")
-            tf.debugging.assert_non_negative(speaker, message="`speaker` id < 0")
-        return speaker
+        return checked_ids(speaker, self.num_speakers, "speaker", "add_speaker")
 
     def call(self, hidden, speaker=None, hidden_mask=None):
         if hidden.shape[-1] != self.hidden_dim:

@@ -8,6 +8,7 @@ from keras import ops
 from mlms_keras.layers.growth import weights_may_be_added
 from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE, lstm_bias_initializer, lstmp_sequence
 from mlms_keras.layers.streaming import StreamingState
+from mlms_keras.layers.validation import checked_ids
 
 CODE_INITS = ("random", "one_hot", "one_hot_fixed")
 JIT_RECURRENCE_MODES = ("training", "always", "never")
@@ -316,23 +317,7 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
             if self.language_space_dim > 0:
                 raise ValueError("`language` is required when language_space_dim > 0")
             return None
-        language = ops.convert_to_tensor(language)
-        if len(language.shape) != 1:
-            raise ValueError(f"`language` must have shape (batch,); received shape {tuple(language.shape)}")
-        language = ops.cast(language, "int32")
-        if tf.executing_eagerly():
-            values = language.numpy()
-            bad = values[(values < 0) | (values >= self.num_languages)]
-            if bad.size:
-                raise ValueError(
-                    f"`language` ids must be in [0, {self.num_languages}); received {bad.tolist()}. "
-                    "Use add_language() to add a language."
-                )
-        else:
-            # Inside compiled graphs the check is an op; XLA (jit_compile) drops it, and its gather then clamps.
-            tf.debugging.assert_less(language, self.num_languages, message="`language` id >= num_languages")
-            tf.debugging.assert_non_negative(language, message="`language` id < 0")
-        return language
+        return checked_ids(language, self.num_languages, "language", "add_language")
 
     def call(self, frames, language=None, frames_mask=None, training=None):
         if frames.shape[-1] != self.input_dim:
