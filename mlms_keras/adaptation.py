@@ -447,3 +447,193 @@ def adapt(
         initial_speaker=initial_speaker,
         speaker_distance=distance,
     )
+
+
+# Prepared datasets and the `mlms adapt` verb ----------------------------------------------------------------
+
+
+def adapt_on_prepared(
+    model_path,
+    dataset_path,
+    language,
+    speaker,
+    variant,
+    out_dir,
+    epochs_per_phase=10,
+    batch_size=8,
+    learning_rate=1e-3,
+    seed=0,
+    command=None,
+    verbose="auto",
+):
+    """Adapts a model trained by `mlms train` to one language and speaker of a prepared dataset (`mlms adapt`).
+
+    The new speaker's output layer starts from the closest trained speaker (`closest_speaker`, each trained
+    speaker tried with its own training language, on the new speaker's training split). Inputs are normalised
+    with the base model's dataset statistics when that dataset is still where the base run recorded it.
+    `out_dir` gets `model.keras` and `training.json` in the format of `mlms train` (so `load_run`,
+    `mlms synth-utterance` and further adaptation read it), with the language and speaker appended to its tables,
+    plus `history.json` and TensorBoard `logs/`. A killed run resumes from its last finished epoch when called
+    again with the same arguments (`backup/`).
+
+    Args:
+        model_path: a run folder from `mlms train` (or its `model.keras`).
+        dataset_path: prepared dataset holding the new language and speaker (train and dev splits).
+        language: the new language's code, e.g. "pl".
+        speaker: the new speaker's name, e.g. "pl-female".
+        variant: "v1".."v4".
+        out_dir: output folder.
+        epochs_per_phase, batch_size, learning_rate, seed: training settings (Adam).
+        command: command line recorded in `training.json`.
+        verbose: passed to `fit`.
+
+    Returns:
+        An `AdaptationResult`.
+    """
+    from pathlib import Path
+
+    from mlms_keras.data import Manifest, load_dataset
+    from mlms_keras.metrics import AcousticMetricsCallback
+    from mlms_keras.training import (
+        BACKUP_FOLDER, FINAL_MODEL_NAME, HISTORY_NAME, LOG_FOLDER, RUN_INFO_NAME, HistoryFile, load_run,
+        save_model_atomically, write_json_atomically,
+    )
+
+    out_dir = Path(out_dir)
+    if (out_dir / RUN_INFO_NAME).is_file():
+        import json
+
+        if json.loads((out_dir / RUN_INFO_NAME).read_text(encoding="utf-8")).get("complete"):
+            raise FileExistsError(f"{out_dir}: this adaptation is already complete; choose a new --out folder or delete it")
+    model, info = load_run(model_path)
+    if not info.get("languages") or not info.get("speakers"):
+        raise ValueError(f"{model_path}: no language/speaker tables in its training.json; adapt a run made by `mlms train`")
+    if info.get("model_type") == "slss":
+        raise ValueError(f"{model_path}: an SLSS baseline has no language space to adapt; give an MLMS run")
+    if language in info["languages"]:
+        raise ValueError(f"{model_path} already knows language {language!r}; adaptation adds a new language "
+                         f"(known: {info['languages']})")
+    if speaker in info["speakers"]:
+        raise ValueError(f"{model_path} already has speaker {speaker!r}; choose a new speaker")
+    manifest = Manifest.load(dataset_path)
+    manifest.language_id(language)
+    manifest.speaker_id(speaker)  # both raise naming the dataset's tables
+    if manifest.speakers[speaker]["language"] != language:
+        raise ValueError(f"speaker {speaker!r} speaks {manifest.speakers[speaker]['language']!r} in {dataset_path}, "
+                         f"not {language!r}")
+    base_dataset = info.get("dataset")
+    normalisation = None
+    if base_dataset and Path(base_dataset).resolve() != manifest.folder.resolve():
+        if Path(base_dataset).is_dir():
+            normalisation = base_dataset
+        else:
+            logger.warning("base dataset %s is gone; normalising with %s's own statistics", base_dataset, dataset_path)
+    stats = Manifest.load(normalisation) if normalisation else manifest
+
+    def split(name, **options):
+        return load_dataset(dataset_path, name, batch_size, languages=[language], speakers=[speaker],
+                            normalisation=normalisation, **options)
+
+    train_data = split("train", seed=seed)
+    dev_data = split("dev", shuffle=False)
+    metric_data = split("dev", shuffle=False, frame_mask="speech")
+    speaker_languages = info.get("speaker_languages") or [None] * len(info["speakers"])
+    candidates = [(info["languages"].index(code), s) for s, code in enumerate(speaker_languages) if code in info["languages"]]
+    keras.utils.set_random_seed(seed)
+    distance = closest_speaker(model, train_data, candidates=candidates or None)
+    language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
+    logger.info("%s starts from %s's output layer", speaker, info["speakers"][distance.speaker])
+    history_file = HistoryFile(out_dir / HISTORY_NAME)
+    callbacks = [
+        AcousticMetricsCallback(with_ids(metric_data, language_id, speaker_id), stats.output_mean, stats.output_std),
+        keras.callbacks.TensorBoard(log_dir=str(out_dir / LOG_FOLDER), write_graph=False),
+        history_file,
+        # Last, so a backup only counts an epoch once the history has it.
+        keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True),
+    ]
+    result = adapt(
+        model, train_data, dev_data, variant=variant, epochs_per_phase=epochs_per_phase, language=language_id,
+        speaker=speaker_id, optimizer=keras.optimizers.Adam(learning_rate), restore_best_per_phase=True,
+        callbacks=callbacks, verbose=verbose,
+    )
+    result.initial_speaker, result.speaker_distance = distance.speaker, distance
+    save_model_atomically(model, out_dir / FINAL_MODEL_NAME)
+    history = history_file.as_history()
+    distance = result.speaker_distance
+    run_info = {
+        **{key: value for key, value in info.items() if key not in ("history", "best_epoch_logs", "complete")},
+        "languages": info["languages"] + [language],
+        "speakers": info["speakers"] + [speaker],
+        "speaker_languages": list(speaker_languages) + [language],
+        "model_file": FINAL_MODEL_NAME,
+        "adaptation": {
+            "base_model": str(Path(model_path).absolute()),
+            "dataset": str(manifest.folder.absolute()),
+            "normalisation": str(stats.folder.absolute()),
+            "variant": variant,
+            "phases": [{"groups": list(p.groups), "epochs": p.epochs} for p in result.phases],
+            "language_id": result.language_id,
+            "speaker_id": result.speaker_id,
+            "initial_speaker": info["speakers"][result.initial_speaker] if result.initial_speaker is not None else None,
+            "initial_speaker_mse": distance.mse if distance else None,
+            "speaker_mse_table": {f"{info['languages'][u]}/{info['speakers'][s]}": v for (u, s), v in distance.table.items()}
+            if distance else None,
+            "final_dev_mse": history["val_loss"][-1] if history.get("val_loss") else None,
+            "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed},
+        },
+        "history": history,
+        "command": command,
+        "complete": True,
+    }
+    write_json_atomically(out_dir / RUN_INFO_NAME, run_info)
+    return result
+
+
+def _run_adapt(args):
+    import sys
+
+    try:
+        result = adapt_on_prepared(
+            args.model, args.dataset, args.language, args.speaker, args.variant, args.out,
+            epochs_per_phase=args.epochs_per_phase, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            seed=args.seed, command=" ".join(["mlms"] + sys.argv[1:]), verbose=2 if args.quiet else "auto",
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"mlms adapt: {error}", file=sys.stderr)
+        return 2
+    dev = result.history.get("val_loss")
+    print(f"{args.out}/model.keras: {args.variant} adapted to {args.language}/{args.speaker}"
+          + (f", dev MSE {dev[-1]:.4f}" if dev else ""))
+    return 0
+
+
+def add_cli_parser(subparsers):
+    """Registers `mlms adapt`."""
+    import argparse
+
+    parser = subparsers.add_parser(
+        "adapt",
+        help="adapt a trained MLMS model to a new language and speaker (paper sec. 4.2, variants v1-v4)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Add a language code (random init) and a speaker output layer (copied from the closest trained speaker)\n"
+            "to a model from `mlms train`, then train per variant; the new speaker's layer trains in every phase:\n"
+            "  v1: the code only\n  v2: the code and the mean tower jointly\n"
+            "  v3: v1, then the mean tower alone\n  v4: v3, then the code and the mean tower jointly\n"
+            "Each phase lasts --epochs-per-phase epochs and keeps its best dev epoch. Re-running the same command\n"
+            "after a kill resumes.\n\n"
+            "example:\n  mlms adapt runs/mlms data/prepared --language pl --speaker pl-female --variant v3 --out runs/pl-v3"
+        ),
+    )
+    parser.add_argument("model", help="run folder from `mlms train` (or its model.keras)")
+    parser.add_argument("dataset", help="prepared dataset with the new language's train and dev splits")
+    parser.add_argument("--language", required=True, help="new language code, e.g. pl")
+    parser.add_argument("--speaker", required=True, help="new speaker name, e.g. pl-female")
+    parser.add_argument("--variant", required=True, choices=sorted(VARIANTS))
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--epochs-per-phase", type=int, default=10, help="epochs per phase (default 10)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(handler=_run_adapt)

@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -53,7 +52,8 @@ BACKUP_FOLDER = "backup"
 LOG_FOLDER = "logs"
 
 
-def _atomic_write_json(path, payload):
+def write_json_atomically(path, payload):
+    """Writes `payload` as JSON (numpy scalars and arrays allowed) through a temporary file and `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -197,7 +197,7 @@ class HistoryFile(keras.callbacks.Callback):
         record = {"epoch": int(epoch)}
         record.update({key: float(value) for key, value in (logs or {}).items() if np.ndim(value) == 0})
         self.records.append(record)
-        _atomic_write_json(self.path, {"epochs": self.records})
+        write_json_atomically(self.path, {"epochs": self.records})
 
     def as_history(self):
         """Per-key lists in epoch order, the shape of `History.history`."""
@@ -387,7 +387,7 @@ def train(
         "complete": False,
         **(run_info or {}),
     }
-    _atomic_write_json(run_info_path, info)
+    write_json_atomically(run_info_path, info)
     model.fit(train_dataset, validation_data=dev_dataset, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
 
     history = history_file.as_history()
@@ -405,7 +405,7 @@ def train(
         best_epoch_logs={key: values[checkpoint.best_epoch] for key, values in history.items()},
         model_file=FINAL_MODEL_NAME,
     )
-    _atomic_write_json(run_info_path, info)
+    write_json_atomically(run_info_path, info)
     return TrainingResult(
         model=model,
         model_path=out_dir / FINAL_MODEL_NAME,
@@ -441,6 +441,8 @@ def load_run(path):
         raise FileNotFoundError(f"{model_path}: no trained model here; give a run folder from `mlms train` or a .keras file")
     info_path = model_path.parent / RUN_INFO_NAME
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    import mlms_keras.layers  # noqa: F401 - registers the custom layers with Keras before loading
+
     return keras.models.load_model(model_path), info
 
 
