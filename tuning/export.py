@@ -84,6 +84,9 @@ def export_preset(model, out_dir, metadata):
         versions=package_versions(),
     )
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes 0700; the preset is an ordinary folder
     try:
         _write_json(staging / CONFIG_FILE, keras.saving.serialize_keras_object(model))
         model.save_weights(staging / WEIGHTS_FILE)

@@ -60,11 +60,18 @@ def best_result(results):
     return min(completed, key=lambda r: (r.dev_mse, r.language_space_dim, r.trial_id))
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path, write):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file an ordinary file's mode
     try:
         write(temporary)
         os.replace(temporary, path)
