@@ -30,6 +30,12 @@ def _command_registrars():
     from mlms_keras.data import prepare
 
     registrars.append(prepare.add_cli_parser)
+    from mlms_keras import training
+
+    registrars.append(training.add_cli_parser)
+    from mlms_keras import adaptation
+
+    registrars.append(adaptation.add_cli_parser)
     from tuning import sweep as tuning_sweep
 
     registrars.append(tuning_sweep.add_cli_parser)
