@@ -21,9 +21,8 @@ The cluster comes from `TF_CONFIG` (JSON), as everywhere in TensorFlow::
 
 Sync mode needs a `worker` job (worker 0 is the chief unless a `chief` job is listed, which then also
 trains); async mode needs `chief`, `worker` and `ps` jobs. Each worker reads its own share of the data:
-`dataset_fn(num_shards, shard_index)` is called on every worker with that worker's index (a Python int in
-sync mode, a scalar int64 tensor in async mode, where the dataset function is traced once and runs on
-every worker) and must return that worker's batches, e.g. from every `num_shards`-th shard file.
+`dataset_fn(num_shards, shard_index)` returns worker `shard_index`'s batches, e.g. every `num_shards`-th
+shard file of a prepared dataset (`prepared_dataset_fn`).
 
 Checkpoints are ordinary compiled `.keras` files (model, weights, optimizer state), in `out_dir`:
 `checkpoint.keras` + `checkpoint.json` (step count) every `checkpoint_every` steps, `model.keras` at the
@@ -212,18 +211,20 @@ def frames_mask_of(linguistic):
     return tf.reduce_any(tf.not_equal(linguistic, 0.0), axis=-1)
 
 
-def masked_squared_error(targets, predictions, frames_mask):
+def masked_squared_error(targets, predictions, frames_mask, frame_weights=None):
     """Sum of the per-frame mean squared error over valid frames, and the number of valid frames.
 
     Keras' `"mse"` loss on a masked output is `error_sum / valid_frames` (each frame's error is the
-    mean over the 49 output dimensions; padded frames are dropped). Splitting it into the two sums
-    lets synchronous training divide by the valid frames of all workers together, which makes a
-    distributed step equal to a single-process step on the union of the batches.
+    mean over the 49 output dimensions; padded frames are dropped; a sample weight per frame
+    multiplies each frame's error but the divisor stays the number of valid frames). Splitting it
+    into the two sums lets synchronous training divide by the valid frames of all workers together,
+    which makes a distributed step equal to a single-process step on the union of the batches.
 
     Args:
         targets: `(batch, frames, output_dim)`.
         predictions: `(batch, frames, output_dim)`.
         frames_mask: `(batch, frames)` boolean, True on valid frames.
+        frame_weights: optional `(batch, frames)` weights (e.g. `load_dataset(frame_mask="speech")`).
 
     Returns:
         `(error_sum, valid_frames)`, float32 scalars.
@@ -232,12 +233,34 @@ def masked_squared_error(targets, predictions, frames_mask):
 
     per_frame = tf.reduce_mean(tf.square(tf.cast(predictions, tf.float32) - tf.cast(targets, tf.float32)), axis=-1)
     mask = tf.cast(frames_mask, tf.float32)
-    return tf.reduce_sum(per_frame * mask), tf.reduce_sum(mask)
+    weights = mask if frame_weights is None else mask * tf.cast(frame_weights, tf.float32)
+    return tf.reduce_sum(per_frame * weights), tf.reduce_sum(mask)
 
 
 # --------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------
+
+
+def prepared_dataset_fn(path, split="train", batch_size=16, **load_options):
+    """A `dataset_fn` for `train_distributed` over a prepared dataset (`mlms prepare`).
+
+    Worker `i` of `n` reads shard files `i::n` through `mlms_keras.data.load_dataset(path, split,
+    batch_size, shard=(i, n), repeat=True, **load_options)`, so the workers read disjoint shares. A
+    dataset needs at least as many shard files in `split` as there are workers.
+
+    Args:
+        path: prepared dataset folder.
+        split: split to train on.
+        batch_size: utterances (or truncated-BPTT chunks) per batch and worker.
+        **load_options: any other `load_dataset` option (`seed`, `chunk_frames`, `languages`, ...).
+    """
+    from mlms_keras.data import load_dataset
+
+    def dataset_fn(num_shards, shard_index):
+        return load_dataset(path, split, batch_size, shard=(shard_index, num_shards), repeat=True, **load_options)
+
+    return dataset_fn
 
 
 @dataclasses.dataclass
@@ -286,10 +309,9 @@ def train_distributed(
     Args:
         dataset_fn: `dataset_fn(num_shards, shard_index) -> tf.data.Dataset` of this worker's batches
             `({"linguistic": (batch, frames, D), "language": (batch,), "speaker": (batch,)},
-            acoustic (batch, frames, 49))`, all-zero `linguistic` rows marking padding. `shard_index` is
-            a Python int (sync) or a scalar int64 tensor (async); use it with `Dataset.shard`. The
-            dataset is repeated for as long as training needs. `batch` is per worker: one sync step
-            sees `num_workers * batch` utterances.
+            acoustic (batch, frames, 49)[, frame_weights (batch, frames)])`, all-zero `linguistic` rows
+            marking padding; both arguments are Python ints. The dataset is repeated for as long as
+            training needs. `batch` is per worker: one sync step sees `num_workers * batch` utterances.
         out_dir: folder for checkpoints, the final model and the log (chief only; must be the same
             path on every worker in sync mode only if you want any worker to be able to take over).
         mode: `"sync"` (MultiWorkerMirroredStrategy) or `"async"` (ParameterServerStrategy, ASGD).
@@ -453,13 +475,14 @@ class _TrainingRun:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _replica_step(self, model, optimizer, features, targets, normalise_over_replicas):
+    def _replica_step(self, model, optimizer, batch, normalise_over_replicas):
         import tensorflow as tf
 
+        features, targets, *frame_weights = batch
         frames_mask = frames_mask_of(features["linguistic"])
         with tf.GradientTape() as tape:
             predictions = model(features, training=True)
-            error_sum, valid_frames = masked_squared_error(targets, predictions, frames_mask)
+            error_sum, valid_frames = masked_squared_error(targets, predictions, frames_mask, *frame_weights)
             if normalise_over_replicas:
                 # Divide by the valid frames of every worker: the summed gradients are then the gradient
                 # of Keras' masked MSE over the union of the batches (the optimizer sums over replicas).
@@ -487,10 +510,10 @@ class _TrainingRun:
 
         strategy = self._sync_strategy()  # first: it configures the collective ops of this process
         num_workers = strategy.num_replicas_in_sync
-        source_path, start_step = self._start_source() if self.task.is_chief else (None, 0)
+        source_path, start_step = self._start_source()
         model, optimizer = self._build(strategy, source_path)
-        # Only the chief may see the checkpoint (no shared file system needed): it broadcasts the
-        # weights, the optimizer state and the step count to the other workers.
+        # The chief's checkpoint wins (workers need no shared file system; theirs only gives the
+        # architecture): it broadcasts the weights, the optimizer state and the step count.
         start_step = _broadcast_from_chief(strategy, model.variables + optimizer.variables, start_step, self.task.is_chief)
 
         def distributed_dataset_fn(input_context):
@@ -500,10 +523,7 @@ class _TrainingRun:
 
         @tf.function
         def train_step(iterator):
-            features, targets = next(iterator)
-            per_replica_loss = strategy.run(
-                self._replica_step, args=(model, optimizer, features, targets, True)
-            )
+            per_replica_loss = strategy.run(self._replica_step, args=(model, optimizer, next(iterator), True))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
 
         losses = []
@@ -532,8 +552,11 @@ class _TrainingRun:
         model, optimizer = self._build(strategy, source_path)
 
         def worker_dataset_fn(input_context):
+            # The dataset function is traced once and runs on every worker, which learns its index only
+            # at run time: build every worker's pipeline and let the index pick one (only it runs).
             worker_index = tf.distribute.coordinator.experimental_get_current_worker_index()
-            return self.dataset_fn(num_workers, worker_index).repeat()
+            branches = [lambda index=index: self.dataset_fn(num_workers, index).repeat() for index in range(num_workers)]
+            return tf.switch_case(tf.cast(worker_index, tf.int32), branches)
 
         @tf.function
         def per_worker_dataset_fn():
@@ -543,10 +566,7 @@ class _TrainingRun:
 
         @tf.function
         def worker_step(iterator):
-            features, targets = next(iterator)
-            per_replica_loss = strategy.run(
-                self._replica_step, args=(model, optimizer, features, targets, False)
-            )
+            per_replica_loss = strategy.run(self._replica_step, args=(model, optimizer, next(iterator), False))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
 
         losses = []
@@ -562,6 +582,9 @@ class _TrainingRun:
                 progress.update(1)
             coordinator.join()
             step = until
+            # Keras counts steps with a read-then-write that concurrent workers interleave, losing counts;
+            # the chief knows how many steps completed (bias correction and schedules read this counter).
+            optimizer.iterations.assign(step)
             progress.set_postfix(loss=f"{losses[-1][1]:.4f}")
             if self.checkpoint_every and step < self.steps:
                 self._write_checkpoint(model, step)

@@ -1,0 +1,345 @@
+"""Distributed training with real TensorFlow processes on 127.0.0.1.
+
+Every cluster test starts its tasks as separate Python processes (this file run as a script, see
+`_task_main`), on free ports picked at run time, each with a timeout, and kills whatever is still
+running when the test ends.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mlms_keras import distributed
+
+INPUT_DIM = 6
+NUM_LANGUAGES = 2
+NUM_SPEAKERS = 3
+BATCHES = 8  # synthetic batches in all; worker i of n reads batches i::n
+PROCESS_TIMEOUT_S = 240
+
+
+def synthetic_dataset(num_shards, shard_index, batch_size=2):
+    """Worker `shard_index`'s batches of a learnable toy task, deterministic.
+
+    Batch `b` has `8 + 2 * (b % 3)` frames, utterances of 3 to that many real frames (zero padded),
+    language `b % 2` and speakers `b % 3`; the target is `tanh(x W)` for a fixed `W`. So with 2
+    workers, worker 0 sees only language 0 and worker 1 only language 1.
+    """
+    import tensorflow as tf
+
+    weights = tf.random.stateless_normal([INPUT_DIM, 49], seed=[1, 2])
+
+    def make_batch(index):
+        frames = 8 + 2 * tf.cast(index % 3, tf.int32)
+        seed = tf.stack([tf.cast(index, tf.int32), 3])
+        lengths = tf.random.stateless_uniform([batch_size], seed, 3, frames + 1, tf.int32)
+        mask = tf.sequence_mask(lengths, frames, tf.float32)[:, :, None]
+        linguistic = tf.random.stateless_normal([batch_size, frames, INPUT_DIM], seed + 1) * mask
+        acoustic = tf.tanh(tf.matmul(linguistic, weights)) * mask
+        language = tf.fill([batch_size], tf.cast(index % 2, tf.int32))
+        speaker = tf.fill([batch_size], tf.cast(index % 3, tf.int32))
+        return {"linguistic": linguistic, "language": language, "speaker": speaker}, acoustic
+
+    return tf.data.Dataset.range(BATCHES).shard(num_shards, shard_index).map(make_batch)
+
+
+def _tiny_config():
+    from mlms_keras.models import MLMSConfig
+
+    return MLMSConfig.preset("tiny", input_dim=INPUT_DIM, num_languages=NUM_LANGUAGES, num_speakers=NUM_SPEAKERS)
+
+
+def _task_main(settings):
+    """One cluster task: trains (or serves) with `settings`, then saves its weights and losses."""
+    import keras
+
+    optimizers = {"adam": lambda: keras.optimizers.Adam(settings["learning_rate"])}
+    result = distributed.train_distributed(
+        synthetic_dataset,
+        settings["out"],
+        mode=settings["mode"],
+        model_config=_tiny_config(),
+        initial_checkpoint=settings.get("initial_checkpoint"),
+        steps=settings["steps"],
+        optimizer_factory=optimizers[settings.get("optimizer", "adam")],
+        checkpoint_every=settings.get("checkpoint_every", 0),
+        show_progress=False,
+    )
+    if result is not None:
+        task = distributed.read_tf_config()
+        name = f"{task.task_type}{task.task_index}"
+        np.savez(os.path.join(settings["out"], f"weights_{name}.npz"), *result.model.get_weights())
+        with open(os.path.join(settings["out"], f"losses_{name}.json"), "w") as file:
+            json.dump(result.losses, file)
+
+
+class _Cluster:
+    """Starts every task of `cluster` as a process of this file; `stop()` kills the survivors."""
+
+    def __init__(self, cluster, settings, log_dir):
+        self.processes = {}
+        self.logs = {}
+        for job in ("ps", "worker", "chief"):
+            for index in range(len(cluster.get(job, []))):
+                name = f"{job}{index}"
+                env = dict(os.environ, TF_CONFIG=distributed.ClusterTask(cluster, job, index).to_tf_config())
+                self.logs[name] = log_dir / f"{name}.log"
+                with open(self.logs[name], "w") as log:
+                    self.processes[name] = subprocess.Popen(
+                        [sys.executable, __file__, json.dumps(settings)], env=env, stdout=log, stderr=subprocess.STDOUT
+                    )
+        self.started = time.monotonic()
+
+    def wait(self, name, timeout=PROCESS_TIMEOUT_S):
+        remaining = max(1.0, timeout - (time.monotonic() - self.started))
+        try:
+            return self.processes[name].wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{name} did not finish within {timeout} s; log tail:\n{self.log_tail(name)}")
+
+    def log_tail(self, name, lines=30):
+        return "\n".join(self.logs[name].read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+@pytest.fixture
+def start_cluster(tmp_path):
+    clusters = []
+
+    def start(cluster, **settings):
+        settings = dict(settings, out=str(tmp_path / "out"))
+        started = _Cluster(cluster, settings, tmp_path)
+        clusters.append(started)
+        return started
+
+    yield start
+    for cluster in clusters:
+        cluster.stop()
+
+
+def _single_process_checkpoint(path, seed=0):
+    """A `.keras` checkpoint of a fresh tiny model, compiled as single-process training would save it."""
+    import keras
+
+    from mlms_keras.models import build_mlms_model
+
+    keras.utils.set_random_seed(seed)
+    model = build_mlms_model(_tiny_config())
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", jit_compile=False)
+    model.save(path)
+    return model
+
+
+def _load_weights(path):
+    with np.load(path) as arrays:
+        return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+
+def _padded_union(first, second):
+    """Concatenates two batches on the batch axis, zero-padding the shorter one's frames."""
+    frames = max(first[1].shape[1], second[1].shape[1])
+
+    def pad(array):
+        array = np.asarray(array)
+        if array.ndim < 3:
+            return array
+        return np.pad(array, [(0, 0), (0, frames - array.shape[1]), (0, 0)])
+
+    features = {key: np.concatenate([pad(first[0][key]), pad(second[0][key])]) for key in first[0]}
+    return features, np.concatenate([pad(first[1]), pad(second[1])])
+
+
+# -- TF_CONFIG and loss ------------------------------------------------------------------------------
+
+
+def test_read_tf_config_accepts_the_standard_layout():
+    cluster = {"chief": ["10.0.0.1:2222"], "worker": ["10.0.0.2:2222", "10.0.0.3:2222"], "ps": ["10.0.0.4:2222"]}
+    task = distributed.read_tf_config({"cluster": cluster, "task": {"type": "worker", "index": 1}})
+    assert (task.task_type, task.task_index, task.num_workers, task.address) == ("worker", 1, 2, "10.0.0.3:2222")
+    assert not task.is_chief
+    assert distributed.read_tf_config(json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})).is_chief
+    # Without a chief job, worker 0 is the chief.
+    assert distributed.read_tf_config({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}).is_chief
+
+
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{not json", "not valid JSON"),
+        ({"task": {"type": "worker", "index": 0}}, '"cluster"'),
+        ({"cluster": {"worker": ["a:1"]}}, '"task"'),
+        ({"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}, "not a job"),
+        ({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}, '"index" must be in [0, 1)'),
+        ({"cluster": {"worker": ["no-port"]}, "task": {"type": "worker", "index": 0}}, '"host:port"'),
+        ({"cluster": {"trainer": ["a:1"]}, "task": {"type": "trainer", "index": 0}}, "unknown job 'trainer'"),
+    ],
+)
+def test_read_tf_config_names_the_bad_field(tf_config, message):
+    with pytest.raises(ValueError) as error:
+        distributed.read_tf_config(tf_config)
+    assert message in str(error.value)
+
+
+def test_missing_tf_config_says_how_to_set_it(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG environment variable"):
+        distributed.read_tf_config()
+
+
+def test_cluster_must_fit_the_mode():
+    sync_only = distributed.ClusterTask({"worker": ["a:1", "b:2"]}, "worker", 0)
+    distributed.check_cluster_for_mode(sync_only, "sync")
+    with pytest.raises(ValueError, match=r"needs a \"chief\", \"worker\" and \"ps\" job; TF_CONFIG lacks \['chief', 'ps'\]"):
+        distributed.check_cluster_for_mode(sync_only, "async")
+    with_ps = distributed.ClusterTask({"chief": ["c:1"], "worker": ["a:1"], "ps": ["p:1"]}, "chief", 0)
+    distributed.check_cluster_for_mode(with_ps, "async")
+    with pytest.raises(ValueError, match="takes no \"ps\" job"):
+        distributed.check_cluster_for_mode(with_ps, "sync")
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        distributed.check_cluster_for_mode(with_ps, "hogwild")
+
+
+def test_local_cluster_has_distinct_free_ports():
+    cluster = distributed.local_cluster(3, num_ps=2, chief=True)
+    addresses = [address for job in ("chief", "worker", "ps") for address in cluster[job]]
+    assert [len(cluster[job]) for job in ("chief", "worker", "ps")] == [1, 3, 2]
+    assert len(set(addresses)) == 6
+
+
+def test_masked_squared_error_equals_keras_masked_mse():
+    import keras
+    import tensorflow as tf
+
+    from mlms_keras.models import build_mlms_model
+
+    keras.utils.set_random_seed(1)
+    model = build_mlms_model(_tiny_config(), jit_recurrence="never")
+    features, targets = next(iter(synthetic_dataset(1, 0, batch_size=3)))
+    frame_weights = tf.random.stateless_uniform(targets.shape[:2], seed=[4, 5])
+    predictions = model(features)  # carries the Keras mask of the padded frames
+
+    error_sum, valid_frames = distributed.masked_squared_error(
+        targets, predictions, distributed.frames_mask_of(features["linguistic"])
+    )
+    assert float(error_sum / valid_frames) == pytest.approx(float(keras.losses.MeanSquaredError()(targets, predictions)), rel=1e-6)
+    weighted_sum, _ = distributed.masked_squared_error(
+        targets, predictions, distributed.frames_mask_of(features["linguistic"]), frame_weights
+    )
+    keras_weighted = keras.losses.MeanSquaredError()(targets, predictions, sample_weight=frame_weights)
+    assert float(weighted_sum / valid_frames) == pytest.approx(float(keras_weighted), rel=1e-6)
+    # The mask is the padding: the synthetic batch has real frames exactly where its rows are non-zero.
+    assert float(valid_frames) == float(np.count_nonzero(np.any(features["linguistic"].numpy() != 0, axis=-1)))
+
+
+# -- real clusters ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sync_two_workers_stay_identical_and_equal_single_process_training(tmp_path, start_cluster):
+    import keras
+
+    steps = 8
+    initial = tmp_path / "initial.keras"
+    reference = _single_process_checkpoint(initial)
+    cluster = start_cluster(
+        distributed.local_cluster(2), mode="sync", steps=steps, learning_rate=1e-2, initial_checkpoint=str(initial)
+    )
+    for name in ("worker0", "worker1"):
+        assert cluster.wait(name) == 0, cluster.log_tail(name)
+    out = tmp_path / "out"
+    worker0, worker1 = _load_weights(out / "weights_worker0.npz"), _load_weights(out / "weights_worker1.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(worker0, worker1)), "the two workers' weights differ"
+
+    # Independent reference: Keras' own single-process training on the union of both workers' batches.
+    shares = [list(synthetic_dataset(2, index).as_numpy_iterator()) for index in (0, 1)]
+    reference.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse", jit_compile=False)
+    reference_losses = []
+    for step in range(steps):
+        first, second = (share[step % len(share)] for share in shares)
+        reference_losses.append(float(reference.train_on_batch(*_padded_union(first, second))))
+    for ours, theirs, variable in zip(worker0, reference.get_weights(), reference.weights):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=2e-5, err_msg=variable.path)
+    losses = [loss for _, loss in json.loads((out / "losses_worker0.json").read_text())]
+    np.testing.assert_allclose(losses, reference_losses, rtol=1e-4)
+    # The same batches come back every 4 steps: they must cost less the second time.
+    assert np.mean(losses[4:8]) < np.mean(losses[0:4])
+
+    # The chief's checkpoint is an ordinary compiled .keras file for single-process code.
+    loaded = keras.models.load_model(out / "model.keras")
+    assert int(loaded.optimizer.iterations.numpy()) == steps
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), worker0))
+
+
+@pytest.mark.slow
+def test_async_chief_two_workers_one_ps_complete_training(tmp_path, start_cluster):
+    import keras
+
+    steps = 24
+    initial = tmp_path / "initial.keras"
+    start = _single_process_checkpoint(initial)
+    cluster = start_cluster(
+        distributed.local_cluster(2, num_ps=1, chief=True),
+        mode="async", steps=steps, learning_rate=1e-2, initial_checkpoint=str(initial), checkpoint_every=12,
+    )
+    assert cluster.wait("chief0") == 0, cluster.log_tail("chief0")
+    # Once the chief is gone, the ps and worker processes stop by themselves.
+    for name in ("ps0", "worker0", "worker1"):
+        assert cluster.wait(name, timeout=PROCESS_TIMEOUT_S + 30) == 0, cluster.log_tail(name)
+
+    out = tmp_path / "out"
+    trained = keras.models.load_model(out / "model.keras")
+    losses = json.loads((out / "losses_chief0.json").read_text())
+    assert [step for step, _ in losses] == list(range(1, steps + 1))  # every scheduled step returned its loss
+    assert int(trained.optimizer.iterations.numpy()) == steps
+    losses = [loss for _, loss in losses]
+    assert np.mean(losses[-6:]) < np.mean(losses[:6])
+    # Worker i reads only batches of language i: both language codes moving shows each worker
+    # read its own share (a worker reading another's share would leave one code untouched).
+    for language in range(NUM_LANGUAGES):
+        before = start.get_layer("towers").language_codes.codes[language].numpy()
+        after = trained.get_layer("towers").language_codes.codes[language].numpy()
+        assert not np.allclose(before, after), f"language {language}'s code never trained"
+
+
+@pytest.mark.slow
+def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_cluster):
+    import keras
+
+    steps, kill_after = 40, 10
+    cluster = start_cluster(
+        distributed.local_cluster(2, num_ps=1, chief=True),
+        mode="async", steps=steps, learning_rate=1e-2, checkpoint_every=5,
+    )
+    state = tmp_path / "out" / distributed.CHECKPOINT_STATE
+    deadline = time.monotonic() + PROCESS_TIMEOUT_S
+    while not (state.exists() and json.loads(state.read_text())["step"] >= kill_after):
+        assert cluster.processes["chief0"].poll() is None, cluster.log_tail("chief0")
+        assert time.monotonic() < deadline, "no checkpoint within the timeout"
+        time.sleep(0.2)
+    cluster.processes["worker1"].send_signal(signal.SIGKILL)
+    cluster.processes["worker1"].wait(timeout=30)
+    killed_at_step = json.loads(state.read_text())["step"]
+    assert killed_at_step < steps and cluster.processes["chief0"].poll() is None  # killed mid-run
+
+    assert cluster.wait("chief0") == 0, cluster.log_tail("chief0")
+    out = tmp_path / "out"
+    losses = json.loads((out / "losses_chief0.json").read_text())
+    assert [step for step, _ in losses] == list(range(1, steps + 1))
+    trained = keras.models.load_model(out / "model.keras")
+    assert int(trained.optimizer.iterations.numpy()) == steps
+    assert "failed" in cluster.logs["chief0"].read_text(errors="replace")  # the chief saw the worker go
+
+
+if __name__ == "__main__":
+    _task_main(json.loads(sys.argv[1]))
