@@ -18,8 +18,9 @@ the teacher corpus the labels end at the wav's last sample, so the last phoneme 
 
 **Shards.** Per split, utterances are sorted by id and utterance ``k`` goes to shard ``k % num_shards``,
 ``num_shards = ceil(n / utterances_per_shard)``: deterministic, and every shard mixes speakers and lengths.
-Each shard ``shards/<split>-<index>-of-<count>.tfrecord.gz`` is written by one worker through a temporary file
-and ``os.replace``, then a sidecar ``<shard>.json`` (its utterances, skipped items and training moments) marks it
+Worker processes (spawned, one per core by default) extract utterances in plan order; the main process
+serialises them and writes each shard ``shards/<split>-<index>-of-<count>.tfrecord.gz`` through a temporary
+file and ``os.replace`` (so TensorFlow is imported once, not in every worker), then a sidecar ``<shard>.json`` (its utterances, skipped items and training moments) marks it
 done. Its ``fingerprint`` covers the utterance ids and every option that changes the features, so a re-run with
 the same options skips finished shards (resume) and a run with other options rewrites them. ``dataset.json`` is
 written last, only when every shard is done.
@@ -47,7 +48,6 @@ audio, unparsable label files, alignments that disagree with the text, and frame
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import datetime
 import hashlib
@@ -57,7 +57,6 @@ import math
 import multiprocessing
 import os
 import platform
-import queue
 import shlex
 import sys
 import zlib
@@ -413,62 +412,104 @@ def _is_finished(shard_dir, task):
 
 
 # Workers -------------------------------------------------------------------------------------------------------
+# Workers only extract features (numpy, WORLD, espeak-ng); this process serialises and writes the shards, so
+# TensorFlow is imported once, not once per worker (about 400 MB and several seconds each).
 _WORKER = {}
 
 
-def _worker_init(layout_config, progress_queue):
-    import tensorflow as tf  # noqa: F401  (imported once per worker, not per shard)
-
+def _worker_init(layout_config):
     from mlms_keras.frontend.linguistic import FeatureLayout
 
     _WORKER["layout"] = FeatureLayout.from_config(layout_config)
-    _WORKER["progress"] = progress_queue
 
 
-def _write_shard(task, shard_dir):
-    """Extract every utterance of ``task`` and write its shard and sidecar atomically; returns the sidecar dict."""
-    import tensorflow as tf
+def _extract_task(arguments):
+    """Worker: one utterance -> ("ok", item, PreparedUtterance, moments or None) or ("skip", item, entry)."""
+    item, split, f0_range, options = arguments
+    try:
+        prepared = extract_utterance(item, _WORKER["layout"], f0_range, options["f0_method"],
+                                     options["max_frame_mismatch"])
+    except Exception as error:  # one bad utterance must not stop the run
+        reason = f"{type(error).__name__}: {error}"
+        logger.warning("skipping %s (%s): %s", item.utterance_id, item.wav_path, reason)
+        return "skip", item, {"id": item.utterance_id, "file": str(item.wav_path),
+                              "alignment": str(item.alignment_path) if item.alignment_path else None,
+                              "stage": "extract", "reason": reason}
+    moments = None
+    if split == "train":
+        moments = {"linguistic": _moments_of(prepared.linguistic), "acoustic": _moments_of(prepared.acoustic)}
+    return "ok", item, prepared, moments
 
-    layout = _WORKER["layout"]
-    progress_queue = _WORKER.get("progress")
-    shard_dir = Path(shard_dir)
-    records, utterances, skipped = [], [], []
-    linguistic_moments = acoustic_moments = None
-    for item in task.items:
-        try:
-            prepared = extract_utterance(item, layout, task.f0_ranges[item.speaker], task.options["f0_method"],
-                                         task.options["max_frame_mismatch"])
-        except Exception as error:  # one bad utterance must not stop the shard
-            reason = f"{type(error).__name__}: {error}"
-            logger.warning("skipping %s (%s): %s", item.utterance_id, item.wav_path, reason)
-            skipped.append({"id": item.utterance_id, "file": str(item.wav_path),
-                            "alignment": str(item.alignment_path) if item.alignment_path else None,
-                            "stage": "extract", "reason": reason})
+
+class _ShardWriter:
+    """Writes one shard's records in plan order into a temporary file; `finish` renames it and writes the sidecar."""
+
+    def __init__(self, task, shard_dir):
+        import tensorflow as tf
+
+        self.task = task
+        self.shard_dir = Path(shard_dir)
+        self.temporary = self.shard_dir / f".{task.name}.tmp"
+        self.writer = tf.io.TFRecordWriter(str(self.temporary), tf.io.TFRecordOptions(compression_type="GZIP"))
+        self.utterances, self.skipped = [], []
+        self.moments = {"linguistic": None, "acoustic": None}
+        self.remaining = len(task.items)
+
+    def add(self, outcome):
+        kind, item = outcome[0], outcome[1]
+        if kind == "skip":
+            self.skipped.append(outcome[2])
         else:
-            records.append(serialize_example(item.utterance_id, task.language_ids[item.language],
-                                             task.speaker_ids[item.speaker], item.language, item.speaker, prepared))
-            utterances.append({"id": item.utterance_id, "language": item.language, "speaker": item.speaker,
-                               "frames": int(prepared.linguistic.shape[0]), "sample_rate_hz": prepared.sample_rate})
-            if task.split == "train":
-                linguistic_moments = _combine_moments(linguistic_moments, _moments_of(prepared.linguistic))
-                acoustic_moments = _combine_moments(acoustic_moments, _moments_of(prepared.acoustic))
-        if progress_queue is not None:
-            progress_queue.put(1)
-    temporary = shard_dir / f".{task.name}.tmp"
-    with tf.io.TFRecordWriter(str(temporary), tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
-        for record in records:
-            writer.write(record)
-    os.replace(temporary, shard_dir / task.name)
-    sidecar = {
-        "fingerprint": task.fingerprint,
-        "split": task.split,
-        "utterances": utterances,
-        "skipped": skipped,
-        "moments": {"linguistic": _moments_to_json(linguistic_moments),
-                    "acoustic": _moments_to_json(acoustic_moments)},
-    }
-    atomic_write_text(_sidecar_path(shard_dir, task.name), json.dumps(sidecar))
-    return task.name
+            prepared, moments = outcome[2], outcome[3]
+            task = self.task
+            self.writer.write(serialize_example(item.utterance_id, task.language_ids[item.language],
+                                                task.speaker_ids[item.speaker], item.language, item.speaker,
+                                                prepared))
+            self.utterances.append({"id": item.utterance_id, "language": item.language, "speaker": item.speaker,
+                                    "frames": int(prepared.linguistic.shape[0]),
+                                    "sample_rate_hz": prepared.sample_rate})
+            if moments is not None:
+                for key in self.moments:
+                    self.moments[key] = _combine_moments(self.moments[key], moments[key])
+        self.remaining -= 1
+
+    def finish(self):
+        self.writer.close()
+        os.replace(self.temporary, self.shard_dir / self.task.name)
+        sidecar = {
+            "fingerprint": self.task.fingerprint,
+            "split": self.task.split,
+            "utterances": self.utterances,
+            "skipped": self.skipped,
+            "moments": {key: _moments_to_json(value) for key, value in self.moments.items()},
+        }
+        atomic_write_text(_sidecar_path(self.shard_dir, self.task.name), json.dumps(sidecar))
+
+
+def _extract_shards(pending, shard_dir, layout, workers, bar):
+    """Extract the pending shards' utterances (in a pool when workers > 1) and write each shard when complete."""
+    arguments = [(item, task.split, tuple(task.f0_ranges[item.speaker]), task.options)
+                 for task in pending for item in task.items]
+    pool = None
+    if workers > 1 and len(arguments) > 1:
+        # Spawned, not forked: this process may hold TensorFlow threads and a used libespeak-ng.
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(arguments)), initializer=_worker_init,
+                                                         initargs=(layout.get_config(),))
+        outcomes = pool.imap(_extract_task, arguments, chunksize=1)  # in order: shards fill one after another
+    else:
+        _worker_init(layout.get_config())
+        outcomes = map(_extract_task, arguments)
+    try:
+        for task in pending:
+            writer = _ShardWriter(task, shard_dir)
+            while writer.remaining:
+                writer.add(next(outcomes))
+                bar.update(1)
+            writer.finish()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
 
 
 # Driver --------------------------------------------------------------------------------------------------------
@@ -623,13 +664,7 @@ def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
 
     bar = tqdm(total=sum(len(task.items) for task in pending), desc="prepare", unit="utt", disable=not progress)
     try:
-        if workers == 1 or len(pending) <= 1:
-            _worker_init(layout.get_config(), None)
-            for task in pending:
-                _write_shard(task, shard_dir)
-                bar.update(len(task.items))
-        else:
-            _run_pool(pending, shard_dir, layout, min(workers, len(pending)), bar)
+        _extract_shards(pending, shard_dir, layout, workers, bar)
     finally:
         bar.close()
 
@@ -644,26 +679,6 @@ def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
         utterance_count = len(manifest["utterances"])
     return PrepareReport(str(out_dir), complete, len(pending), reused, utterance_count, skipped,
                          time.perf_counter() - started)
-
-
-def _run_pool(pending, shard_dir, layout, workers, bar):
-    context = multiprocessing.get_context("spawn")  # TensorFlow and libespeak-ng do not survive fork
-    progress_queue = context.Manager().Queue()
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                                initargs=(layout.get_config(), progress_queue)) as pool:
-        # Largest shards first, so the last worker is not left with a long tail.
-        futures = {pool.submit(_write_shard, task, str(shard_dir)): task
-                   for task in sorted(pending, key=lambda task: -len(task.items))}
-        remaining = set(futures)
-        while remaining:
-            done, remaining = concurrent.futures.wait(remaining, timeout=0.2)
-            while True:
-                try:
-                    bar.update(progress_queue.get_nowait())
-                except queue.Empty:
-                    break
-            for future in done:
-                future.result()  # a crash of the shard writer itself (not a bad utterance) stops the run
 
 
 def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_ranges, corpus, corpus_index, skipped,
