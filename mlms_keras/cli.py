@@ -42,6 +42,10 @@ def _command_registrars():
     from tuning import sweep as tuning_sweep
 
     registrars.append(tuning_sweep.add_cli_parser)
+    from mlms_keras import synthesis, zoo
+
+    registrars.append(synthesis.add_cli_parser)
+    registrars.append(zoo.add_cli_parser)
     # <register-more-commands-here>
     return registrars
 

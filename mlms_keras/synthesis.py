@@ -1,0 +1,461 @@
+"""Text to speech with a zoo voice: `Synthesizer`, in one pass or streaming.
+
+Pipeline per sentence (ARCHITECTURE.md's data flow):
+
+1. frontend: `FeatureLayout.phoneme_features(text, language)` (espeak-ng; sil, phonemes with pau between
+   phrases, sil), the language's features with the other languages' dimensions zero;
+2. durations: the duration model (`mlms_keras.duration.predict_durations`), frames per phoneme;
+3. frame features: `expand_to_frames` (+3 coarse-coded positions, +1 duration), normalised with the voice's
+   input statistics;
+4. acoustic model with the language's code and the speaker's output layer; de-normalisation;
+5. WORLD: the cepstral postfilter and synthesis (`mlms_keras.vocoder.synthesize`).
+
+Any speaker speaks any language (cross-lingual): the language picks the frontend and the language code, the
+speaker picks the output layer (and the duration model's), whatever language that speaker was trained on.
+
+**Long text** is cut into sentences (`split_sentences`) and synthesised one at a time, so memory is bounded by the
+longest sentence, not the text (`synthesize_to_file` also writes the audio as it goes).
+
+**Streaming** (`stream`): the acoustic model is rebuilt stateful (batch 1) with the same weights; the frames of a
+sentence go through it in chunks of `chunk_frames`, carrying the LSTM state (Zen & Sak 2015: unidirectional
+LSTMs and a recurrent output layer need no look-ahead), so its outputs equal the one-pass outputs. WORLD
+synthesis is not chunk-local: a pulse's response spans about +-fft_size/2 samples and pulse positions follow the
+F0 phase accumulated from the start. Each chunk is therefore synthesised with `STREAM_CONTEXT_FRAMES` of left
+context, the last `STREAM_LOOKAHEAD_FRAMES` frames are held back until the next chunk (their audio still
+misses pulses beyond the chunk), and consecutive pieces are joined with a `STREAM_CROSSFADE_FRAMES` raised-cosine
+crossfade, so the joins have no clicks. Every boundary sits on a multiple of 4 frames, a whole number of samples
+at every supported rate (5 ms x 22 050 Hz = 110.25 samples). The streamed audio has exactly the batch audio's
+length; it differs from it only near the joins (pulse phase), which `tests/test_synthesis.py` bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mlms_keras import vocoder
+from mlms_keras.frontend import espeak
+from mlms_keras.frontend.linguistic import expand_to_frames
+
+DEFAULT_CHUNK_FRAMES = 48
+STREAM_CONTEXT_FRAMES = 12
+STREAM_LOOKAHEAD_FRAMES = 8
+STREAM_CROSSFADE_FRAMES = 4
+WARM_UP_TEXT = "1, 2, 3."  # digits: every language's frontend reads them
+_FRAME_GRID = 4  # frame boundaries on multiples of 4 frames are whole samples at every supported rate
+_SENTENCE_END = re.compile(r"(?<=[.!?…;:])[\"'»”)\]]*\s+")
+_CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
+
+
+def split_sentences(text: str, max_characters: int = espeak.MAX_TEXT_CHARACTERS) -> list[str]:
+    """Cut a text into sentences of at most `max_characters` (the frontend's limit per call).
+
+    Splits after sentence punctuation (. ! ? … ; :) followed by white space; a longer sentence is cut after
+    commas, and a still longer piece at white space. Empty pieces are dropped.
+
+    Args:
+        text: any text.
+        max_characters: longest piece.
+
+    Returns:
+        The non-empty pieces, in order; joined with spaces they give the text's words in order.
+    """
+    pieces = []
+    for sentence in _SENTENCE_END.split(text.strip()):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if len(sentence) <= max_characters:
+            pieces.append(sentence)
+            continue
+        current = ""
+        for part in _CLAUSE_END.split(sentence):
+            for word in part.split() if len(part) > max_characters else [part]:
+                candidate = f"{current} {word}".strip()
+                if len(candidate) > max_characters and current:
+                    pieces.append(current)
+                    candidate = word
+                current = candidate
+        if current:
+            pieces.append(current)
+    return pieces
+
+
+class StageTimer:
+    """Seconds spent per stage (frontend, duration, acoustic, vocoder), summed over calls."""
+
+    STAGES = ("frontend", "duration", "acoustic", "vocoder")
+
+    def __init__(self):
+        self.seconds = {stage: 0.0 for stage in self.STAGES}
+
+    def add(self, stage, seconds):
+        self.seconds[stage] += seconds
+
+
+class Synthesizer:
+    """Text + language + speaker -> waveform, with a loaded zoo voice.
+
+    Args:
+        voice: a `mlms_keras.zoo.Voice` (see `from_zoo`).
+        chunk_frames: frames per acoustic-model call when streaming (a multiple of 4; 48 = 240 ms).
+        postfilter_beta: cepstral postfilter strength (`vocoder.DEFAULT_POSTFILTER_BETA`; 1.0 switches it off).
+        jit_streaming: compile the streaming model's time loops with XLA for the fixed chunk shape (compiled once,
+            on first use or `warm_up`); False runs them as a TensorFlow graph loop.
+
+    Example:
+        >>> synthesizer = Synthesizer.from_zoo("teacher-small")            # doctest: +SKIP
+        >>> wave = synthesizer.synthesize("Dzień dobry.", "pl", "en-us-female")  # doctest: +SKIP
+        >>> for chunk in synthesizer.stream("Hello there.", "en-us", "fr-female"):  # doctest: +SKIP
+        ...     play(chunk)
+    """
+
+    def __init__(self, voice, chunk_frames=DEFAULT_CHUNK_FRAMES, postfilter_beta=vocoder.DEFAULT_POSTFILTER_BETA,
+                 jit_streaming=False):
+        if chunk_frames < _FRAME_GRID or chunk_frames % _FRAME_GRID:
+            raise ValueError(f"chunk_frames must be a positive multiple of {_FRAME_GRID}, got {chunk_frames}")
+        if chunk_frames <= STREAM_LOOKAHEAD_FRAMES:
+            raise ValueError(f"chunk_frames must exceed the look-ahead of {STREAM_LOOKAHEAD_FRAMES} frames")
+        self.voice = voice
+        self.chunk_frames = int(chunk_frames)
+        self.postfilter_beta = float(postfilter_beta)
+        self.jit_streaming = bool(jit_streaming)
+        self._acoustic_call = None
+        self._duration_call = None
+        self._streaming_model = None
+        self._streaming_call = None
+        self.timer = StageTimer()
+
+    @classmethod
+    def from_zoo(cls, source, sha256=None, **kwargs):
+        """A synthesizer for `mlms_keras.zoo.load_voice(source)` (built-in name, folder or URL)."""
+        from mlms_keras.zoo import load_voice
+
+        return cls(load_voice(source, sha256=sha256), **kwargs)
+
+    # Tables --------------------------------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.voice.sample_rate
+
+    @property
+    def languages(self) -> tuple:
+        """Language codes the voice speaks."""
+        return tuple(sorted(self.voice.languages, key=self.voice.languages.get))
+
+    @property
+    def speakers(self) -> tuple:
+        """Speaker names of the voice (each can speak every language)."""
+        return tuple(sorted(self.voice.speakers, key=lambda name: self.voice.speakers[name]["id"]))
+
+    def ids(self, language: str, speaker: str) -> tuple[int, int]:
+        """(language id, speaker id) in the models; ValueError listing the valid codes / names otherwise."""
+        if language not in self.voice.languages:
+            raise ValueError(f"Voice {self.voice.name!r} does not speak language {language!r}; "
+                             f"its languages are: {', '.join(self.languages)}.")
+        if speaker not in self.voice.speakers:
+            raise ValueError(f"Voice {self.voice.name!r} has no speaker {speaker!r}; "
+                             f"its speakers are: {', '.join(self.speakers)}.")
+        return int(self.voice.languages[language]), int(self.voice.speakers[speaker]["id"])
+
+    # Stages --------------------------------------------------------------------------------------------------
+    def _compiled(self):
+        import tensorflow as tf
+
+        if self._acoustic_call is None:
+            # One graph for every utterance length: the towers' time loop is a tf.while_loop, slow when eager.
+            signature = lambda dim: [  # noqa: E731
+                {"linguistic": tf.TensorSpec([1, None, dim], tf.float32),
+                 "language": tf.TensorSpec([1], tf.int32), "speaker": tf.TensorSpec([1], tf.int32)}]
+            acoustic, duration = self.voice.acoustic_model, self.voice.duration_model
+            self._acoustic_call = tf.function(lambda inputs: acoustic(inputs, training=False),
+                                              input_signature=signature(acoustic.input["linguistic"].shape[-1]))
+            self._duration_call = tf.function(lambda inputs: duration(inputs, training=False),
+                                              input_signature=signature(duration.input["linguistic"].shape[-1]))
+        return self._acoustic_call, self._duration_call
+
+    def frame_features(self, text: str, language: str, speaker: str):
+        """Normalised frame-level inputs of one sentence: ((frames, input_dim) float32, (phonemes,) durations).
+
+        Raises `mlms_keras.frontend.espeak.FrontendInputError` for text the frontend rejects (empty text, no
+        letters, letters of another script, longer than the frontend's limit).
+        """
+        language_id, speaker_id = self.ids(language, speaker)
+        start = time.perf_counter()
+        phonemes = self.voice.layout.phoneme_features(text, language)
+        self.timer.add("frontend", time.perf_counter() - start)
+        start = time.perf_counter()
+        _, duration_call = self._compiled()
+        stats = self.voice.duration_statistics
+        outputs = duration_call({"linguistic": stats.normalise_inputs(phonemes)[None],
+                                 "language": np.array([language_id], np.int32),
+                                 "speaker": np.array([speaker_id], np.int32)})
+        predicted = stats.denormalise_durations(np.asarray(outputs)[0, :, 0])
+        durations = np.maximum(np.rint(predicted), 0).astype(np.int64)
+        if durations.sum() == 0:
+            durations[int(np.argmax(predicted))] = 1
+        self.timer.add("duration", time.perf_counter() - start)
+        start = time.perf_counter()
+        frames = expand_to_frames(phonemes, durations)
+        normalised = ((frames - self.voice.input_mean) / self.voice.input_std).astype(np.float32)
+        self.timer.add("frontend", time.perf_counter() - start)
+        return normalised, durations
+
+    def acoustic_features(self, text: str, language: str, speaker: str) -> np.ndarray:
+        """(frames, 49) de-normalised vocoder features of one sentence (one pass of the acoustic model)."""
+        language_id, speaker_id = self.ids(language, speaker)
+        frames, _ = self.frame_features(text, language, speaker)
+        acoustic_call, _ = self._compiled()
+        start = time.perf_counter()
+        outputs = acoustic_call({"linguistic": frames[None], "language": np.array([language_id], np.int32),
+                                 "speaker": np.array([speaker_id], np.int32)})
+        vectors = np.asarray(outputs)[0] * self.voice.output_std + self.voice.output_mean
+        self.timer.add("acoustic", time.perf_counter() - start)
+        return vectors
+
+    def _vocode(self, vectors, name):
+        start = time.perf_counter()
+        wave = vocoder.synthesize(vectors, self.sample_rate, postfilter_beta=self.postfilter_beta, name=name)
+        self.timer.add("vocoder", time.perf_counter() - start)
+        return wave
+
+    # One pass ------------------------------------------------------------------------------------------------
+    def _sentences(self, text):
+        if not isinstance(text, str) or not text.strip():
+            raise espeak.FrontendInputError("text is empty: give at least one word to synthesise")
+        return split_sentences(text)
+
+    def synthesize(self, text: str, language: str, speaker: str) -> np.ndarray:
+        """The waveform of `text` spoken by `speaker` in `language`.
+
+        Args:
+            text: any length; cut into sentences (`split_sentences`), each synthesised in one pass.
+            language: a code of `languages`.
+            speaker: a name of `speakers` (any speaker, any language).
+
+        Returns:
+            (samples,) float32 in [-1, 1] at `sample_rate`.
+
+        Raises:
+            ValueError: unknown language or speaker (listing the valid ones); `FrontendInputError` for empty or
+            unsupported text (the frontend's rules).
+        """
+        self.ids(language, speaker)
+        return np.concatenate([self._synthesize_sentence(sentence, language, speaker)
+                               for sentence in self._sentences(text)]).astype(np.float32)
+
+    def _synthesize_sentence(self, sentence, language, speaker):
+        vectors = self.acoustic_features(sentence, language, speaker)
+        return self._vocode(vectors, f"{language}:{sentence[:30]!r}")
+
+    # Streaming -----------------------------------------------------------------------------------------------
+    def _streaming(self):
+        import tensorflow as tf
+
+        from mlms_keras.models import build_mlms_model, config_of
+
+        if self._streaming_model is None:
+            model = build_mlms_model(config_of(self.voice.acoustic_model), stateful=True, batch_size=1,
+                                     jit_recurrence="always" if self.jit_streaming else "never",
+                                     name="mlms_streaming")
+            model.set_weights(self.voice.acoustic_model.get_weights())
+            self._streaming_model = model
+            signature = [{"linguistic": tf.TensorSpec([1, self.chunk_frames, model.input["linguistic"].shape[-1]],
+                                                      tf.float32),
+                          "language": tf.TensorSpec([1], tf.int32), "speaker": tf.TensorSpec([1], tf.int32)}]
+            self._streaming_call = tf.function(lambda inputs: model(inputs, training=False),
+                                               input_signature=signature)
+        return self._streaming_model, self._streaming_call
+
+    def warm_up(self, language=None, speaker=None):
+        """Trace (and for `jit_streaming`, compile) every model call once, so that the first request is fast."""
+        language = language or self.languages[0]
+        speaker = speaker or self.speakers[0]
+        for _ in self.stream(WARM_UP_TEXT, language, speaker):
+            pass
+        self.synthesize(WARM_UP_TEXT, language, speaker)
+        self.timer = StageTimer()
+
+    def stream(self, text: str, language: str, speaker: str):
+        """Yields audio chunks ((samples,) float32) as the acoustic model produces frames.
+
+        Concatenated, the chunks have the length of `synthesize`'s output and sound the same (module
+        docstring: identical acoustic frames, WORLD pieces joined with a crossfade). Sentences are streamed one
+        after the other.
+        """
+        self.ids(language, speaker)
+        for sentence in self._sentences(text):
+            yield from self._stream_sentence(sentence, language, speaker)
+
+    def stream_acoustic_features(self, sentence: str, language: str, speaker: str):
+        """Yields the de-normalised vocoder features of one sentence chunk by chunk ((<= chunk_frames, 49) each).
+
+        The stateful acoustic model carries its LSTM state from chunk to chunk, so the concatenated chunks equal
+        `acoustic_features` of the sentence (up to float rounding).
+        """
+        from mlms_keras.models import reset_streaming_state
+
+        language_id, speaker_id = self.ids(language, speaker)
+        frames, _ = self.frame_features(sentence, language, speaker)
+        model, call = self._streaming()
+        reset_streaming_state(model)
+        ids = {"language": np.array([language_id], np.int32), "speaker": np.array([speaker_id], np.int32)}
+        for chunk_start in range(0, frames.shape[0], self.chunk_frames):
+            chunk = frames[chunk_start: chunk_start + self.chunk_frames]
+            real = chunk.shape[0]
+            if real < self.chunk_frames:  # all-zero rows are padding: masked, state held, outputs dropped
+                chunk = np.concatenate([chunk, np.zeros((self.chunk_frames - real, chunk.shape[1]), np.float32)])
+            start = time.perf_counter()
+            outputs = np.asarray(call(dict(ids, linguistic=chunk[None])))[0, :real]
+            vectors = outputs * self.voice.output_std + self.voice.output_mean
+            self.timer.add("acoustic", time.perf_counter() - start)
+            yield vectors, chunk_start + real == frames.shape[0]
+
+    def _stream_sentence(self, sentence, language, speaker):
+        samples_per_frame = vocoder.FRAME_PERIOD_MS / 1000.0 * self.sample_rate
+        crossfade = int(round(STREAM_CROSSFADE_FRAMES * samples_per_frame))
+        fade_in = 0.5 - 0.5 * np.cos(np.pi * (np.arange(crossfade) + 0.5) / crossfade)
+        vectors = np.zeros((0, vocoder.FEATURE_DIM), np.float32)
+        emitted_frames = 0  # audio is final up to this frame (a multiple of 4)
+        tail = None  # the previous piece's audio just past `emitted_frames`, to crossfade with
+        for chunk, last in self.stream_acoustic_features(sentence, language, speaker):
+            vectors = np.concatenate([vectors, chunk])
+            available = vectors.shape[0]
+            end_frames = available if last else (available - STREAM_LOOKAHEAD_FRAMES) // _FRAME_GRID * _FRAME_GRID
+            if end_frames <= emitted_frames:
+                continue
+            first_frame = max(0, (emitted_frames - STREAM_CONTEXT_FRAMES) // _FRAME_GRID * _FRAME_GRID)
+            wave = self._vocode(vectors[first_frame:available], f"{language}:{sentence[:30]!r}")
+            offset = int(round(first_frame * samples_per_frame))
+            begin = int(round(emitted_frames * samples_per_frame)) - offset
+            end = (len(wave) if last else int(round(end_frames * samples_per_frame)) - offset)
+            piece = wave[begin:end].astype(np.float64).copy()
+            if tail is not None:
+                overlap = min(len(tail), len(piece))
+                piece[:overlap] = tail[:overlap] * (1.0 - fade_in[:overlap]) + piece[:overlap] * fade_in[:overlap]
+            tail = wave[end: end + crossfade]
+            emitted_frames = end_frames
+            yield piece.astype(np.float32)
+
+    # Files ---------------------------------------------------------------------------------------------------
+    def synthesize_to_file(self, text: str, language: str, speaker: str, path, stream: bool = True) -> float:
+        """Synthesise `text` into an audio file (format from the suffix: .wav, .flac, .ogg), written atomically.
+
+        Audio is appended sentence by sentence (chunk by chunk when `stream`), so a long text needs memory for
+        one sentence only.
+
+        Returns:
+            The duration of the audio in seconds.
+        """
+        import soundfile
+
+        from mlms_keras.audio import WRITE_FORMATS
+
+        path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix not in WRITE_FORMATS:
+            raise ValueError(f"{path}: unsupported audio suffix {suffix!r}; use one of {sorted(WRITE_FORMATS)}")
+        self.ids(language, speaker)
+        sentences = self._sentences(text)
+        file_format, subtype = WRITE_FORMATS[suffix]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.close(handle)
+        samples = 0
+        try:
+            with soundfile.SoundFile(temporary, "w", samplerate=self.sample_rate, channels=1, format=file_format,
+                                     subtype=subtype) as output:
+                for sentence in sentences:
+                    pieces = (self._stream_sentence(sentence, language, speaker) if stream
+                              else [self._synthesize_sentence(sentence, language, speaker)])
+                    for piece in pieces:
+                        output.write(np.asarray(piece, np.float32))
+                        samples += len(piece)
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+        return samples / self.sample_rate
+
+
+def add_cli_parser(subparsers) -> None:
+    """Registers `mlms say`."""
+    import argparse
+
+    parser = subparsers.add_parser(
+        "say",
+        help="speak a text with a zoo voice into an audio file",
+        description=(
+            "Text to speech with a pretrained voice. Any speaker can speak any of the voice's languages.\n\n"
+            "examples:\n"
+            "  mlms say --voice teacher-small --lang pl --speaker en-us-female \"Dzień dobry.\" -o out.wav\n"
+            "  mlms say --voice teacher-small --list-speakers\n"
+            "  mlms say --voice teacher-small --lang fr --speaker fr-female --file book.txt -o book.flac"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("text", nargs="?", help="the text (or use --file)")
+    parser.add_argument("--voice", default=None, help="built-in voice name, voice folder or file:// / https:// URL "
+                                                      "(default: the first built-in voice)")
+    parser.add_argument("--lang", help="language code, e.g. en-us, fr, pl")
+    parser.add_argument("--speaker", help="speaker name (see --list-speakers)")
+    parser.add_argument("--file", help="read the text from this UTF-8 file (any length)")
+    parser.add_argument("-o", "--output", default="out.wav", help="output audio file (.wav, .flac, .ogg)")
+    parser.add_argument("--list-speakers", action="store_true", help="list the voice's speakers and languages")
+    parser.add_argument("--no-stream", action="store_true", help="one pass per sentence instead of streaming")
+    parser.set_defaults(handler=_run_say)
+
+
+def _run_say(args) -> int:
+    import sys
+
+    from mlms_keras.zoo import UnknownVoiceError, VoiceHashError, list_voices, load_voice
+
+    voice_name = args.voice
+    if voice_name is None:
+        voices = list_voices()
+        if not voices:
+            print("error: no built-in voice is installed; pass --voice FOLDER or URL", file=sys.stderr)
+            return 2
+        voice_name = voices[0]["name"]
+    try:
+        voice = load_voice(voice_name)
+    except (UnknownVoiceError, VoiceHashError, FileNotFoundError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    synthesizer = Synthesizer(voice)
+    if args.list_speakers:
+        print(f"voice {voice.name}: languages {', '.join(synthesizer.languages)}")
+        for name in synthesizer.speakers:
+            entry = voice.speakers[name]
+            print(f"  {name:<16} trained on {entry['language']}" + (f", {entry['gender']}" if entry.get("gender") else ""))
+        return 0
+    if args.file:
+        try:
+            text = Path(args.file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"error: cannot read --file {args.file}: {error}", file=sys.stderr)
+            return 2
+    else:
+        text = args.text
+    missing = [flag for flag, value in (("--lang", args.lang), ("--speaker", args.speaker)) if not value]
+    if text is None:
+        missing.append("TEXT (or --file)")
+    if missing:
+        print(f"error: missing {', '.join(missing)}. Languages: {', '.join(synthesizer.languages)}; speakers: "
+              f"{', '.join(synthesizer.speakers)}. Example: mlms say --voice {voice.name} --lang "
+              f"{synthesizer.languages[0]} --speaker {synthesizer.speakers[0]} \"Hello.\" -o out.wav", file=sys.stderr)
+        return 2
+    try:
+        seconds = synthesizer.synthesize_to_file(text, args.lang, args.speaker, args.output, stream=not args.no_stream)
+    except (ValueError, espeak.FrontendInputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.output}: {seconds:.2f} s of audio at {synthesizer.sample_rate} Hz")
+    return 0
