@@ -385,6 +385,7 @@ def adapt(
     optimizer=None,
     restore_best_per_phase=True,
     callbacks=(),
+    steps_per_epoch=None,
     verbose="auto",
 ):
     """Adapts an MLMS model to a new language and speaker with one of the paper's variants (sec. 4.2).
@@ -405,6 +406,7 @@ def adapt(
         optimizer: a Keras optimizer (default Adam, learning rate 1e-3).
         restore_best_per_phase: see `PhaseSchedule`; needs `dev_dataset`.
         callbacks: extra Keras callbacks for the `fit`.
+        steps_per_epoch: batches per epoch for an endless training dataset; None: one pass.
         verbose: passed to `fit`.
 
     Returns:
@@ -435,7 +437,8 @@ def adapt(
     train = with_ids(train_dataset, language, speaker)
     dev = with_ids(dev_dataset, language, speaker) if dev_dataset is not None else None
     history = model.fit(
-        train, validation_data=dev, epochs=schedule.total_epochs, callbacks=[schedule, *callbacks], verbose=verbose
+        train, validation_data=dev, epochs=schedule.total_epochs, callbacks=[schedule, *callbacks],
+        steps_per_epoch=steps_per_epoch, verbose=verbose,
     )
     return AdaptationResult(
         model=model,
@@ -463,6 +466,7 @@ def adapt_on_prepared(
     batch_size=8,
     learning_rate=1e-3,
     seed=0,
+    steps_per_epoch=None,
     command=None,
     verbose="auto",
 ):
@@ -484,6 +488,7 @@ def adapt_on_prepared(
         variant: "v1".."v4".
         out_dir: output folder.
         epochs_per_phase, batch_size, learning_rate, seed: training settings (Adam).
+        steps_per_epoch: batches per epoch from the repeated training stream; None: one pass per epoch.
         command: command line recorded in `training.json`.
         verbose: passed to `fit`.
 
@@ -534,13 +539,13 @@ def adapt_on_prepared(
         return load_dataset(dataset_path, name, batch_size, languages=[language], speakers=[speaker],
                             normalisation=normalisation, **options)
 
-    train_data = split("train", seed=seed)
+    train_data = split("train", seed=seed, repeat=steps_per_epoch is not None)
     dev_data = split("dev", shuffle=False)
     metric_data = split("dev", shuffle=False, frame_mask="speech")
     speaker_languages = info.get("speaker_languages") or [None] * len(info["speakers"])
     candidates = [(info["languages"].index(code), s) for s, code in enumerate(speaker_languages) if code in info["languages"]]
     keras.utils.set_random_seed(seed)
-    distance = closest_speaker(model, train_data, candidates=candidates or None)
+    distance = closest_speaker(model, split("train", shuffle=False), candidates=candidates or None)
     language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
     logger.info("%s starts from %s's output layer", speaker, info["speakers"][distance.speaker])
     history_file = HistoryFile(out_dir / HISTORY_NAME)
@@ -554,7 +559,7 @@ def adapt_on_prepared(
     result = adapt(
         model, train_data, dev_data, variant=variant, epochs_per_phase=epochs_per_phase, language=language_id,
         speaker=speaker_id, optimizer=keras.optimizers.Adam(learning_rate), restore_best_per_phase=True,
-        callbacks=callbacks, verbose=verbose,
+        callbacks=callbacks, steps_per_epoch=steps_per_epoch, verbose=verbose,
     )
     result.initial_speaker, result.speaker_distance = distance.speaker, distance
     save_model_atomically(model, out_dir / FINAL_MODEL_NAME)
@@ -579,7 +584,8 @@ def adapt_on_prepared(
             "speaker_mse_table": {f"{info['languages'][u]}/{info['speakers'][s]}": v for (u, s), v in distance.table.items()}
             if distance else None,
             "final_dev_mse": history["val_loss"][-1] if history.get("val_loss") else None,
-            "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed},
+            "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+                         "steps_per_epoch": steps_per_epoch},
         },
         "history": history,
         "command": command,

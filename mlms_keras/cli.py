@@ -39,6 +39,9 @@ def _command_registrars():
     from mlms_keras import oracle_synthesis
 
     registrars.append(oracle_synthesis.add_cli_parser)
+    from mlms_keras import experiments
+
+    registrars.append(experiments.add_cli_parser)
     from tuning import sweep as tuning_sweep
 
     registrars.append(tuning_sweep.add_cli_parser)

@@ -319,6 +319,7 @@ def train(
     metrics_dataset=None,
     run_info=None,
     callbacks=(),
+    steps_per_epoch=None,
     verbose="auto",
 ):
     """Trains an acoustic model with best-checkpointing, resumption, early stopping and dev metrics.
@@ -345,6 +346,7 @@ def train(
         run_info: extra JSON-serialisable facts for `training.json` (dataset manifest path, language and speaker
             tables, the command line).
         callbacks: extra callbacks, run after the metric callbacks and before the checkpointing ones.
+        steps_per_epoch: batches per epoch for an endless (`repeat=True`) training dataset; None: one pass.
         verbose: passed to `fit`.
 
     Returns:
@@ -388,7 +390,8 @@ def train(
         **(run_info or {}),
     }
     write_json_atomically(run_info_path, info)
-    model.fit(train_dataset, validation_data=dev_dataset, epochs=epochs, callbacks=run_callbacks, verbose=verbose)
+    model.fit(train_dataset, validation_data=dev_dataset, epochs=epochs, callbacks=run_callbacks,
+              steps_per_epoch=steps_per_epoch, verbose=verbose)
 
     history = history_file.as_history()
     if checkpoint.best_epoch is None:
@@ -519,6 +522,8 @@ def train_on_prepared(
     early_stopping_patience=5,
     seed=0,
     chunk_frames=None,
+    steps_per_epoch=None,
+    config_overrides=None,
     command=None,
     verbose="auto",
 ):
@@ -534,6 +539,9 @@ def train_on_prepared(
         language_space_dim: L, overriding the preset's.
         epochs, batch_size, learning_rate, early_stopping_patience, seed: training settings (Adam).
         chunk_frames: truncated-BPTT chunk length (frames) for the training batches; None: whole utterances.
+        steps_per_epoch: batches per epoch drawn from the endlessly repeated, reshuffled training stream (a fixed
+            compute budget per epoch whatever the amount of data); None: one pass over the training split.
+        config_overrides: other `MLMSConfig` fields overriding the preset (e.g. `{"relu_units": 64}`).
         command: the command line, recorded in `training.json`.
         verbose: passed to `fit`.
 
@@ -552,7 +560,7 @@ def train_on_prepared(
             f"an SLSS model is one language and one speaker; the selection has languages {language_codes} and "
             f"speakers {speaker_names}: pass --languages CODE --speakers NAME"
         )
-    overrides = {"code_init": code_init}
+    overrides = {"code_init": code_init, **(config_overrides or {})}
     if language_space_dim is not None:
         overrides["language_space_dim"] = int(language_space_dim)
     config = MLMSConfig.preset(preset, input_dim=manifest.input_dim, num_languages=len(language_codes),
@@ -562,7 +570,7 @@ def train_on_prepared(
         data = load_dataset(dataset_path, name, batch_size, languages=language_codes, speakers=speaker_names, **options)
         return remap_ids(data, manifest, language_codes, speaker_names)
 
-    train_data = split("train", seed=seed, chunk_frames=chunk_frames)
+    train_data = split("train", seed=seed, chunk_frames=chunk_frames, repeat=steps_per_epoch is not None)
     dev_data = split("dev", shuffle=False)
     metric_data = split("dev", shuffle=False, frame_mask="speech")  # Merlin scores without silence
     keras.utils.set_random_seed(seed)
@@ -576,12 +584,13 @@ def train_on_prepared(
         "languages": language_codes,
         "speakers": speaker_names,
         "speaker_languages": [manifest.speakers[name]["language"] for name in speaker_names],
-        "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "chunk_frames": chunk_frames},
+        "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "chunk_frames": chunk_frames,
+                     "steps_per_epoch": steps_per_epoch},
         "command": command,
     }
     return train(model, train_data, dev_data, out_dir, epochs=epochs, early_stopping_patience=early_stopping_patience,
                  language_names=language_codes, output_stats=(manifest.output_mean, manifest.output_std),
-                 metrics_dataset=metric_data, run_info=run_info, verbose=verbose)
+                 metrics_dataset=metric_data, run_info=run_info, steps_per_epoch=steps_per_epoch, verbose=verbose)
 
 
 def _split_list(text):
@@ -595,7 +604,7 @@ def _run_train(args):
             speakers=_split_list(args.speakers), code_init=args.code_init, language_space_dim=args.language_space_dim,
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             early_stopping_patience=None if args.patience <= 0 else args.patience, seed=args.seed,
-            chunk_frames=args.chunk_frames, command=" ".join(["mlms"] + sys.argv[1:]), verbose=2 if args.quiet else "auto",
+            chunk_frames=args.chunk_frames, steps_per_epoch=args.steps_per_epoch, command=" ".join(["mlms"] + sys.argv[1:]), verbose=2 if args.quiet else "auto",
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mlms train: {error}", file=sys.stderr)
@@ -636,6 +645,8 @@ def add_cli_parser(subparsers):
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs; 0 disables (default 5)")
     parser.add_argument("--chunk-frames", type=int, default=None, help="truncated-BPTT chunk length in frames")
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="batches per epoch from the repeated training stream (default: one pass)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
     parser.set_defaults(handler=_run_train)
