@@ -13,6 +13,7 @@ The folder follows keras-hub's preset layout (ARCHITECTURE.md, "Zoo format"):
 The folder is assembled beside the target and swapped in by renames, so a reader never sees a half-written preset.
 """
 
+import copy
 import json
 import os
 import platform
@@ -87,9 +88,15 @@ def export_preset(model, out_dir, metadata):
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes 0700; the preset is an ordinary folder
+    # The preset is an inference model: no compile configuration and no optimizer state. Rebuilding it from its
+    # own serialized config keeps every layer argument (added languages and speakers included).
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    inference_model = keras.saving.deserialize_keras_object(copy.deepcopy(config))  # it consumes its argument
+    inference_model.set_weights(model.get_weights())
     try:
-        _write_json(staging / CONFIG_FILE, keras.saving.serialize_keras_object(model))
-        model.save_weights(staging / WEIGHTS_FILE)
+        _write_json(staging / CONFIG_FILE, config)
+        inference_model.save_weights(staging / WEIGHTS_FILE)
         _write_json(staging / METADATA_FILE, full_metadata)
         previous = None
         if out_dir.exists():
@@ -135,7 +142,6 @@ def load_preset(preset_dir):
             f"{preset_dir / METADATA_FILE}: expected format {PRESET_FORMAT!r} version {PRESET_FORMAT_VERSION}, "
             f"found {metadata.get('format')!r} version {metadata.get('format_version')!r}"
         )
-    config = json.loads((preset_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    model = keras.saving.deserialize_keras_object(config)
+    model = keras.saving.deserialize_keras_object(json.loads((preset_dir / CONFIG_FILE).read_text(encoding="utf-8")))
     model.load_weights(preset_dir / WEIGHTS_FILE)
     return model, metadata

@@ -146,6 +146,13 @@ def results_markdown(results, header=None):
     return "\n".join(lines) + "\n"
 
 
+def _json_row(result):
+    row = dataclasses.asdict(result)
+    if row["dev_mse"] is not None and not math.isfinite(row["dev_mse"]):
+        row["dev_mse"] = None  # JSON has no NaN; a non-finite loss is a trial that did not complete
+    return row
+
+
 def write_results(results, out_dir, header=None):
     """Writes `results.json`, `results.md` and the dev-MSE plot into `out_dir`.
 
@@ -163,7 +170,7 @@ def write_results(results, out_dir, header=None):
         "header": dict(header or {}),
         "objective": "val_loss",
         "best_trial": None if best is None else best.trial_id,
-        "trials": [dataclasses.asdict(result) for result in _sorted(results)],
+        "trials": [_json_row(result) for result in _sorted(results)],
     }
     paths = {"json": out_dir / RESULTS_JSON, "markdown": out_dir / RESULTS_MARKDOWN, "plot": out_dir / PLOT_FILE}
     _write_text(paths["json"], json.dumps(payload, indent=2, allow_nan=False) + "\n")
