@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import zlib
 
 import numpy as np
 import pytest
@@ -167,9 +168,11 @@ def test_resumed_run_gives_the_same_dataset_as_an_uninterrupted_one(corpus, prep
     assert third.shards_written == 0 and third.shards_reused == 5
 
 
-def test_corrupt_wav_and_unparsable_label_are_skipped_and_reported(corpus, tmp_path, capsys):
+@pytest.mark.slow
+def test_corrupt_wav_and_unparsable_label_are_skipped_and_reported(corpus, prepared, tmp_path, capsys):
     copy = tmp_path / "corpus"
     shutil.copytree(corpus, copy)
+    (copy / "corpus.json").unlink()  # no splits, genders or F0 ranges: the fallbacks run too
     broken_wav = copy / "wavs" / "en-us-male-train-00002.wav"
     data = broken_wav.read_bytes()
     broken_wav.write_bytes(data[: len(data) // 2])  # truncated: the header promises more samples
@@ -188,3 +191,18 @@ def test_corrupt_wav_and_unparsable_label_are_skipped_and_reported(corpus, tmp_p
     assert len(manifest.utterances) == 13
     assert manifest.data["command"].startswith(f"mlms prepare {copy} {out} --f0-method dio")
     assert soundfile.info(str(corpus / "wavs" / "en-us-male-train-00002.wav")).frames > 0  # original untouched
+    # Without corpus.json: dev = 1 utterance per speaker of 5 (5 %, at least 1), F0 ranges estimated per speaker.
+    ids_by_speaker = {}
+    for item in read_corpus(copy):
+        ids_by_speaker.setdefault(item.speaker, []).append(item.utterance_id)
+    expected_dev = {min(ids, key=lambda u: (zlib.crc32(u.encode()), u)) for ids in ids_by_speaker.values()}
+    assert set(manifest.utterance_ids("dev")) == expected_dev - set(skipped)  # a skipped dev item stays out
+    reference = Manifest.load(prepared)
+    for name in SPEAKERS:
+        speaker = manifest.speakers[name]
+        assert speaker["f0_range_source"].startswith("estimated from")
+        voiced = np.concatenate([np.exp(r["acoustic"][r["acoustic"][:, vocoder.VUV] > 0.5, vocoder.LF0])
+                                 for r in read_utterances(prepared) if r["speaker_name"] == name])
+        # Invariant: the estimated range holds the speaker's typical pitch (measured with corpus.json's range).
+        assert speaker["f0_floor_hz"] < np.percentile(voiced, 10) and np.percentile(voiced, 90) < speaker["f0_ceil_hz"]
+        assert reference.speakers[name]["f0_range_source"] == "corpus.json"
