@@ -5,7 +5,11 @@ Imports happen inside the handlers so that `mlms --help` stays fast (TensorFlow 
 """
 
 import argparse
+import os
 import sys
+
+# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise for a command-line user.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _build_parser():
