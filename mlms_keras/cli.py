@@ -8,7 +8,8 @@ import argparse
 import os
 import sys
 
-# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise for a command-line user.
+# TensorFlow's C++ info and warning logs during a run are noise for a command-line user (the few lines
+# printed before absl initialises cannot be silenced this way).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
