@@ -90,14 +90,15 @@ def measure_model(prepared, batch_size, steps):
     seconds = time.perf_counter() - started
     in_memory = frames / seconds
 
-    live = load_dataset(prepared, "train", batch_size, seed=1, repeat=True)
+    # A fresh iterator of a seeded dataset repeats its order: each fit below sees exactly the held batches.
+    live = load_dataset(prepared, "train", batch_size, seed=0, repeat=True)
     model.fit(live, epochs=1, steps_per_epoch=len(held), verbose=0)  # warm-up with this dataset object
     started = time.perf_counter()
     model.fit(live, epochs=1, steps_per_epoch=len(held), verbose=0)
     live_seconds = time.perf_counter() - started
-    live_frames = sum(int(mask.sum()) for _, _, mask in held)  # same number of steps; seed differs, see below
+    live_frames = sum(int(mask.sum()) for _, _, mask in held)
     return {"frames_per_s": in_memory, "steps": len(held), "shapes": sorted(s[1] for s in seen_shapes),
-            "compile_seconds": compile_seconds, "fit_live_frames_per_s_approx": live_frames / live_seconds,
+            "compile_seconds": compile_seconds, "fit_live_frames_per_s": live_frames / live_seconds,
             "parameters": model.count_params()}
 
 
@@ -134,7 +135,7 @@ def main():
         model = measure_model(prepared, args.batch_size, steps)
         print(f"model (small preset, {model['parameters']} parameters, train_on_batch, shapes {model['shapes']}): "
               f"{model['frames_per_s']:.0f} real frames/s consumed")
-        print(f"model.fit fed live by load_dataset: ~{model['fit_live_frames_per_s_approx']:.0f} real frames/s")
+        print(f"model.fit fed live by load_dataset: {model['fit_live_frames_per_s']:.0f} real frames/s")
         ratio = pipeline["frames_per_s"] / model["frames_per_s"]
         print(f"pipeline / model: {ratio:.1f}x (target >= 5x)")
         print(json.dumps({
@@ -146,7 +147,7 @@ def main():
             "pipeline_frames_per_s": round(pipeline["frames_per_s"]),
             "pipeline_cached_frames_per_s": round(cached["frames_per_s"]),
             "model_frames_per_s": round(model["frames_per_s"]),
-            "fit_live_frames_per_s_approx": round(model["fit_live_frames_per_s_approx"]),
+            "fit_live_frames_per_s": round(model["fit_live_frames_per_s"]),
             "ratio_pipeline_to_model": round(ratio, 2), "target_ratio": 5.0, "meets_target": bool(ratio >= 5.0),
         }))
 

@@ -206,3 +206,39 @@ def test_corrupt_wav_and_unparsable_label_are_skipped_and_reported(corpus, prepa
         # Invariant: the estimated range holds the speaker's typical pitch (measured with corpus.json's range).
         assert speaker["f0_floor_hz"] < np.percentile(voiced, 10) and np.percentile(voiced, 90) < speaker["f0_ceil_hz"]
         assert reference.speakers[name]["f0_range_source"] == "corpus.json"
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_dataset(corpus, prepared, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "mlms_keras.cli", "prepare", str(corpus), str(out), "--workers", "1",
+               "--f0-method", "dio", "--utterances-per-shard", "1", "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while len(list((out / "shards").glob("*.json"))) < 2 and process.poll() is None:
+            assert time.monotonic() < deadline, "mlms prepare made no progress"
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    finished = len(list((out / "shards").glob("*.json")))
+    assert 2 <= finished < 15 and not (out / "dataset.json").exists()  # really interrupted mid-run
+    report = prepare_dataset(corpus, out, workers=1, f0_method="dio", utterances_per_shard=1, progress=False)
+    assert report.complete and report.shards_reused == finished and report.shards_written == 15 - finished
+    expected, resumed = _records(prepared), _records(out)
+    assert sorted(expected) == sorted(resumed)
+    for utterance_id, record in expected.items():
+        for field in ("linguistic", "acoustic", "durations"):
+            np.testing.assert_array_equal(resumed[utterance_id][field], record[field])
+    # Other shard sizes group the moments differently: equal up to float64 rounding.
+    resumed_stats, expected_stats = Manifest.load(out).data["normalisation"], Manifest.load(prepared).data["normalisation"]
+    for key in ("inputs", "outputs"):
+        for field in ("mean", "std", "raw_mean", "raw_std"):
+            np.testing.assert_allclose(resumed_stats[key][field], expected_stats[key][field], rtol=1e-12, atol=1e-12)
