@@ -238,7 +238,8 @@ def test_a_killed_run_resumes_to_the_same_dataset(corpus, prepared, tmp_path):
         for field in ("linguistic", "acoustic", "durations"):
             np.testing.assert_array_equal(resumed[utterance_id][field], record[field])
     # Other shard sizes group the moments differently: equal up to float64 rounding.
-    resumed_stats, expected_stats = Manifest.load(out).data["normalisation"], Manifest.load(prepared).data["normalisation"]
+    resumed_stats = Manifest.load(out).data["normalisation"]
+    expected_stats = Manifest.load(prepared).data["normalisation"]
     for key in ("inputs", "outputs"):
         for field in ("mean", "std", "raw_mean", "raw_std"):
             np.testing.assert_allclose(resumed_stats[key][field], expected_stats[key][field], rtol=1e-12, atol=1e-12)

@@ -170,10 +170,12 @@ class Manifest:
 
     @property
     def num_languages(self) -> int:
+        """U: rows of the language table (the model's ``num_languages`` for all of them)."""
         return len(self.data["languages"])
 
     @property
     def num_speakers(self) -> int:
+        """S: rows of the speaker table (the model's ``num_speakers`` for all of them)."""
         return len(self.data["speakers"])
 
     def language_id(self, code: str) -> int:
@@ -202,6 +204,7 @@ class Manifest:
     # Splits ---------------------------------------------------------------------------------------------
     @property
     def split_names(self) -> tuple:
+        """The splits present, e.g. ("train", "dev")."""
         return tuple(self.data["splits"])
 
     def _split(self, split: str) -> dict:

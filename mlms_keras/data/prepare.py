@@ -20,8 +20,8 @@ the teacher corpus the labels end at the wav's last sample, so the last phoneme 
 ``num_shards = ceil(n / utterances_per_shard)``: deterministic, and every shard mixes speakers and lengths.
 Worker processes (spawned, one per core by default) extract utterances in plan order; the main process
 serialises them and writes each shard ``shards/<split>-<index>-of-<count>.tfrecord.gz`` through a temporary
-file and ``os.replace`` (so TensorFlow is imported once, not in every worker), then a sidecar ``<shard>.json`` (its utterances, skipped items and training moments) marks it
-done. Its ``fingerprint`` covers the utterance ids and every option that changes the features, so a re-run with
+file and ``os.replace`` (so TensorFlow is imported once, not in every worker), then a sidecar
+``<shard>.json`` (its utterances, skipped items and training moments) marks it done. Its ``fingerprint`` covers the utterance ids and every option that changes the features, so a re-run with
 the same options skips finished shards (resume) and a run with other options rewrites them. ``dataset.json`` is
 written last, only when every shard is done.
 
@@ -672,7 +672,8 @@ def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
     utterance_count = 0
     if complete:
         manifest = _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_ranges, corpus,
-                                   corpus_index, skipped, options, utterances_per_shard, dev_per_speaker, command)
+                                   corpus_index, skipped, options, utterances_per_shard, dev_per_speaker, command,
+                                   {item.speaker: item.gender for item in usable if item.gender})
         layout.save(out_dir / LAYOUT_NAME)
         atomic_write_text(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, ensure_ascii=False))
         skipped = manifest["skipped"]
@@ -682,7 +683,7 @@ def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
 
 
 def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_ranges, corpus, corpus_index, skipped,
-                    options, utterances_per_shard, dev_per_speaker, command):
+                    options, utterances_per_shard, dev_per_speaker, command, genders):
     from mlms_keras import vocoder
 
     shard_dir = out_dir / SHARD_FOLDER
@@ -729,10 +730,10 @@ def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_range
     speaker_table = []
     for index, name in enumerate(speakers):
         (floor, ceiling), source = f0_ranges[name]
-        gender = None
+        gender = genders.get(name)
         for entry in (corpus_index or {}).get("speakers", []):
-            if entry["id"] == name:
-                gender = entry.get("gender")
+            if entry["id"] == name and entry.get("gender"):
+                gender = entry["gender"]
         speaker_table.append({"name": name, "id": index, "language": speaker_language.get(name),
                               "gender": gender, "f0_floor_hz": floor, "f0_ceil_hz": ceiling,
                               "f0_range_source": source})
