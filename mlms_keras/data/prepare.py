@@ -21,9 +21,10 @@ the teacher corpus the labels end at the wav's last sample, so the last phoneme 
 Worker processes (spawned, one per core by default) extract utterances in plan order; the main process
 serialises them and writes each shard ``shards/<split>-<index>-of-<count>.tfrecord.gz`` through a temporary
 file and ``os.replace`` (so TensorFlow is imported once, not in every worker), then a sidecar
-``<shard>.json`` (its utterances, skipped items and training moments) marks it done. Its ``fingerprint`` covers the utterance ids and every option that changes the features, so a re-run with
-the same options skips finished shards (resume) and a run with other options rewrites them. ``dataset.json`` is
-written last, only when every shard is done.
+``<shard>.json`` (its utterances, skipped items and training moments) marks it done. Its ``fingerprint`` covers
+the utterance ids and every option that changes the features, so a re-run with the same options skips finished
+shards (resume) and a run with other options rewrites them. ``dataset.json`` is written last, only when every
+shard is done.
 
 **Record** (one ``tf.train.Example`` per utterance): ``utterance_id`` (bytes), ``language`` / ``speaker`` (int64
 ids of the manifest's tables), ``language_code`` / ``speaker_name`` (bytes), ``num_frames`` (int64),
