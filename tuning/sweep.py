@@ -8,7 +8,8 @@ The objective is `val_loss`, the dev-set MSE. It writes into DIR:
 * `mlms_sweep/`: KerasTuner's project (one folder per trial with its best-epoch checkpoint); `sweep.json`: the
   settings. Running the same command again resumes: finished trials are reloaded, not re-run; an interrupted
   trial is run again; a larger `--max-trials` extends the sweep.
-* `results.md`, `results.json`: one row per trial (L, width, learning rate, parameters, epochs, dev MSE, time).
+* `results.md`, `results.json`: one row per trial (L, width, learning rate, parameters, epochs, dev MSE, time),
+  rewritten after every trial, so a long sweep shows what it has finished.
 * `dev_mse_vs_language_space_dim.png`: dev MSE against L.
 * `best_model/`: the best trial's model as a zoo preset folder (`config.json`, `model.weights.h5`,
   `metadata.json` with versions, parameter count, languages, speakers, the dataset manifest reference and feature
@@ -197,24 +198,6 @@ def tune_dataset(
         "patience": patience,
         "chunk_frames": chunk_frames,
     }
-    tuner = make_tuner(hypermodel, directory, max_trials=max_trials, search=search, seed=seed,
-                       settings=settings, overwrite=overwrite, progress=progress)
-    trials_before = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values())
-
-    repeat = steps_per_epoch is not None
-    train_data = load_dataset(manifest.folder, "train", batch_size, languages=codes, seed=seed, repeat=repeat,
-                              chunk_frames=chunk_frames, cache=cache)
-    # The dev set is scored on whole utterances, also when training uses truncated-BPTT chunks.
-    dev_data = load_dataset(manifest.folder, "dev", batch_size, languages=codes, shuffle=False, cache=cache)
-    # A known length spares Keras's "input ran out of data" warning after each validation pass.
-    dev_data = dev_data.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in dev_data)))
-    run_sweep(tuner, train_data, dev_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              validation_steps=validation_steps, patience=patience,
-              tensorboard_dir=directory / "logs" if tensorboard else None, verbose=verbose)
-    trials_run = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values()) - trials_before
-
-    results = trial_results(tuner)
-    best = best_result(results)
     header = {
         "dataset": f"`{manifest_file.resolve()}`",
         "training languages": ", ".join(codes),
@@ -230,6 +213,29 @@ def tune_dataset(
     }
     if command:
         header["command"] = f"`{command}`"
+
+    def write_table(tuner):
+        write_results(trial_results(tuner), directory, header)
+
+    tuner = make_tuner(hypermodel, directory, max_trials=max_trials, search=search, seed=seed,
+                       settings=settings, overwrite=overwrite, progress=progress, after_trial=write_table)
+    trials_before = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values())
+
+    repeat = steps_per_epoch is not None
+    # Full batches only: every distinct batch shape costs the XLA time loops a compile.
+    train_data = load_dataset(manifest.folder, "train", batch_size, languages=codes, seed=seed, repeat=repeat,
+                              chunk_frames=chunk_frames, cache=cache, drop_remainder=True)
+    # The dev set is scored on whole utterances, also when training uses truncated-BPTT chunks.
+    dev_data = load_dataset(manifest.folder, "dev", batch_size, languages=codes, shuffle=False, cache=cache)
+    # A known length spares Keras's "input ran out of data" warning after each validation pass.
+    dev_data = dev_data.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in dev_data)))
+    run_sweep(tuner, train_data, dev_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+              validation_steps=validation_steps, patience=patience,
+              tensorboard_dir=directory / "logs" if tensorboard else None, verbose=verbose)
+    trials_run = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values()) - trials_before
+
+    results = trial_results(tuner)
+    best = best_result(results)
     files = write_results(results, directory, header)
 
     preset_dir = None

@@ -71,12 +71,15 @@ class SweepTuner(keras_tuner.Tuner):
         hypermodel: an `MLMSHyperModel`.
         seed: base seed; trial `n` trains with `keras.utils.set_random_seed(seed + n)`.
         progress: show a tqdm bar over trials (stderr).
+        after_trial: optional function called with this tuner after every trial (e.g. to rewrite the results
+            table, so that a long sweep shows its finished trials before it ends).
         **kwargs: `directory`, `project_name`, `overwrite`, ... as `keras_tuner.Tuner`.
     """
 
-    def __init__(self, oracle, hypermodel, seed=0, progress=False, **kwargs):
+    def __init__(self, oracle, hypermodel, seed=0, progress=False, after_trial=None, **kwargs):
         self.seed = int(seed)
         self.progress = progress
+        self.after_trial = after_trial
         self._bar = None
         super().__init__(oracle, hypermodel, **kwargs)
 
@@ -119,6 +122,8 @@ class SweepTuner(keras_tuner.Tuner):
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(L=values.get(HP_LANGUAGE_SPACE_DIM), val_loss=trial.score)
+        if self.after_trial is not None:
+            self.after_trial(self)
 
     def on_search_end(self):
         super().on_search_end()
@@ -155,7 +160,7 @@ def _check_settings(directory, settings, overwrite):
 
 
 def make_tuner(hypermodel, directory, max_trials, search="grid", seed=0, project_name=PROJECT_NAME,
-               settings=None, overwrite=False, progress=False):
+               settings=None, overwrite=False, progress=False, after_trial=None):
     """Creates the sweep's tuner, or reloads the sweep already in `directory`.
 
     Args:
@@ -170,6 +175,7 @@ def make_tuner(hypermodel, directory, max_trials, search="grid", seed=0, project
             budget, ...); recorded in `sweep.json` with the search space and checked on resume.
         overwrite: discard an existing sweep in `directory`.
         progress: show a progress bar over trials.
+        after_trial: optional function called with the tuner after every trial.
 
     Returns:
         A `SweepTuner`.
@@ -182,8 +188,8 @@ def make_tuner(hypermodel, directory, max_trials, search="grid", seed=0, project
                     search_space=hypermodel.describe())
     oracle = _oracle(search, max_trials, seed)  # validates `search` before anything is written
     _check_settings(directory, recorded, overwrite)
-    return SweepTuner(oracle, hypermodel, seed=seed, progress=progress, directory=str(directory),
-                      project_name=project_name, overwrite=overwrite)
+    return SweepTuner(oracle, hypermodel, seed=seed, progress=progress, after_trial=after_trial,
+                      directory=str(directory), project_name=project_name, overwrite=overwrite)
 
 
 def run_sweep(tuner, train_data, dev_data, epochs, steps_per_epoch=None, validation_steps=None, patience=None,
