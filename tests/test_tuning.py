@@ -114,6 +114,20 @@ def test_exported_best_model_loads_and_predicts_like_the_tuner_best_model(prepar
     # The exported weights are the best epoch's: re-scoring the dev set gives the val_loss recorded in training.
     model.compile(loss="mse")
     assert model.evaluate(dev, verbose=0) == pytest.approx(summary.best.dev_mse, rel=1e-5)
+    # ... and each language's pooled dev MSE, recomputed here in numpy, is the one recorded at the best epoch.
+    codes_by_id = {entry["id"]: entry["code"] for entry in metadata["languages"]}
+    squared_error, values = {}, {}
+    for batch_inputs, targets in dev:
+        errors = model.predict_on_batch(batch_inputs) - targets.numpy()
+        real_frames = np.any(batch_inputs["linguistic"].numpy() != 0, axis=-1)
+        for row, language in enumerate(batch_inputs["language"].numpy()):
+            code = codes_by_id[int(language)]
+            squared_error[code] = squared_error.get(code, 0.0) + np.sum(errors[row][real_frames[row]] ** 2.0)
+            values[code] = values.get(code, 0) + errors[row][real_frames[row]].size
+    reference = {code: squared_error[code] / values[code] for code in squared_error}
+    assert set(reference) == TRAINING_LANGUAGES
+    assert metadata["metrics"]["dev_mse_per_language"] == pytest.approx(reference, rel=1e-4)
+    assert summary.best.dev_mse_per_language == metadata["metrics"]["dev_mse_per_language"]
 
     manifest_bytes = (prepared / "dataset.json").read_bytes()
     manifest = json.loads(manifest_bytes)

@@ -32,6 +32,8 @@ class TrialResult:
         epochs_run: epochs trained (early stopping may end a trial before the epoch budget).
         parameter_count: trainable and non-trainable parameters of the trial's model.
         seconds: wall-clock seconds of the trial's training (build, fit and validation).
+        dev_mse_per_language: `{language code: dev MSE}` at the best epoch, pooled over each language's
+            unmasked frames (`mlms_keras.training.PerLanguageDevMSE`); `None` when not recorded.
         error: last line of the error of a failed trial.
     """
 
@@ -45,6 +47,7 @@ class TrialResult:
     epochs_run: int | None = None
     parameter_count: int | None = None
     seconds: float | None = None
+    dev_mse_per_language: dict | None = None
     error: str | None = None
 
     @property
@@ -127,6 +130,21 @@ def results_markdown(results, header=None):
             f"{result.status} |"
         )
     lines.append("")
+    languages = sorted({code for r in results if r.completed and r.dev_mse_per_language
+                        for code in r.dev_mse_per_language})
+    if languages:
+        lines += [
+            "Dev MSE per language at each trial's best epoch (squared errors pooled over the language's unmasked "
+            "frames):",
+            "",
+            "| trial | L | " + " | ".join(languages) + " |",
+            "|---|---:|" + "---:|" * len(languages),
+        ]
+        for result in _sorted(results):
+            if result.completed and result.dev_mse_per_language:
+                cells = [_format(result.dev_mse_per_language.get(code), ".4f") for code in languages]
+                lines.append(f"| {result.trial_id} | {result.language_space_dim} | " + " | ".join(cells) + " |")
+        lines.append("")
     if best is None:
         lines.append("No trial completed.")
     else:
@@ -146,10 +164,16 @@ def results_markdown(results, header=None):
     return "\n".join(lines) + "\n"
 
 
+def _finite_or_none(value):
+    return None if value is None or not math.isfinite(value) else value
+
+
 def _json_row(result):
     row = dataclasses.asdict(result)
-    if row["dev_mse"] is not None and not math.isfinite(row["dev_mse"]):
-        row["dev_mse"] = None  # JSON has no NaN; a non-finite loss is a trial that did not complete
+    # JSON has no NaN; a non-finite loss belongs to a trial that did not complete.
+    row["dev_mse"] = _finite_or_none(row["dev_mse"])
+    if row["dev_mse_per_language"] is not None:
+        row["dev_mse_per_language"] = {code: _finite_or_none(v) for code, v in row["dev_mse_per_language"].items()}
     return row
 
 
@@ -191,6 +215,8 @@ def read_results(path):
 def plot_dev_mse(results, path, title="MLMS sweep: dev MSE against the language-space dimension"):
     """Writes a PNG of dev MSE (y) against L (x): one line per (tower width, learning rate), best trial starred.
 
+    With a single (width, learning rate) group, each language's dev MSE is drawn too (dashed), when recorded.
+
     Args:
         results: `TrialResult`s; trials that did not complete are left out.
         path: the PNG file to write.
@@ -209,6 +235,13 @@ def plot_dev_mse(results, path, title="MLMS sweep: dev MSE against the language-
                         if (r.tower_width, r.learning_rate) == (width, learning_rate))
         label = f"width {width}, lr {learning_rate:g}"
         axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    if len(groups) == 1:
+        languages = sorted({code for r in completed if r.dev_mse_per_language for code in r.dev_mse_per_language})
+        for code in languages:
+            points = sorted((r.language_space_dim, r.dev_mse_per_language[code]) for r in completed
+                            if r.dev_mse_per_language and r.dev_mse_per_language.get(code) is not None)
+            axes.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", linewidth=0.9, alpha=0.6,
+                      label=code)
     best = best_result(results)
     if best is not None:
         axes.plot([best.language_space_dim], [best.dev_mse], marker="*", markersize=16, linestyle="none",

@@ -231,7 +231,7 @@ def tune_dataset(
     dev_data = dev_data.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in dev_data)))
     run_sweep(tuner, train_data, dev_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
               validation_steps=validation_steps, patience=patience,
-              tensorboard_dir=directory / "logs" if tensorboard else None, verbose=verbose)
+              tensorboard_dir=directory / "logs" if tensorboard else None, language_names=codes, verbose=verbose)
     trials_run = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values()) - trials_before
 
     results = trial_results(tuner)
@@ -274,7 +274,8 @@ def export_best_model(tuner, best, out_dir, manifest, languages, speakers, searc
         },
         "feature_layout": manifest.data["feature_layout"],
         "normalisation": manifest.data["normalisation"],
-        "metrics": {"dev_mse": best.dev_mse, "val_loss": best.dev_mse},
+        "metrics": {"dev_mse": best.dev_mse, "val_loss": best.dev_mse,
+                    "dev_mse_per_language": best.dev_mse_per_language},
         "training": {
             "objective": "val_loss",
             "search": search,

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import keras
 import keras_tuner
+import numpy as np
 
+from mlms_keras.training import PerLanguageDevMSE
 from tuning.hypermodel import HP_LANGUAGE_SPACE_DIM, HP_LEARNING_RATE, HP_TOWER_WIDTH
 from tuning.results import TrialResult, _write_text
 
@@ -30,6 +32,7 @@ PROJECT_NAME = "mlms_sweep"
 SETTINGS_FILE = "sweep.json"
 TRIAL_RECORD_FILE = "mlms_trial.json"
 OBJECTIVE = "val_loss"
+PER_LANGUAGE_PREFIX = "val_mse_"  # PerLanguageDevMSE's log names: val_mse_<language code>
 SEARCH_ALGORITHMS = ("grid", "random", "bayesian")
 
 
@@ -132,6 +135,13 @@ class SweepTuner(keras_tuner.Tuner):
             self._bar = None
 
 
+class _PerLanguageDevMSE(PerLanguageDevMSE):
+    """`PerLanguageDevMSE` that KerasTuner can copy for each trial: the copies share the dev dataset."""
+
+    def __deepcopy__(self, memo):
+        return type(self)(self.dev_dataset, self.language_names, self.max_batches)
+
+
 def _oracle(search, max_trials, seed):
     objective = keras_tuner.Objective(OBJECTIVE, direction="min")
     if search == "grid":
@@ -193,7 +203,7 @@ def make_tuner(hypermodel, directory, max_trials, search="grid", seed=0, project
 
 
 def run_sweep(tuner, train_data, dev_data, epochs, steps_per_epoch=None, validation_steps=None, patience=None,
-              tensorboard_dir=None, verbose=0):
+              tensorboard_dir=None, language_names=None, verbose=0):
     """Runs the trials the tuner still has to run (none when the sweep is finished).
 
     Args:
@@ -205,9 +215,14 @@ def run_sweep(tuner, train_data, dev_data, epochs, steps_per_epoch=None, validat
         steps_per_epoch, validation_steps: optional step counts (as `model.fit`).
         patience: early stopping on `val_loss` after this many epochs without improvement (`None`: off).
         tensorboard_dir: optional TensorBoard log folder (one subfolder per trial, with the hyperparameters).
+        language_names: optional language codes by id; when given, each epoch also records the dev MSE of each
+            language (`mlms_keras.training.PerLanguageDevMSE`, `val_mse_<code>`; an extra pass over the dev set).
         verbose: `model.fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     """
     callbacks = [keras.callbacks.TerminateOnNaN()]
+    if language_names is not None:
+        # First in the list, so that its values are in the logs the other callbacks and the oracle see.
+        callbacks.insert(0, _PerLanguageDevMSE(dev_data, language_names))
     if patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=OBJECTIVE, patience=patience))
     if tensorboard_dir is not None:
@@ -235,10 +250,11 @@ def trial_results(tuner):
             continue  # a trial the oracle stopped before it had values
         record_path = Path(tuner.get_trial_dir(trial_id)) / TRIAL_RECORD_FILE
         record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
-        dev_mse = best_epoch = None
+        dev_mse = best_epoch = per_language = None
         if trial.status == "COMPLETED" and trial.metrics.exists(OBJECTIVE):
             dev_mse = float(trial.metrics.get_best_value(OBJECTIVE))
             best_epoch = None if trial.best_step is None else int(trial.best_step) + 1
+            per_language = _values_at_step(trial, PER_LANGUAGE_PREFIX, trial.best_step) or None
         message = (trial.message or "").strip().splitlines()
         results.append(
             TrialResult(
@@ -252,10 +268,22 @@ def trial_results(tuner):
                 epochs_run=record.get("epochs_run"),
                 parameter_count=record.get("parameter_count"),
                 seconds=record.get("seconds"),
+                dev_mse_per_language=per_language,
                 error=message[-1] if message and trial.status != "COMPLETED" else None,
             )
         )
     return results
+
+
+def _values_at_step(trial, prefix, step):
+    """`{suffix: value}` of the trial's metrics named `prefix + suffix`, at epoch `step` (0-based)."""
+    values = {}
+    for name in trial.metrics.metrics:
+        if name.startswith(prefix):
+            at_step = [observation for observation in trial.metrics.get_history(name) if observation.step == step]
+            if at_step:
+                values[name[len(prefix):]] = float(np.mean(at_step[-1].value))
+    return values
 
 
 def load_trial_model(tuner, trial_id):
