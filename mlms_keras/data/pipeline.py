@@ -52,6 +52,14 @@ DEFAULT_NUM_BUCKETS = 4
 FRAME_MASK_KINDS = ("padding", "speech")
 
 
+def _graph_function(function):
+    """Trace ``function`` as written: the pipeline's functions have no Python control flow on tensors, so AutoGraph
+    conversion is not needed (and it cannot parse several lambdas on one line)."""
+    import tensorflow as tf
+
+    return tf.autograph.experimental.do_not_convert(function)
+
+
 def _record_spec():
     import tensorflow as tf
 
@@ -244,15 +252,15 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
     if shuffle:
         file_dataset = file_dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = file_dataset.interleave(
-        lambda file: tf.data.TFRecordDataset(file, compression_type="GZIP"),
+        _graph_function(lambda file: tf.data.TFRecordDataset(file, compression_type="GZIP")),
         cycle_length=min(4, len(files)), block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=bool(deterministic))
-    dataset = dataset.map(lambda record: tf.io.parse_single_example(record, _record_spec()),
+    dataset = dataset.map(_graph_function(lambda record: tf.io.parse_single_example(record, _record_spec())),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
     if language_ids is not None:
-        dataset = dataset.filter(lambda r: tf.reduce_any(tf.equal(r["language"], language_ids)))
+        dataset = dataset.filter(_graph_function(lambda r: tf.reduce_any(tf.equal(r["language"], language_ids))))
     if speaker_ids is not None:
-        dataset = dataset.filter(lambda r: tf.reduce_any(tf.equal(r["speaker"], speaker_ids)))
+        dataset = dataset.filter(_graph_function(lambda r: tf.reduce_any(tf.equal(r["speaker"], speaker_ids))))
 
     def decode(record):
         linguistic = tf.reshape(tf.io.decode_raw(record["linguistic"], tf.float32), [-1, input_dim])
@@ -270,7 +278,8 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
             element["mask"] = 1.0 - tf.reduce_max(tf.gather(linguistic, silence_dims, axis=1), axis=1)
         return element
 
-    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
+    dataset = dataset.map(_graph_function(decode), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=bool(deterministic))
     if cache:
         dataset = dataset.cache()
     if shuffle:
@@ -295,7 +304,8 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
             return inputs, element["acoustic"]
         return inputs, element["acoustic"], element["mask"]
 
-    dataset = dataset.map(to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
+    dataset = dataset.map(_graph_function(to_model_inputs), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=bool(deterministic))
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
@@ -309,10 +319,11 @@ def _balance(dataset, manifest, selected, seed):
         counts[manifest.language_id(entry["language"])] += 1
     keep_probability = tf.constant(np.where(counts > 0, counts[counts > 0].min() / np.maximum(counts, 1), 0.0),
                                    tf.float64)
-    draws = tf.data.Dataset.random(seed=seed).map(lambda value: tf.cast(value % (2 ** 31), tf.float64) / 2.0 ** 31)
+    draws = tf.data.Dataset.random(seed=seed).map(
+        _graph_function(lambda value: tf.cast(value % (2 ** 31), tf.float64) / 2.0 ** 31))
     paired = tf.data.Dataset.zip((dataset, draws))
-    kept = paired.filter(lambda element, draw: draw < tf.gather(keep_probability, element["language"]))
-    return kept.map(lambda element, draw: element)
+    kept = paired.filter(_graph_function(lambda element, draw: draw < tf.gather(keep_probability, element["language"])))
+    return kept.map(_graph_function(lambda element, draw: element))
 
 
 def _chunk(dataset, chunk_frames, input_dim, output_dim):
@@ -335,7 +346,7 @@ def _chunk(dataset, chunk_frames, input_dim, output_dim):
             "speaker": tf.fill([chunks], element["speaker"]),
         })
 
-    return dataset.flat_map(split)
+    return dataset.flat_map(_graph_function(split))
 
 
 def _bucket(dataset, boundaries, batch_size, drop_remainder, input_dim, output_dim):
@@ -357,7 +368,7 @@ def _bucket(dataset, boundaries, batch_size, drop_remainder, input_dim, output_d
                            "speaker": tf.constant([], tf.int64)},
             drop_remainder=drop_remainder)
 
-    return dataset.group_by_window(key, reduce, window_size=batch_size)
+    return dataset.group_by_window(_graph_function(key), _graph_function(reduce), window_size=batch_size)
 
 
 def steps_per_epoch(path, split, batch_size, languages=None, speakers=None, chunk_frames=None):
