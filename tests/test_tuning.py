@@ -3,6 +3,8 @@
 import hashlib
 import json
 import math
+import subprocess
+import sys
 
 import keras
 import keras_tuner
@@ -290,3 +292,10 @@ def test_cli_help_shows_an_example(capsys):
         cli.main(["tune", "--help"])
     assert exit_info.value.code == 0
     assert "mlms tune data/prepared --max-trials 6 --directory runs/sweep" in capsys.readouterr().out
+
+
+def test_importing_tuning_and_its_cli_module_loads_neither_tensorflow_nor_keras_tuner():
+    code = ("import sys, tuning, tuning.sweep; "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert completed.stdout.strip() == "[]"
