@@ -229,9 +229,21 @@ def tune_dataset(
     dev_data = load_dataset(manifest.folder, "dev", batch_size, languages=codes, shuffle=False, cache=cache)
     # A known length spares Keras's "input ran out of data" warning after each validation pass.
     dev_data = dev_data.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in dev_data)))
-    run_sweep(tuner, train_data, dev_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              validation_steps=validation_steps, patience=patience,
-              tensorboard_dir=directory / "logs" if tensorboard else None, language_names=codes, verbose=verbose)
+    try:
+        run_sweep(tuner, train_data, dev_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  validation_steps=validation_steps, patience=patience,
+                  tensorboard_dir=directory / "logs" if tensorboard else None, language_names=codes,
+                  verbose=verbose)
+    except RuntimeError as error:
+        if "consecutive failures" not in str(error):
+            raise
+        write_table(tuner)
+        last_line = str(error).strip().splitlines()[-1]
+        raise RuntimeError(
+            f"{directory}: KerasTuner stopped the sweep after {tuner.oracle.max_consecutive_failed_trials} failed "
+            f"trials in a row (last error: {last_line}); the finished trials are in {directory / 'results.md'}. "
+            "Fix the cause and run the same command again: the sweep resumes with the failed trial."
+        ) from error
     trials_run = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values()) - trials_before
 
     results = trial_results(tuner)
@@ -413,6 +425,11 @@ def _run_tune(args):
     except (ValueError, FileNotFoundError) as error:
         print(f"{args.command_prefix}: error: {error}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        if "KerasTuner stopped the sweep" not in str(error):
+            raise
+        print(f"{args.command_prefix}: error: {error}", file=sys.stderr)
+        return 1
     completed = sum(result.completed for result in summary.results)
     print(f"{args.directory}: {summary.trials_run} trials run now, {completed} completed in all, "
           f"{len(summary.results) - completed} not completed")
