@@ -37,7 +37,8 @@ CLI_SWEEP = ["--preset", "tiny", "--epochs", "1", "--batch-size", "4", "--steps-
 def tiny_tower_parameters(input_dim):
     """Parameters of one tower of the "tiny" preset (ReLU 16, 2 LSTMP layers of 16 cells projected to 8)."""
     relu = input_dim * 16 + 16
-    first_lstmp = 16 * 64 + 8 * 64 + 64 + 16 * 8  # input kernel, recurrent kernel (from the projection), bias, projection
+    # Input kernel, recurrent kernel (fed by the projection), bias, projection kernel.
+    first_lstmp = 16 * 64 + 8 * 64 + 64 + 16 * 8
     second_lstmp = 8 * 64 + 8 * 64 + 64 + 16 * 8
     return relu + first_lstmp + second_lstmp
 

@@ -84,7 +84,8 @@ def _atomic_write(path, write):
         raise
 
 
-def _write_text(path, text):
+def write_text_atomically(path, text):
+    """Writes `text` (UTF-8) to `path` through a temporary file in the same folder and `os.replace`."""
     def write(temporary):
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -197,8 +198,8 @@ def write_results(results, out_dir, header=None):
         "trials": [_json_row(result) for result in _sorted(results)],
     }
     paths = {"json": out_dir / RESULTS_JSON, "markdown": out_dir / RESULTS_MARKDOWN, "plot": out_dir / PLOT_FILE}
-    _write_text(paths["json"], json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    _write_text(paths["markdown"], results_markdown(results, header))
+    write_text_atomically(paths["json"], json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    write_text_atomically(paths["markdown"], results_markdown(results, header))
     plot_dev_mse(results, paths["plot"])
     return paths
 

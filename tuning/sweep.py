@@ -309,7 +309,8 @@ def _comma_list(kind):
         try:
             return [kind(item) for item in text.split(",") if item.strip()]
         except ValueError as error:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}") from error
+            message = f"expected comma-separated {kind.__name__} values, got {text!r}"
+            raise argparse.ArgumentTypeError(message) from error
 
     return parse
 
@@ -354,7 +355,8 @@ def _configure_parser(parser, command_prefix):
                         help="search algorithm (default grid: L = 1, 2, ... in order)")
     parser.add_argument("--epochs", type=int, default=10, help="epoch budget per trial (default 10)")
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default 16)")
-    parser.add_argument("--steps-per-epoch", type=int, default=None, help="training batches per epoch (default: one pass)")
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="training batches per epoch (default: one pass)")
     parser.add_argument("--validation-steps", type=int, default=None, help="dev batches per validation (default: all)")
     parser.add_argument("--patience", type=int, default=3,
                         help="early stopping after this many epochs without a lower val_loss (default 3)")

@@ -24,7 +24,7 @@ import numpy as np
 
 from mlms_keras.training import PerLanguageDevMSE
 from tuning.hypermodel import HP_LANGUAGE_SPACE_DIM, HP_LEARNING_RATE, HP_TOWER_WIDTH
-from tuning.results import TrialResult, _write_text
+from tuning.results import TrialResult, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class SweepTuner(keras_tuner.Tuner):
             "epochs_run": len(history.epoch),
             "parameter_count": int(history.model.count_params()),
         }
-        _write_text(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD_FILE, json.dumps(record, indent=2) + "\n")
+        record_path = Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD_FILE
+        write_text_atomically(record_path, json.dumps(record, indent=2) + "\n")
         return histories
 
     def on_search_begin(self):
@@ -161,12 +162,14 @@ def _check_settings(directory, settings, overwrite):
         recorded = json.loads(path.read_text(encoding="utf-8"))
         differing = sorted(key for key in set(recorded) | set(settings) if recorded.get(key) != settings.get(key))
         if differing:
-            details = "; ".join(f"{key}: recorded {recorded.get(key)!r}, now {settings.get(key)!r}" for key in differing)
+            details = "; ".join(
+                f"{key}: recorded {recorded.get(key)!r}, now {settings.get(key)!r}" for key in differing
+            )
             raise ValueError(
                 f"{path}: this directory holds a sweep with other settings ({details}). Resume it with the same "
                 "settings (only --max-trials may change), use a new --directory, or pass --overwrite to discard it."
             )
-    _write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    write_text_atomically(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def make_tuner(hypermodel, directory, max_trials, search="grid", seed=0, project_name=PROJECT_NAME,
