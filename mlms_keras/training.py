@@ -182,16 +182,19 @@ class HistoryFile(keras.callbacks.Callback):
 
     Attributes:
         records: the list of per-epoch dicts.
+        first_epoch: the epoch this `fit` started at (> 0 on a resumed run).
     """
 
     def __init__(self, path):
         super().__init__()
         self.path = Path(path)
         self.records = None
+        self.first_epoch = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.records is None:
             self.records = _history_records(self.path, epoch)
+            self.first_epoch = int(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         record = {"epoch": int(epoch)}
@@ -401,6 +404,8 @@ def train(
     save_model_atomically(model, out_dir / FINAL_MODEL_NAME)
     info.update(
         complete=True,
+        # > 0 when this call resumed a killed run: the epoch the finishing process started at.
+        final_session_first_epoch=history_file.first_epoch,
         history=history,
         epochs_run=len(history.get("loss", [])),
         best_epoch=checkpoint.best_epoch,
