@@ -36,7 +36,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -50,6 +52,7 @@ MODES = ("sync", "async")
 CHECKPOINT_MODEL = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"
 FINAL_MODEL = "model.keras"
+BEST_MODEL = "best.keras"
 TRAINING_LOG = "training_log.json"
 
 
@@ -268,17 +271,23 @@ class DistributedTrainingResult:
     """What `train_distributed` returns on a training process.
 
     Attributes:
-        model: the trained Keras model (its variables are distributed; `model.save` / `get_weights` work).
-        losses: `[(step, loss)]`: the global batch loss of each step in sync mode; in async mode the loss
-            of each worker step (numbered in the order the chief scheduled them).
+        model: the trained Keras model with the last weights (its variables are distributed;
+            `model.save` and `get_weights` work).
+        losses: `[(step, loss)]` of this run and the runs it resumed: the loss of the global batch of
+            each step in sync mode; in async mode the loss of each worker step (numbered in the order
+            the chief scheduled them).
+        dev_mse: `[(step, dev MSE)]` at every checkpoint and at the end (chief only; empty without a
+            dev set).
         steps: steps done, resumed ones included.
         seconds: wall time of this run's training loop.
-        model_path: the final `.keras` file (written by the chief; `None` on other workers).
+        model_path: the final `.keras` file (chief only, else `None`): the best-on-dev weights when there
+            is a dev set (as `mlms train` does), else the last weights.
         resumed_from_step: the step this run resumed from (0 for a fresh run).
     """
 
     model: object
     losses: list
+    dev_mse: list
     steps: int
     seconds: float
     model_path: str | None
@@ -295,6 +304,8 @@ def train_distributed(
     learning_rate=1e-3,
     optimizer_factory=None,
     checkpoint_every=100,
+    dev_dataset_fn=None,
+    seed=None,
     jit_recurrence="training",
     tf_config=None,
     collective_timeout_s=None,
@@ -306,14 +317,18 @@ def train_distributed(
     trains and returns a result. In async mode the `ps` and `worker` processes only serve (this call
     blocks, and returns `None` once the chief has gone) and the chief trains.
 
+    Output (chief only, in `out_dir`): `checkpoint.keras` + `checkpoint.json` every `checkpoint_every`
+    steps (a killed job started again with the same arguments resumes there), `best.keras` (lowest dev
+    MSE so far, with a dev set), and at the end `model.keras` and `training_log.json` (mode, cluster,
+    losses, dev MSE, time). All `.keras` files are compiled Keras models with their optimizer state.
+
     Args:
         dataset_fn: `dataset_fn(num_shards, shard_index) -> tf.data.Dataset` of this worker's batches
             `({"linguistic": (batch, frames, D), "language": (batch,), "speaker": (batch,)},
             acoustic (batch, frames, 49)[, frame_weights (batch, frames)])`, all-zero `linguistic` rows
             marking padding; both arguments are Python ints. The dataset is repeated for as long as
             training needs. `batch` is per worker: one sync step sees `num_workers * batch` utterances.
-        out_dir: folder for checkpoints, the final model and the log (chief only; must be the same
-            path on every worker in sync mode only if you want any worker to be able to take over).
+        out_dir: folder for checkpoints, the final model and the log (only the chief writes there).
         mode: `"sync"` (MultiWorkerMirroredStrategy) or `"async"` (ParameterServerStrategy, ASGD).
         model_config: an `MLMSConfig` for a fresh model (ignored when starting from a checkpoint).
         initial_checkpoint: a `.keras` file (e.g. from single-process training) to start from; its
@@ -322,7 +337,13 @@ def train_distributed(
         learning_rate: Adam's learning rate when neither `optimizer_factory` nor a checkpoint gives one.
         optimizer_factory: zero-argument callable returning a Keras optimizer (called inside the
             strategy's scope, as tf.distribute requires).
-        checkpoint_every: steps between checkpoints (0 disables them; the final model is always written).
+        checkpoint_every: steps between checkpoints and dev evaluations (0: only at the end).
+        dev_dataset_fn: optional zero-argument callable returning a finite `tf.data.Dataset` of dev
+            batches (same form), evaluated on the chief: the dev MSE pools the squared error over all
+            valid frames and the 49 outputs. A callable because no TensorFlow object may exist
+            before the strategy is set up ("Collective ops must be configured at program startup").
+        seed: seed of the fresh model's initial weights (`keras.utils.set_random_seed`, set once the
+            strategy exists); None leaves the random state alone.
         jit_recurrence: the towers' XLA mode for the model built here (`"training"`, `"never"`, ...).
         tf_config: `TF_CONFIG` as a JSON string or dict; `None` reads the environment.
         collective_timeout_s: sync mode: seconds before a stuck all-reduce (a dead worker) fails the
@@ -331,35 +352,46 @@ def train_distributed(
 
     Returns:
         A `DistributedTrainingResult` on training processes; `None` on async `ps`/`worker` processes.
+
+    Raises:
+        ValueError: bad `TF_CONFIG`, a cluster that does not fit `mode`, or nothing to build the model from.
+        FileExistsError: `out_dir` holds a finished run.
     """
     task = read_tf_config(tf_config)
     check_cluster_for_mode(task, mode)
+    if steps < 1:
+        raise ValueError(f"`steps` must be >= 1; got {steps}")
+    if checkpoint_every < 0:
+        raise ValueError(f"`checkpoint_every` must be >= 0; got {checkpoint_every}")
+    if mode == "async" and task.task_type in ("worker", "ps"):
+        serve(task)
+        return None
+    out_dir = Path(out_dir)
+    if task.is_chief and (out_dir / TRAINING_LOG).is_file():
+        raise FileExistsError(f"{out_dir} holds a finished run ({TRAINING_LOG}); choose a new output folder or delete it")
     if model_config is None and initial_checkpoint is None and not _has_checkpoint(out_dir):
         raise ValueError("Give `model_config` (a fresh model) or `initial_checkpoint` (a .keras file to start from)")
     if initial_checkpoint is not None and not Path(initial_checkpoint).is_file():
         raise FileNotFoundError(f"initial checkpoint {initial_checkpoint} does not exist; give a .keras file")
-    if steps < 1:
-        raise ValueError(f"`steps` must be >= 1; got {steps}")
     # Fail fast on a lost peer instead of retrying the RPC for minutes (TensorFlow's PS guide).
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
     run = _TrainingRun(
         task=task,
         mode=mode,
         dataset_fn=dataset_fn,
-        out_dir=Path(out_dir),
+        out_dir=out_dir,
         model_config=model_config,
         initial_checkpoint=initial_checkpoint,
         steps=steps,
         learning_rate=learning_rate,
         optimizer_factory=optimizer_factory,
         checkpoint_every=checkpoint_every,
+        dev_dataset_fn=dev_dataset_fn,
+        seed=seed,
         jit_recurrence=jit_recurrence,
         collective_timeout_s=collective_timeout_s,
         show_progress=show_progress,
     )
-    if mode == "async" and task.task_type in ("worker", "ps"):
-        serve(task)
-        return None
     return run.train_synchronous() if mode == "sync" else run.train_asynchronous()
 
 
@@ -368,7 +400,12 @@ def serve(task, exit_when_chief_gone=True, poll_interval_s=2.0):
 
     Blocks. With `exit_when_chief_gone`, the process exits (code 0) once the chief, after having
     been reachable, stops answering on its port for three polls in a row: the chief has finished
-    (or died; restart the whole job to resume from its last checkpoint).
+    (or died; start the whole job again to resume from its last checkpoint).
+
+    Args:
+        task: this process's `ClusterTask` (job `"ps"` or `"worker"`).
+        exit_when_chief_gone: watch the chief's port and exit when it has gone.
+        poll_interval_s: seconds between two looks at the chief.
     """
     import tensorflow as tf
 
@@ -412,6 +449,9 @@ class _TrainingRun:
     def __init__(self, **settings):
         for name, value in settings.items():
             setattr(self, name, value)
+        self.losses, self.dev_mse = [], []
+        self.best_dev_mse = None
+        self.dev_dataset = None
 
     # -- strategy, model, optimizer ------------------------------------------------------------------
 
@@ -426,11 +466,19 @@ class _TrainingRun:
         )
 
     def _start_source(self):
-        """Where the weights come from: `(path or None, step already done)`."""
+        """Where the weights come from: `(path or None, step already done)`; restores the logs of a resumed run."""
         if _has_checkpoint(self.out_dir):
             state = json.loads((self.out_dir / CHECKPOINT_STATE).read_text())
+            if state.get("mode") != self.mode:
+                raise ValueError(
+                    f"{self.out_dir / CHECKPOINT_STATE} is a {state.get('mode')!r} run; resume it in that mode or use "
+                    "another output folder"
+                )
             if self.initial_checkpoint is not None:
                 logger.info("resuming from %s; ignoring initial_checkpoint", self.out_dir / CHECKPOINT_MODEL)
+            self.losses = [tuple(entry) for entry in state.get("losses", [])]
+            self.dev_mse = [tuple(entry) for entry in state.get("dev_mse", [])]
+            self.best_dev_mse = state.get("best_dev_mse")
             return self.out_dir / CHECKPOINT_MODEL, int(state["step"])
         return self.initial_checkpoint, 0
 
@@ -438,16 +486,20 @@ class _TrainingRun:
         """Builds model and optimizer inside `strategy.scope()`, with `source_path`'s weights and state."""
         import keras
 
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+        if self.dev_dataset_fn is not None and self.task.is_chief:
+            self.dev_dataset = self.dev_dataset_fn()
+
+        import mlms_keras.layers  # noqa: F401 - registers the custom layers before loading
         from mlms_keras.models import build_mlms_model
 
-        source = None
-        if source_path is not None:
-            source = keras.models.load_model(source_path)
+        source = keras.models.load_model(source_path) if source_path is not None else None
         with strategy.scope():
             if source is not None:
                 config = source.get_config()
                 for layer in config["layers"]:
-                    if layer["config"].get("jit_recurrence") is not None:
+                    if "jit_recurrence" in layer["config"]:
                         layer["config"]["jit_recurrence"] = self.jit_recurrence
                 model = keras.Model.from_config(config)
             else:
@@ -459,7 +511,7 @@ class _TrainingRun:
             else:
                 optimizer = keras.optimizers.Adam(self.learning_rate)
             optimizer.build(model.trainable_variables)
-            # Compiled only so that `model.save` stores the optimizer state next to the weights.
+            # Compiled so that `model.save` stores the optimizer state beside the weights, as `fit` runs do.
             model.compile(optimizer=optimizer, loss="mse")
         if source is not None:
             model.set_weights(source.get_weights())
@@ -470,7 +522,7 @@ class _TrainingRun:
                 if len(state) == len(optimizer.variables):
                     optimizer.load_own_variables(state)
                 else:
-                    logger.warning("optimizer state of %s does not fit this model; starting it fresh", source_path)
+                    logger.warning("the optimizer state of %s does not fit this model; starting it afresh", source_path)
         return model, optimizer
 
     # -- steps ---------------------------------------------------------------------------------------
@@ -526,19 +578,18 @@ class _TrainingRun:
             per_replica_loss = strategy.run(self._replica_step, args=(model, optimizer, next(iterator), True))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
 
-        losses = []
         progress = _progress(self.show_progress and self.task.is_chief, start_step, self.steps, f"sync x{num_workers}")
         started = time.perf_counter()
         for step in range(start_step + 1, self.steps + 1):
             loss = float(train_step(iterator))
-            losses.append((step, loss))
+            self.losses.append((step, loss))
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}")
             if self.task.is_chief and self.checkpoint_every and step % self.checkpoint_every == 0 and step < self.steps:
-                self._write_checkpoint(model, step)
+                self._checkpoint(model, step)
         seconds = time.perf_counter() - started
         progress.close()
-        return self._finish(model, losses, start_step, seconds, num_workers)
+        return self._finish(model, start_step, seconds, num_workers)
 
     # -- asynchronous --------------------------------------------------------------------------------
 
@@ -551,12 +602,18 @@ class _TrainingRun:
         source_path, start_step = self._start_source()
         model, optimizer = self._build(strategy, source_path)
 
+        # The branch choice below forgets static shapes (the model needs the feature axis): put them back.
+        element_spec = self.dataset_fn(num_workers, 0).element_spec
+
+        def restore_shapes(*element):
+            return tf.nest.map_structure(lambda value, spec: tf.ensure_shape(value, spec.shape), element, element_spec)
+
         def worker_dataset_fn(input_context):
             # The dataset function is traced once and runs on every worker, which learns its index only
             # at run time: build every worker's pipeline and let the index pick one (only it runs).
             worker_index = tf.distribute.coordinator.experimental_get_current_worker_index()
             branches = [lambda index=index: self.dataset_fn(num_workers, index).repeat() for index in range(num_workers)]
-            return tf.switch_case(tf.cast(worker_index, tf.int32), branches)
+            return tf.switch_case(tf.cast(worker_index, tf.int32), branches).map(restore_shapes)
 
         @tf.function
         def per_worker_dataset_fn():
@@ -569,42 +626,68 @@ class _TrainingRun:
             per_replica_loss = strategy.run(self._replica_step, args=(model, optimizer, next(iterator), False))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
 
-        losses = []
         progress = _progress(self.show_progress, start_step, self.steps, f"async x{num_workers}")
         started = time.perf_counter()
         step = start_step
         while step < self.steps:
             # Schedule up to the next checkpoint, then wait for those steps (lost ones are re-run).
-            until = self.steps if not self.checkpoint_every else min(self.steps, (step // self.checkpoint_every + 1) * self.checkpoint_every)
+            until = self.steps
+            if self.checkpoint_every:
+                until = min(self.steps, (step // self.checkpoint_every + 1) * self.checkpoint_every)
             scheduled = [(s, coordinator.schedule(worker_step, args=(iterator,))) for s in range(step + 1, until + 1)]
             for s, remote_loss in scheduled:
-                losses.append((s, float(remote_loss.fetch())))
+                self.losses.append((s, float(remote_loss.fetch())))
                 progress.update(1)
             coordinator.join()
             step = until
             # Keras counts steps with a read-then-write that concurrent workers interleave, losing counts;
             # the chief knows how many steps completed (bias correction and schedules read this counter).
             optimizer.iterations.assign(step)
-            progress.set_postfix(loss=f"{losses[-1][1]:.4f}")
-            if self.checkpoint_every and step < self.steps:
-                self._write_checkpoint(model, step)
+            progress.set_postfix(loss=f"{self.losses[-1][1]:.4f}")
+            if step < self.steps:
+                self._checkpoint(model, step)
         seconds = time.perf_counter() - started
         progress.close()
-        return self._finish(model, losses, start_step, seconds, num_workers)
+        return self._finish(model, start_step, seconds, num_workers)
 
-    # -- output ----------------------------------------------------------------------------------------
+    # -- evaluation and output -----------------------------------------------------------------------
 
-    def _write_checkpoint(self, model, step):
+    def _evaluate(self, model, step):
+        """Dev MSE on the chief; writes `best.keras` when it is the lowest so far. Returns True then."""
+        if self.dev_dataset is None:
+            return False
+        dev_mse = evaluate_dev_mse(model, self.dev_dataset)
+        self.dev_mse.append((step, dev_mse))
+        logger.info("step %d: dev MSE %.5f", step, dev_mse)
+        if self.best_dev_mse is None or dev_mse < self.best_dev_mse:
+            self.best_dev_mse = dev_mse
+            _save_model_atomically(model, self.out_dir / BEST_MODEL)
+            return True
+        return False
+
+    def _checkpoint(self, model, step):
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._evaluate(model, step)
         _save_model_atomically(model, self.out_dir / CHECKPOINT_MODEL)
-        _write_text_atomically(self.out_dir / CHECKPOINT_STATE, json.dumps({"step": step, "mode": self.mode}))
+        state = {
+            "mode": self.mode,
+            "step": step,
+            "losses": self.losses,
+            "dev_mse": self.dev_mse,
+            "best_dev_mse": self.best_dev_mse,
+        }
+        _write_text_atomically(self.out_dir / CHECKPOINT_STATE, json.dumps(state))
 
-    def _finish(self, model, losses, start_step, seconds, num_workers):
+    def _finish(self, model, start_step, seconds, num_workers):
         model_path = None
         if self.task.is_chief:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             model_path = self.out_dir / FINAL_MODEL
-            _save_model_atomically(model, model_path)
+            last_is_best = self._evaluate(model, self.steps)
+            if self.dev_dataset is None or last_is_best:
+                _save_model_atomically(model, model_path)
+            else:
+                _copy_atomically(self.out_dir / BEST_MODEL, model_path)
             log = {
                 "mode": self.mode,
                 "num_workers": num_workers,
@@ -612,16 +695,48 @@ class _TrainingRun:
                 "steps": self.steps,
                 "resumed_from_step": start_step,
                 "seconds": seconds,
-                "losses": losses,
+                "losses": self.losses,
+                "dev_mse": self.dev_mse,
+                "best_dev_mse": self.best_dev_mse,
             }
             _write_text_atomically(self.out_dir / TRAINING_LOG, json.dumps(log, indent=1))
-            # The job is done: a later run with this out_dir starts from model.keras only if asked to.
-            for name in (CHECKPOINT_STATE, CHECKPOINT_MODEL):
+            for name in (CHECKPOINT_STATE, CHECKPOINT_MODEL):  # the run is complete: nothing to resume
                 (self.out_dir / name).unlink(missing_ok=True)
             model_path = str(model_path)
         return DistributedTrainingResult(
-            model=model, losses=losses, steps=self.steps, seconds=seconds, model_path=model_path, resumed_from_step=start_step
+            model=model,
+            losses=self.losses,
+            dev_mse=self.dev_mse,
+            steps=self.steps,
+            seconds=seconds,
+            model_path=model_path,
+            resumed_from_step=start_step,
         )
+
+
+def evaluate_dev_mse(model, dataset):
+    """Pooled dev MSE: the squared error summed over all valid frames and the 49 outputs, over their count.
+
+    Args:
+        model: the acoustic model (also one built under a strategy: it runs on this process).
+        dataset: finite dataset of `(inputs, acoustic[, frame_weights])` batches.
+
+    Returns:
+        The dev MSE (float; NaN for a dataset without valid frames).
+    """
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def batch_sums(features, targets):
+        predictions = model(features, training=False)
+        return masked_squared_error(targets, predictions, frames_mask_of(features["linguistic"]))
+
+    error_sum, valid_frames = 0.0, 0.0
+    for features, targets, *_ in dataset:
+        batch_error, batch_frames = batch_sums(features, targets)
+        error_sum += float(batch_error)
+        valid_frames += float(batch_frames)
+    return error_sum / valid_frames if valid_frames else float("nan")
 
 
 def _broadcast_from_chief(strategy, variables, step, is_chief):
@@ -669,6 +784,18 @@ def _save_model_atomically(model, path):
             os.unlink(temporary)
 
 
+def _copy_atomically(source, destination):
+    destination = Path(destination)
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".tmp-")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, destination)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
 def _write_text_atomically(path, text):
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp-")
@@ -680,3 +807,204 @@ def _write_text_atomically(path, text):
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+# --------------------------------------------------------------------------------------------------
+# Prepared datasets and `mlms train --distributed`
+# --------------------------------------------------------------------------------------------------
+
+
+def train_distributed_on_prepared(
+    dataset_path,
+    out_dir,
+    mode="sync",
+    preset="small",
+    languages=None,
+    speakers=None,
+    code_init="random",
+    language_space_dim=None,
+    epochs=30,
+    steps=None,
+    batch_size=16,
+    learning_rate=1e-3,
+    seed=0,
+    chunk_frames=None,
+    checkpoint_every=100,
+    initial_checkpoint=None,
+    jit_recurrence="training",
+    tf_config=None,
+    command=None,
+    show_progress=True,
+):
+    """`mlms train --distributed`: an MLMS model trained on a prepared dataset by the cluster in `TF_CONFIG`.
+
+    The model, the tables (`mlms_keras.training.select_tables`) and the run folder are those of
+    `mlms train`: `out_dir` gets `model.keras` (best on dev), `best.keras` and `training.json` (so
+    `mlms adapt`, `load_run` and `mlms synth-utterance` take it), plus this module's
+    `training_log.json` and checkpoints. Worker `i` of `n` reads the training shard files `i::n`
+    (`prepared_dataset_fn`); the chief evaluates the dev split at every checkpoint.
+
+    Where the files must be: in sync mode every worker needs `dataset.json` and its own shard files; in
+    async mode the chief needs `dataset.json` and every worker needs the shard files, at the same path
+    (the chief builds the input pipelines that run on the workers). Only the chief writes `out_dir`.
+
+    Args:
+        dataset_path: prepared dataset folder (`mlms prepare`).
+        out_dir: run folder.
+        mode: `"sync"` or `"async"` (see the module docstring).
+        preset, languages, speakers, code_init, language_space_dim: as `mlms train`.
+        epochs: passes over the training data when `steps` is None (sync: each step takes one batch per
+            worker; async: one batch).
+        steps: total steps (overrides `epochs`).
+        batch_size: utterances (or chunks) per batch and worker.
+        learning_rate: Adam's learning rate.
+        seed: model initialisation and data shuffling seed.
+        chunk_frames: truncated-BPTT chunk length in frames (None: whole utterances).
+        checkpoint_every: steps between checkpoints and dev evaluations.
+        initial_checkpoint: a `.keras` file to start from (e.g. a single-process `mlms train` run's
+            model.keras with the same tables).
+        jit_recurrence: the towers' XLA mode (`"training"` or `"never"`).
+        tf_config: `TF_CONFIG` (JSON string or dict); None reads the environment.
+        command: the command line, recorded in `training.json`.
+        show_progress: tqdm bar on the chief.
+
+    Returns:
+        A `DistributedTrainingResult` on training processes, `None` on async `ps` / `worker` processes.
+    """
+    task = read_tf_config(tf_config)
+    check_cluster_for_mode(task, mode)
+    if mode == "async" and task.task_type in ("worker", "ps"):
+        serve(task)
+        return None
+
+    # No TensorFlow object may be made before train_distributed sets up the strategy: only plain Python here.
+    from mlms_keras import training
+    from mlms_keras.data import Manifest, load_dataset, steps_per_epoch
+    from mlms_keras.models import MLMSConfig
+
+    manifest = Manifest.load(dataset_path)
+    language_codes, speaker_names = training.select_tables(manifest, languages, speakers)
+    overrides = {"code_init": code_init}
+    if language_space_dim is not None:
+        overrides["language_space_dim"] = int(language_space_dim)
+    config = MLMSConfig.preset(
+        preset, input_dim=manifest.input_dim, num_languages=len(language_codes), num_speakers=len(speaker_names), **overrides
+    )
+    if steps is None:
+        batches = steps_per_epoch(dataset_path, "train", batch_size, language_codes, speaker_names, chunk_frames)
+        steps = epochs * math.ceil(batches / (task.num_workers if mode == "sync" else 1))
+
+    def selection(split, **options):
+        data = load_dataset(dataset_path, split, batch_size, languages=language_codes, speakers=speaker_names, **options)
+        return training.remap_ids(data, manifest, language_codes, speaker_names)
+
+    def dataset_fn(num_shards, shard_index):
+        return selection("train", seed=seed, chunk_frames=chunk_frames, shard=(shard_index, num_shards), repeat=True)
+
+    dev_dataset_fn = None
+    if any(entry["split"] == "dev" for entry in manifest.utterances.values()):
+        dev_dataset_fn = lambda: selection("dev", shuffle=False)  # noqa: E731
+    result = train_distributed(
+        dataset_fn,
+        out_dir,
+        mode=mode,
+        model_config=config,
+        initial_checkpoint=initial_checkpoint,
+        steps=steps,
+        learning_rate=learning_rate,
+        checkpoint_every=checkpoint_every,
+        dev_dataset_fn=dev_dataset_fn,
+        seed=seed,
+        jit_recurrence=jit_recurrence,
+        tf_config=tf_config,
+        show_progress=show_progress,
+    )
+    if task.is_chief:
+        info = {
+            "format": training.RUN_FORMAT,
+            "format_version": training.RUN_FORMAT_VERSION,
+            "model_name": result.model.name,
+            "config": config.to_dict(),
+            "complete": True,
+            "dataset": str(Path(dataset_path).absolute()),
+            "model_type": "mlms",
+            "preset": preset,
+            "languages": language_codes,
+            "speakers": speaker_names,
+            "speaker_languages": [manifest.speakers[name]["language"] for name in speaker_names],
+            "training": {
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "seed": seed,
+                "chunk_frames": chunk_frames,
+                "steps": steps,
+            },
+            "distributed": {"mode": mode, "num_workers": task.num_workers, "seconds": result.seconds, "log": TRAINING_LOG},
+            "best_val_loss": min((mse for _, mse in result.dev_mse), default=None),
+            "model_file": FINAL_MODEL,
+            "command": command,
+        }
+        training.write_json_atomically(Path(out_dir) / training.RUN_INFO_NAME, info)
+    return result
+
+
+def add_distributed_arguments(parser):
+    """Adds the `--distributed` options to the `mlms train` parser (see `run_distributed_train`)."""
+    group = parser.add_argument_group(
+        "distributed training (TF_CONFIG; see docs/distributed.md)",
+        "Run the same command on every machine of the cluster in TF_CONFIG, e.g.\n"
+        "  TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:2222\", \"host2:2222\"]}, \"task\": {\"type\": \"worker\", "
+        "\"index\": 0}}' mlms train data/prepared --out runs/mlms --distributed sync",
+    )
+    group.add_argument(
+        "--distributed", choices=MODES, default=None,
+        help="train on the cluster in TF_CONFIG: sync (all-reduce, MultiWorkerMirroredStrategy) or async "
+        "(the paper's ASGD, parameter servers)",
+    )
+    group.add_argument("--steps", type=int, default=None, help="total steps (default: --epochs passes over the data)")
+    group.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
+    group.add_argument("--initial-checkpoint", default=None, help="a .keras file to start from")
+    group.add_argument(
+        "--jit-recurrence", choices=("training", "never"), default="training",
+        help="XLA for the towers' time loops in training (default) or never",
+    )
+
+
+def run_distributed_train(args):
+    """Handler of `mlms train --distributed`: returns the exit code."""
+    if args.model != "mlms":
+        print("mlms train: --distributed trains the MLMS model only (drop --model slss)", file=sys.stderr)
+        return 2
+    try:
+        result = train_distributed_on_prepared(
+            args.dataset,
+            args.out,
+            mode=args.distributed,
+            preset=args.preset,
+            languages=_split_list(args.languages),
+            speakers=_split_list(args.speakers),
+            code_init=args.code_init,
+            language_space_dim=args.language_space_dim,
+            epochs=args.epochs,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            chunk_frames=args.chunk_frames,
+            checkpoint_every=args.checkpoint_every,
+            initial_checkpoint=args.initial_checkpoint,
+            jit_recurrence=args.jit_recurrence,
+            command=" ".join(["mlms"] + sys.argv[1:]),
+            show_progress=not args.quiet,
+        )
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"mlms train: {error}", file=sys.stderr)
+        return 2
+    if result is not None and result.model_path is not None:
+        best = min((mse for _, mse in result.dev_mse), default=None)
+        print(f"{result.model_path}: {result.steps} steps in {result.seconds:.1f} s" + (f", best dev MSE {best:.4f}" if best is not None else ""))
+    return 0
+
+
+def _split_list(text):
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
