@@ -35,7 +35,8 @@ language is drawn equally often whatever its share of the data (seeded). The str
 
 **Determinism.** ``deterministic=True`` keeps element order fixed in the parallel stages; with a ``seed`` the
 shuffles (files, utterances, chunks, balancing) repeat exactly from run to run. ``deterministic`` defaults to
-True when a seed is given.
+True when a seed is given or when ``shuffle=False`` (then batches follow the shards' record order, as
+`read_utterances` yields them).
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
         speakers: speaker names to keep (None: all).
         shuffle: shuffle files and utterances; default True for "train", False otherwise.
         seed: seed of every shuffle; with a seed, runs repeat exactly.
-        deterministic: fixed element order in parallel stages; default True when ``seed`` is given.
+        deterministic: fixed element order in parallel stages; default True when ``seed`` is given or
+            ``shuffle`` is off (shard order), False for unseeded shuffling (slightly faster).
         bucket_boundaries: ascending padded lengths (frames); every utterance must fit the last one.
             Default: `default_bucket_boundaries` of the selected utterances.
         chunk_frames: truncated-BPTT chunk length in frames (module docstring); replaces bucketing.
@@ -217,7 +219,8 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
                              "split's shard files); prepare with a smaller --utterances-per-shard for more workers.")
         files = files[index::count]
     shuffle = (split == "train") if shuffle is None else shuffle
-    deterministic = (seed is not None) if deterministic is None else deterministic
+    # Unshuffled data keeps its order, and seeded data its seeded order; only unseeded shuffling may reorder freely.
+    deterministic = (seed is not None or not shuffle) if deterministic is None else deterministic
     source = _normalisation_source(manifest, normalisation)
     language_ids, speaker_ids = _resolve_ids(manifest, languages, speakers)
 
@@ -253,8 +256,8 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
         file_dataset = file_dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     dataset = file_dataset.interleave(
         _graph_function(lambda file: tf.data.TFRecordDataset(file, compression_type="GZIP")),
-        cycle_length=min(4, len(files)), block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=bool(deterministic))
+        cycle_length=min(4, len(files)) if shuffle else 1,  # unshuffled: one shard after the other
+        block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
     dataset = dataset.map(_graph_function(lambda record: tf.io.parse_single_example(record, _record_spec())),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
     if language_ids is not None:
