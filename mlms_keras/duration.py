@@ -16,7 +16,11 @@ its durations in frames after the frame fit (``durations``) in the shards; this 
 Normalisation (`DurationStatistics`, computed on the train split): inputs follow the acoustic inputs' rule of
 `mlms_keras.data.manifest` (phoneme-identity one-hots left as 0/1 so a real phoneme row is never all zero, other
 features to zero mean and unit variance, near-constant dimensions only centred); the target is
-``(frames - mean) / std`` with the mean and std of all training phonemes' durations (silences included).
+``(frames - mean) / std`` with the mean and std of the training phonemes' durations, pauses included.
+
+The silences that open and close an utterance are not learnt (weight 0 in the loss): their length is the
+recording's (the teacher corpus draws 150-350 ms at random), not the text's. Synthesis gives them the training
+mean (`DurationStatistics.edge_silence_frames`).
 
 Metrics (`evaluate_duration_model`): RMSE in frames (`mlms_keras.metrics.duration_rmse_frames`, Merlin's
 definition: silence and pause rows excluded) and the Pearson correlation over the same phonemes.
@@ -26,7 +30,7 @@ Example:
     >>> model = build_duration_model(duration_config("small", stats.input_dim, 6, 8))  # doctest: +SKIP
     >>> model.compile("adam", "mse")                                                 # doctest: +SKIP
     >>> model.fit(load_duration_dataset("data/prepared", "train", stats), epochs=10)  # doctest: +SKIP
-    >>> predict_durations(model, stats, layout.phoneme_features("Hello.", "en-us"), 0, 0)  # doctest: +SKIP
+    >>> predict_durations(model, stats, layout.phoneme_features("Hello.", "en-us"), 0, 0, layout)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -95,6 +99,8 @@ class DurationStatistics:
         duration_mean, duration_std: frames; the model's output `y` means `y * std + mean` frames.
         layout_fingerprint: the `FeatureLayout` the features were built with.
         count: training phonemes the statistics come from.
+        edge_silence_frames: mean length of the silences that open and close the training utterances; they
+            are not learnt (their length is the recording's, not the text's) and synthesis uses this value.
     """
 
     input_mean: np.ndarray
@@ -103,6 +109,7 @@ class DurationStatistics:
     duration_std: float
     layout_fingerprint: str
     count: int
+    edge_silence_frames: float = 40.0
 
     @property
     def input_dim(self) -> int:
@@ -131,6 +138,7 @@ class DurationStatistics:
             "duration_std": float(self.duration_std),
             "layout_fingerprint": self.layout_fingerprint,
             "count": int(self.count),
+            "edge_silence_frames": float(self.edge_silence_frames),
         }
 
     @classmethod
@@ -139,7 +147,7 @@ class DurationStatistics:
             raise ValueError(f"Not duration statistics (expected format {STATISTICS_FORMAT!r})")
         return cls(np.asarray(data["input_mean"], np.float32), np.asarray(data["input_std"], np.float32),
                    float(data["duration_mean"]), float(data["duration_std"]), str(data["layout_fingerprint"]),
-                   int(data["count"]))
+                   int(data["count"]), float(data.get("edge_silence_frames", 40.0)))
 
 
 def _phoneme_record_spec():
@@ -198,13 +206,15 @@ def compute_duration_statistics(prepared, languages=None) -> DurationStatistics:
     manifest = prepared if isinstance(prepared, Manifest) else Manifest.load(prepared)
     layout = manifest.layout
     count, total, total_squares = 0, None, None
-    durations = []
+    durations, edge_silences = [], []
     for record in _phoneme_records(manifest, "train", languages=languages).as_numpy_iterator():
         features = record["phoneme_linguistic"].astype(np.float64)
         total = features.sum(axis=0) if total is None else total + features.sum(axis=0)
         total_squares = (features ** 2).sum(axis=0) if total_squares is None else total_squares + (features ** 2).sum(0)
         count += features.shape[0]
-        durations.append(record["durations"])
+        edges = silence_rows(record["phoneme_linguistic"], layout)[[0, -1]]
+        edge_silences.extend(record["durations"][[0, -1]][edges])
+        durations.append(record["durations"][1:-1] if record["durations"].size > 2 else record["durations"])
     if count == 0:
         raise ValueError(f"{manifest.folder}: the train split has no phonemes for languages={languages}")
     mean = total / count
@@ -212,8 +222,10 @@ def compute_duration_statistics(prepared, languages=None) -> DurationStatistics:
     identity = [index for index, name in enumerate(layout.feature_names) if is_identity_feature(name)]
     mean, std = effective_normalisation(mean, std, identity, MIN_STD)
     all_durations = np.concatenate(durations).astype(np.float64)
+    edge_silence_frames = float(np.mean(edge_silences)) if edge_silences else float(all_durations.mean())
     return DurationStatistics(mean.astype(np.float32), std.astype(np.float32), float(all_durations.mean()),
-                              float(max(all_durations.std(), 1e-3)), layout.fingerprint, int(count))
+                              float(max(all_durations.std(), 1e-3)), layout.fingerprint, int(count),
+                              edge_silence_frames)
 
 
 def load_duration_dataset(prepared, split, stats, batch_size=16, *, languages=None, speakers=None, shuffle=None,
@@ -234,7 +246,9 @@ def load_duration_dataset(prepared, split, stats, batch_size=16, *, languages=No
 
     Returns:
         Batches `({"linguistic": (batch, P, D_phone), "language": (batch,), "speaker": (batch,)},
-        (batch, P, 1))`, P padded to a `PHONEME_BUCKETS` boundary with all-zero rows (the padding mask).
+        (batch, P, 1) normalised durations, (batch, P) sample weights)`, P padded to a `PHONEME_BUCKETS`
+        boundary with all-zero rows (the padding mask). The weight is 0 on padding and on the utterance's
+        opening and closing silences (see `DurationStatistics.edge_silence_frames`), 1 elsewhere.
     """
     import tensorflow as tf
 
@@ -245,10 +259,18 @@ def load_duration_dataset(prepared, split, stats, batch_size=16, *, languages=No
     shuffle = (split == "train") if shuffle is None else shuffle
     input_mean, input_std = tf.constant(stats.input_mean), tf.constant(stats.input_std)
 
+    silence_columns = tf.constant([manifest.layout.index(name) for name in SILENCE_IDENTITIES], tf.int32)
+
     def normalise(record):
         features = (record["phoneme_linguistic"] - input_mean) / input_std
         target = (record["durations"] - stats.duration_mean) / stats.duration_std
-        return {"linguistic": features, "language": record["language"], "speaker": record["speaker"]}, target[:, None]
+        # Weight 0 for the opening and closing silences: their length is the recording's, not the text's.
+        silent = tf.reduce_max(tf.gather(record["phoneme_linguistic"], silence_columns, axis=1), axis=1) > 0.5
+        length = tf.shape(silent)[0]
+        edge = tf.logical_or(tf.range(length) == 0, tf.range(length) == length - 1)
+        weight = tf.where(tf.logical_and(silent, edge), 0.0, 1.0)
+        inputs = {"linguistic": features, "language": record["language"], "speaker": record["speaker"]}
+        return inputs, target[:, None], weight
 
     dataset = _phoneme_records(manifest, split, languages, speakers).map(normalise,
                                                                          num_parallel_calls=tf.data.AUTOTUNE)
@@ -260,25 +282,25 @@ def load_duration_dataset(prepared, split, stats, batch_size=16, *, languages=No
         dataset = dataset.repeat()
     boundaries = [boundary + 1 for boundary in PHONEME_BUCKETS]  # a bucket holds lengths < boundary
     dataset = dataset.bucket_by_sequence_length(
-        lambda inputs, target: tf.shape(inputs["linguistic"])[0],
+        lambda inputs, target, weight: tf.shape(inputs["linguistic"])[0],
         bucket_boundaries=boundaries[:-1],
         bucket_batch_sizes=[batch_size] * len(boundaries),
         pad_to_bucket_boundary=False,
-        padded_shapes=({"linguistic": [None, stats.input_dim], "language": [], "speaker": []}, [None, 1]),
+        padded_shapes=({"linguistic": [None, stats.input_dim], "language": [], "speaker": []}, [None, 1], [None]),
     )
 
-    def pad_to_bucket(inputs, target):
+    def pad_to_bucket(inputs, target, weight):
         # Pad to the bucket's boundary so that batches come in len(PHONEME_BUCKETS) shapes (XLA compiles per shape).
         length = tf.shape(inputs["linguistic"])[1]
         padded = tf.gather(tf.constant(PHONEME_BUCKETS), tf.argmax(tf.constant(PHONEME_BUCKETS) >= length))
         extra = padded - length
         inputs = dict(inputs, linguistic=tf.pad(inputs["linguistic"], [[0, 0], [0, extra], [0, 0]]))
-        return inputs, tf.pad(target, [[0, 0], [0, extra], [0, 0]])
+        return inputs, tf.pad(target, [[0, 0], [0, extra], [0, 0]]), tf.pad(weight, [[0, 0], [0, extra]])
 
     return dataset.map(pad_to_bucket).prefetch(tf.data.AUTOTUNE)
 
 
-def predict_durations(model, stats, phoneme_features, language, speaker):
+def predict_durations(model, stats, phoneme_features, language, speaker, layout):
     """Durations in whole frames for one utterance.
 
     Args:
@@ -286,9 +308,10 @@ def predict_durations(model, stats, phoneme_features, language, speaker):
         stats: its `DurationStatistics`.
         phoneme_features: (P, D_phone) raw phoneme rows (`FeatureLayout.phoneme_features`), sil/pau included.
         language, speaker: the model's ids.
+        layout: the `FeatureLayout` of the rows (to find the opening and closing silences).
 
     Returns:
-        (P,) int64 frames, rounded, at least 0; at least one frame in total.
+        (P,) int64 frames (`frames_from_outputs`).
     """
     features = np.asarray(phoneme_features, np.float32)
     if features.ndim != 2 or features.shape[1] != stats.input_dim:
@@ -299,7 +322,22 @@ def predict_durations(model, stats, phoneme_features, language, speaker):
         "speaker": np.array([speaker], np.int32),
     }
     outputs = np.asarray(model(inputs, training=False))[0, :, 0]
+    return frames_from_outputs(outputs, stats, edge_silences(features, layout))
+
+
+def edge_silences(phoneme_features, layout):
+    """(P,) bool: the first and last rows when they are silences (their length is set, not predicted)."""
+    silent = silence_rows(phoneme_features, layout)
+    edges = np.zeros_like(silent)
+    edges[[0, -1]] = True
+    return silent & edges
+
+
+def frames_from_outputs(outputs, stats, edge_silence):
+    """Duration-model outputs (P,) -> whole frames (P,) int64: rounded, at least 0, edge silences set to
+    `stats.edge_silence_frames`, at least one frame in total."""
     frames = np.maximum(np.rint(stats.denormalise_durations(outputs)), 0).astype(np.int64)
+    frames[np.asarray(edge_silence, bool)] = int(round(stats.edge_silence_frames))
     if frames.sum() == 0:
         frames[int(np.argmax(outputs))] = 1
     return frames
@@ -333,7 +371,8 @@ def evaluate_duration_model(model, stats, prepared, split="dev", languages=None,
     references, predictions = {}, {}
     for record in _phoneme_records(manifest, split, languages, speakers).as_numpy_iterator():
         features = record["phoneme_linguistic"]
-        predicted = predict_durations(model, stats, features, int(record["language"]), int(record["speaker"]))
+        predicted = predict_durations(model, stats, features, int(record["language"]), int(record["speaker"]),
+                                      manifest.layout)
         speech = ~silence_rows(features, manifest.layout)
         code = code_of[int(record["language"])]
         references.setdefault(code, []).append(record["durations"][speech])
@@ -371,3 +410,113 @@ def load_duration_statistics(path) -> DurationStatistics:
         raise FileNotFoundError(f"{path}: no duration statistics file") from None
     except (ValueError, KeyError) as error:
         raise ValueError(f"{path}: not valid duration statistics ({error})") from error
+
+
+DURATION_MODEL_NAME = "duration.keras"
+DURATION_STATISTICS_NAME = "duration_statistics.json"
+DURATION_RUN_NAME = "duration.json"
+
+
+def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, batch_size=16, learning_rate=1e-3,
+                               patience=4, adapt_languages=(), variant="v3", epochs_per_phase=5, seed=0,
+                               verbose="auto"):
+    """Trains a duration model on a prepared dataset, then adapts it to new languages (the acoustic recipe).
+
+    1. Statistics on the train split (`compute_duration_statistics`).
+    2. A model over the dataset's training-role languages and their speakers (the ids of the manifest's
+       tables, which list those first), trained with Adam on the MSE of normalised durations, keeping the
+       weights of the best dev epoch (early stopping with `patience`).
+    3. For each code in `adapt_languages` (e.g. ["pl", "pt-br"]), in order: a new language code and a new
+       speaker output layer copied from the closest trained speaker, trained with the paper's `variant`
+       (`mlms_keras.adaptation.adapt`) on that language's train split, keeping each phase's best dev epoch.
+       The ids handed out follow the manifest's order, so they equal the dataset's (and the acoustic model's).
+    4. Dev metrics per language (`evaluate_duration_model`).
+
+    Writes into `out_dir`: ``duration.keras``, ``duration_statistics.json`` and ``duration.json`` (tables,
+    metrics, history, settings, seconds spent).
+
+    Args:
+        prepared: prepared dataset folder (`mlms prepare`).
+        out_dir: output folder.
+        preset: `DURATION_PRESETS` key.
+        epochs, batch_size, learning_rate, patience: base training.
+        adapt_languages: adaptation language codes, each with exactly one speaker in the dataset.
+        variant, epochs_per_phase: adaptation settings (`mlms_keras.adaptation.adaptation_phases`).
+        seed: seeds the initialisation and shuffling.
+        verbose: passed to `fit`.
+
+    Returns:
+        The `duration.json` dict.
+    """
+    import time
+    from pathlib import Path
+
+    import keras
+
+    from mlms_keras.adaptation import adapt, closest_speaker
+    from mlms_keras.data.manifest import atomic_write_text
+    from mlms_keras.languages import TRAINING
+
+    started = time.time()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest.load(prepared)
+    roles = {entry["code"]: entry.get("role") for entry in manifest.data["languages"]}
+    adapt_languages = list(adapt_languages)
+    unknown = [code for code in adapt_languages if code not in manifest.languages]
+    if unknown:
+        raise ValueError(f"adapt_languages {unknown} are not in {manifest.folder} (languages: {sorted(manifest.languages)})")
+    base_languages = [code for code in sorted(manifest.languages, key=manifest.languages.get)
+                      if roles.get(code, TRAINING) == TRAINING and code not in adapt_languages]
+    speakers = sorted(manifest.speakers.values(), key=lambda entry: entry["id"])
+    base_speakers = [entry["name"] for entry in speakers if entry["language"] in base_languages]
+    if [manifest.languages[c] for c in base_languages] != list(range(len(base_languages))) or \
+            [manifest.speaker_id(s) for s in base_speakers] != list(range(len(base_speakers))):
+        raise ValueError(f"{manifest.folder}: the training languages and their speakers must have the first ids of "
+                         "the dataset's tables (as `mlms prepare` writes them)")
+    stats = compute_duration_statistics(manifest)
+    save_duration_statistics(stats, out_dir / DURATION_STATISTICS_NAME)
+    keras.utils.set_random_seed(seed)
+    model = build_duration_model(duration_config(preset, stats.input_dim, len(base_languages), len(base_speakers)))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+
+    def data(split, languages, speakers=None, **options):
+        return load_duration_dataset(manifest, split, stats, batch_size, languages=languages, speakers=speakers,
+                                     seed=seed, **options)
+
+    history = model.fit(data("train", base_languages, base_speakers), validation_data=data("dev", base_languages,
+                                                                                             base_speakers),
+                        epochs=epochs, verbose=verbose,
+                        callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)])
+    record = {"preset": preset, "languages": base_languages, "speakers": base_speakers,
+              "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                           "patience": patience, "seed": seed, "history": history.history},
+              "adaptation": {}}
+    speaker_languages = [manifest.speakers[name]["language"] for name in base_speakers]
+    for code in adapt_languages:
+        new_speakers = [entry["name"] for entry in speakers if entry["language"] == code]
+        if len(new_speakers) != 1:
+            raise ValueError(f"adaptation language {code!r} needs exactly one speaker in {manifest.folder}, "
+                             f"found {new_speakers}")
+        candidates = [(record["languages"].index(language), s) for s, language in enumerate(speaker_languages)]
+        train_data, dev_data = data("train", [code], new_speakers), data("dev", [code], new_speakers)
+        distance = closest_speaker(model, train_data, candidates=candidates)
+        result = adapt(model, train_data, dev_data, variant=variant, epochs_per_phase=epochs_per_phase,
+                       copy_speaker_from=distance.speaker, optimizer=keras.optimizers.Adam(learning_rate),
+                       verbose=verbose)
+        if (result.language_id, result.speaker_id) != (manifest.language_id(code), manifest.speaker_id(new_speakers[0])):
+            raise RuntimeError(f"adapting {code}: the model gave ids {(result.language_id, result.speaker_id)}, the "
+                               "dataset has other ids; adapt the languages in the dataset's order")
+        record["languages"].append(code)
+        record["speakers"].append(new_speakers[0])
+        speaker_languages.append(code)
+        record["adaptation"][code] = {"variant": variant, "epochs_per_phase": epochs_per_phase,
+                                      "initial_speaker": record["speakers"][distance.speaker],
+                                      "history": result.history}
+    record["dev_metrics"] = evaluate_duration_model(model, stats, manifest, "dev", languages=record["languages"])
+    record["seconds"] = time.time() - started
+    from mlms_keras.training import save_model_atomically
+
+    save_model_atomically(model, out_dir / DURATION_MODEL_NAME)
+    atomic_write_text(out_dir / DURATION_RUN_NAME, json.dumps(record, indent=1, default=float))
+    return record

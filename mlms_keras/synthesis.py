@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from mlms_keras import vocoder
+from mlms_keras.duration import edge_silences, frames_from_outputs
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.linguistic import expand_to_frames
 
@@ -195,10 +196,7 @@ class Synthesizer:
         outputs = duration_call({"linguistic": stats.normalise_inputs(phonemes)[None],
                                  "language": np.array([language_id], np.int32),
                                  "speaker": np.array([speaker_id], np.int32)})
-        predicted = stats.denormalise_durations(np.asarray(outputs)[0, :, 0])
-        durations = np.maximum(np.rint(predicted), 0).astype(np.int64)
-        if durations.sum() == 0:
-            durations[int(np.argmax(predicted))] = 1
+        durations = frames_from_outputs(np.asarray(outputs)[0, :, 0], stats, edge_silences(phonemes, self.voice.layout))
         self.timer.add("duration", time.perf_counter() - start)
         start = time.perf_counter()
         frames = expand_to_frames(phonemes, durations)

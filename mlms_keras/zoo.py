@@ -479,6 +479,133 @@ def load_voice(source, sha256=None) -> Voice:
     return _voice_from_folder(folder, metadata)
 
 
+# Packing a trained voice ----------------------------------------------------------------------------------------
+def held_out_acoustic_metrics(model, languages, speakers, prepared, split="dev"):
+    """Merlin-style metrics of an acoustic model on a prepared split, with natural (aligned) durations.
+
+    Frames of each language are pooled over its utterances; silence and pause frames are left out (their
+    `C_phoneme=sil|pau` input). Utterances of languages or speakers the model does not have are skipped.
+
+    Args:
+        model: acoustic model; `languages` (codes) and `speakers` (names) list its tables in id order.
+        prepared: prepared dataset folder (the model's training data, for its normalisation and layout).
+        split: usually "dev".
+
+    Returns:
+        dict code -> {mcd_db, f0_rmse_hz, f0_corr, vuv_error_percent, bap_distortion_db, utterances, frames},
+        and "all" pooled over every language.
+    """
+    from mlms_keras.data.manifest import Manifest
+    from mlms_keras.data.pipeline import read_utterances
+    from mlms_keras.metrics import evaluate_acoustic
+
+    manifest = Manifest.load(prepared)
+    silence = [manifest.layout.index(name) for name in ("C_phoneme=sil", "C_phoneme=pau")]
+    references, generated, counts = {}, {}, {}
+    for record in read_utterances(prepared, split):
+        code, speaker = record["language_code"], record["speaker_name"]
+        if code not in languages or speaker not in speakers:
+            continue
+        inputs = {"linguistic": manifest.normalise_inputs(record["linguistic"])[None],
+                  "language": np.array([languages.index(code)], np.int32),
+                  "speaker": np.array([speakers.index(speaker)], np.int32)}
+        predicted = manifest.denormalise_outputs(np.asarray(model.predict_on_batch(inputs))[0])
+        speech = record["linguistic"][:, silence].max(axis=1) < 0.5
+        references.setdefault(code, []).append(record["acoustic"][speech])
+        generated.setdefault(code, []).append(predicted[speech])
+        counts[code] = counts.get(code, 0) + 1
+    if not references:
+        raise ValueError(f"{prepared}: split {split!r} has no utterance of the model's languages {languages}")
+    results = {}
+    for code in references:
+        reference, prediction = np.concatenate(references[code]), np.concatenate(generated[code])
+        results[code] = dict(evaluate_acoustic(reference, prediction), utterances=counts[code],
+                             frames=int(reference.shape[0]))
+    reference = np.concatenate([frames for code in references for frames in references[code]])
+    prediction = np.concatenate([frames for code in generated for frames in generated[code]])
+    results["all"] = dict(evaluate_acoustic(reference, prediction), utterances=sum(counts.values()),
+                          frames=int(reference.shape[0]))
+    return results
+
+
+def pack_voice(acoustic_run, duration_run, prepared, out_folder, name, description="", commands=(),
+               timings=None, registry_path=None) -> dict:
+    """Make a zoo voice from an acoustic run (`mlms train` / `mlms adapt`) and a duration run.
+
+    Computes the held-out metrics (`held_out_acoustic_metrics` and the duration run's dev metrics), writes the
+    voice folder (`save_voice`) and, when `registry_path` is given, adds or replaces the voice's entry there.
+
+    Args:
+        acoustic_run: run folder of the final acoustic model (its `training.json` lists languages and speakers).
+        duration_run: folder written by `mlms_keras.duration.train_duration_on_prepared`.
+        prepared: the prepared dataset both were trained on.
+        out_folder: the voice folder to write.
+        name, description: the voice's name and one-line description.
+        commands: the exact commands that rebuild the voice from nothing.
+        timings: dict of seconds per step (training time), stored as ``training_time_s``.
+        registry_path: registry file to update (created when missing).
+
+    Returns:
+        The registry entry.
+    """
+    import keras
+
+    from mlms_keras.data.manifest import Manifest
+    from mlms_keras.duration import DURATION_MODEL_NAME, DURATION_RUN_NAME, DURATION_STATISTICS_NAME
+    from mlms_keras.duration import load_duration_statistics
+    from mlms_keras.training import load_run
+
+    import mlms_keras.layers  # noqa: F401
+
+    acoustic_model, info = load_run(acoustic_run)
+    duration_folder = Path(duration_run)
+    duration_model = keras.models.load_model(duration_folder / DURATION_MODEL_NAME)
+    duration_record = json.loads((duration_folder / DURATION_RUN_NAME).read_text(encoding="utf-8"))
+    statistics = load_duration_statistics(duration_folder / DURATION_STATISTICS_NAME)
+    languages, speakers = list(info["languages"]), list(info["speakers"])
+    if duration_record["languages"] != languages or duration_record["speakers"] != speakers:
+        raise ValueError(f"the acoustic run {acoustic_run} has languages {languages} and speakers {speakers}, the "
+                         f"duration run {duration_run} {duration_record['languages']} and "
+                         f"{duration_record['speakers']}: train both on the same dataset, adapting in the same order")
+    manifest = Manifest.load(prepared)
+    manifest.layout.require_compatible(statistics.layout_fingerprint, what="duration model's inputs")
+    acoustic_metrics = held_out_acoustic_metrics(acoustic_model, languages, speakers, prepared)
+    duration_metrics = duration_record["dev_metrics"]
+    metrics = {"split": "dev", "durations": "natural (aligned) for the acoustic metrics",
+               "all": dict(acoustic_metrics.pop("all"), duration_rmse_frames=duration_metrics["duration_rmse_frames"],
+                           duration_corr=duration_metrics["duration_corr"]),
+               "per_language": {code: dict(values, **{key: duration_metrics["per_language"].get(code, {}).get(key)
+                                                      for key in ("duration_rmse_frames", "duration_corr")})
+                                for code, values in acoustic_metrics.items()}}
+    speaker_languages = info.get("speaker_languages") or [manifest.speakers[s]["language"] for s in speakers]
+    speaker_table = {speaker: {"id": index, "language": speaker_languages[index],
+                               "gender": manifest.speakers.get(speaker, {}).get("gender")}
+                     for index, speaker in enumerate(speakers)}
+    sample_rates = manifest.data.get("sample_rates_hz") or []
+    if len(sample_rates) != 1:
+        raise ValueError(f"{prepared}: a voice needs one sample rate, the dataset has {sample_rates}")
+    sample_rate = int(sample_rates[0])
+    adaptation = {code: run.get("variant") for code, run in duration_record.get("adaptation", {}).items()}
+    entry = save_voice(
+        out_folder, name=name, acoustic_model=acoustic_model, duration_model=duration_model, layout=manifest.layout,
+        normalisation={"input_mean": manifest.input_mean, "input_std": manifest.input_std,
+                       "output_mean": manifest.output_mean, "output_std": manifest.output_std},
+        duration_statistics=statistics, languages={code: index for index, code in enumerate(languages)},
+        speakers=speaker_table, sample_rate=sample_rate, description=description,
+        extra_metadata={"metrics": metrics, "commands": list(commands), "training_time_s": timings or {},
+                        "adapted_languages": adaptation,
+                        "training": {"acoustic": {k: info.get(k) for k in ("preset", "training", "epochs_run",
+                                                                               "best_epoch", "adaptation")},
+                                     "duration": {k: duration_record.get(k) for k in ("preset", "training")}}},
+    )
+    if registry_path is not None:
+        registry_path = Path(registry_path)
+        voices = load_registry(registry_path)["voices"] if registry_path.is_file() else {}
+        voices[name] = entry
+        write_registry(registry_path, voices)
+    return entry
+
+
 # Command line ---------------------------------------------------------------------------------------------------
 def _run_list(args) -> int:
     voices = list_voices()
@@ -537,3 +664,65 @@ def add_cli_parser(subparsers) -> None:
     info.add_argument("voice", help="built-in voice name, voice folder, or file:// / https:// URL")
     info.add_argument("--json", action="store_true", help="print the metadata as JSON (without the large tables)")
     info.set_defaults(handler=_run_info)
+
+    duration = verbs.add_parser(
+        "train-duration", help="train (and adapt) a voice's duration model on a prepared dataset",
+        description="Train the phoneme duration model (mlms_keras.duration) on the training languages of a prepared\n"
+                    "dataset, then adapt it to each --adapt language with the paper's --variant.\n\nexample:\n"
+                    "  mlms zoo train-duration data/prepared --out runs/duration --adapt pl,pt-br --variant v3",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    duration.add_argument("dataset", help="prepared dataset folder")
+    duration.add_argument("--out", required=True, help="output folder")
+    duration.add_argument("--preset", default="small", help="duration model size (small, tiny)")
+    duration.add_argument("--epochs", type=int, default=20)
+    duration.add_argument("--patience", type=int, default=4)
+    duration.add_argument("--batch-size", type=int, default=16)
+    duration.add_argument("--learning-rate", type=float, default=1e-3)
+    duration.add_argument("--adapt", default="", help="comma-separated adaptation languages, in the dataset's order")
+    duration.add_argument("--variant", default="v3", choices=("v1", "v2", "v3", "v4"))
+    duration.add_argument("--epochs-per-phase", type=int, default=5)
+    duration.add_argument("--seed", type=int, default=0)
+    duration.set_defaults(handler=_run_train_duration)
+
+    pack = verbs.add_parser(
+        "pack", help="make a zoo voice from an acoustic run and a duration run (computes held-out metrics)",
+        description="example:\n  mlms zoo pack --acoustic runs/pt-br --duration runs/duration --dataset data/prepared "
+                    "\\\n      --name teacher-small --out zoo/teacher-small --registry zoo/registry.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pack.add_argument("--acoustic", required=True, help="acoustic run folder (mlms train / mlms adapt)")
+    pack.add_argument("--duration", required=True, help="duration run folder (mlms zoo train-duration)")
+    pack.add_argument("--dataset", required=True, help="the prepared dataset both were trained on")
+    pack.add_argument("--name", required=True)
+    pack.add_argument("--description", default="")
+    pack.add_argument("--out", required=True, help="voice folder to write")
+    pack.add_argument("--registry", default=None, help="registry file to add the voice to")
+    pack.add_argument("--commands", default=None, help="text file: the commands that rebuild the voice, one a line")
+    pack.add_argument("--timings", default=None, help="JSON file: seconds per build step")
+    pack.set_defaults(handler=_run_pack)
+
+
+def _run_train_duration(args) -> int:
+    from mlms_keras.duration import train_duration_on_prepared
+
+    record = train_duration_on_prepared(
+        args.dataset, args.out, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, patience=args.patience,
+        adapt_languages=[code.strip() for code in args.adapt.split(",") if code.strip()], variant=args.variant,
+        epochs_per_phase=args.epochs_per_phase, seed=args.seed)
+    metrics = record["dev_metrics"]
+    print(f"{args.out}: dev duration RMSE {metrics['duration_rmse_frames']:.2f} frames, "
+          f"correlation {metrics['duration_corr']:.3f} ({metrics['phonemes']} phonemes)")
+    return 0
+
+
+def _run_pack(args) -> int:
+    commands = []
+    if args.commands:
+        commands = [line.strip() for line in Path(args.commands).read_text(encoding="utf-8").splitlines()
+                    if line.strip() and not line.startswith("#")]
+    timings = json.loads(Path(args.timings).read_text(encoding="utf-8")) if args.timings else None
+    entry = pack_voice(args.acoustic, args.duration, args.dataset, args.out, args.name, args.description,
+                       commands=commands, timings=timings, registry_path=args.registry)
+    print(f"{args.out}: voice {args.name!r}, {len(entry['languages'])} languages, {len(entry['speakers'])} speakers, "
+          f"{entry['size_bytes'] / 1e6:.1f} MB")
+    return 0

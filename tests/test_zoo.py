@@ -1,0 +1,197 @@
+"""The zoo: voice folders, the registry, resolution by name / folder / URL, hash checks, caching, the CLI."""
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlms_keras import zoo
+from mlms_keras.cli import main
+from voice_testing import TEST_LANGUAGES, TEST_SPEAKERS, build_test_voice
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def sha256_hex(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def voice(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zoo") / "test-voice"
+    entry, acoustic, duration, layout = build_test_voice(folder)
+    return folder, entry, acoustic, duration
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    home = tmp_path / "keras-home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home
+
+
+def test_every_file_is_listed_with_its_sha256(voice):
+    folder, entry, _, _ = voice
+    on_disk = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert sorted(entry["files"]) == on_disk == sorted(list(zoo.MODEL_FILES) + [zoo.METADATA_NAME])
+    for name, digest in entry["files"].items():
+        assert digest == sha256_hex(folder / name)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["files"] == {name: sha256_hex(folder / name) for name in zoo.MODEL_FILES}
+    config = json.loads((folder / "config.json").read_text())
+    assert config["registered_name"] == "Functional"  # keras-hub style serialized model
+    assert entry["size_bytes"] == sum((folder / name).stat().st_size for name in on_disk)
+    assert entry["languages"] == list(TEST_LANGUAGES) and entry["speakers"] == list(TEST_SPEAKERS)
+
+
+def test_a_loaded_voice_computes_what_the_saved_models_computed(voice):
+    folder, _, acoustic, duration = voice
+    loaded = zoo.load_voice(folder)
+    rng = np.random.default_rng(0)
+    for original, restored in ((acoustic, loaded.acoustic_model), (duration, loaded.duration_model)):
+        dim = original.input["linguistic"].shape[-1]
+        inputs = {"linguistic": rng.normal(size=(2, 7, dim)).astype("float32"),
+                  "language": np.array([0, 2], "int32"), "speaker": np.array([1, 2], "int32")}
+        np.testing.assert_allclose(np.asarray(restored(inputs)), np.asarray(original(inputs)), rtol=1e-5, atol=1e-6)
+    assert loaded.languages == {code: i for i, code in enumerate(TEST_LANGUAGES)}
+    assert {name: entry["language"] for name, entry in loaded.speakers.items()} == TEST_SPEAKERS
+
+
+def test_a_changed_local_file_is_refused_naming_it_and_both_hashes(voice, tmp_path):
+    folder, entry, _, _ = voice
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    weights = copy / "model.weights.h5"
+    payload = bytearray(weights.read_bytes())
+    payload[-100] ^= 0xFF
+    weights.write_bytes(bytes(payload))
+    with pytest.raises(zoo.VoiceHashError) as error:
+        zoo.load_voice(copy)
+    message = str(error.value)
+    assert str(weights) in message
+    assert entry["files"]["model.weights.h5"] in message and sha256_hex(weights) in message
+
+
+def test_file_url_downloads_once_into_keras_home(voice, keras_home, tmp_path):
+    folder, entry, _, _ = voice
+    served = tmp_path / "served" / "test-voice"
+    shutil.copytree(folder, served)
+    url = served.as_uri()
+    loaded = zoo.load_voice(url)
+    cache = loaded.folder
+    assert cache.parent == keras_home / "mlms_zoo" and cache.name.startswith("test-voice-")
+    for name, digest in entry["files"].items():
+        assert sha256_hex(cache / name) == digest
+    stamps = {name: (cache / name).stat().st_mtime_ns for name in zoo.MODEL_FILES}
+    for name in zoo.MODEL_FILES:  # the served copy loses its model files: a second load must use the cache
+        (served / name).unlink()
+    again = zoo.load_voice(url)
+    assert again.folder == cache
+    assert {name: (cache / name).stat().st_mtime_ns for name in zoo.MODEL_FILES} == stamps
+
+
+def test_a_corrupted_download_is_refused_and_dropped_from_the_cache(voice, keras_home, tmp_path):
+    folder, entry, _, _ = voice
+    served = tmp_path / "served" / "test-voice"
+    shutil.copytree(folder, served)
+    (served / "duration.weights.h5").write_bytes(b"not the published weights")
+    with pytest.raises(zoo.VoiceHashError) as error:
+        zoo.load_voice(served.as_uri())
+    message = str(error.value)
+    assert "duration.weights.h5" in message
+    assert entry["files"]["duration.weights.h5"] in message
+    assert hashlib.sha256(b"not the published weights").hexdigest() in message
+    assert not (zoo.voice_cache_folder(served.as_uri()) / "duration.weights.h5").exists()
+
+
+def test_a_url_metadata_hash_is_checked_when_given(voice, keras_home, tmp_path):
+    folder, entry, _, _ = voice
+    wrong = "0" * 64
+    with pytest.raises(zoo.VoiceHashError, match=f"metadata.json.*expected {wrong}.*got {entry['files']['metadata.json']}"):
+        zoo.load_voice(folder.as_uri(), sha256=wrong)
+    assert zoo.load_voice(folder.as_uri(), sha256=entry["files"]["metadata.json"]).name == "test-voice"
+
+
+def test_http_download_from_a_local_server(voice, keras_home):
+    folder, _, _, _ = voice
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder.parent))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        loaded = zoo.load_voice(f"http://127.0.0.1:{server.server_address[1]}/test-voice/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert loaded.name == "test-voice"
+    assert str(loaded.folder).startswith(str(keras_home / "mlms_zoo"))
+
+
+def test_unknown_voice_lists_the_builtin_ones():
+    registry = json.loads((REPOSITORY / "zoo" / "registry.json").read_text())
+    with pytest.raises(zoo.UnknownVoiceError) as error:
+        zoo.load_voice("no-such-voice")
+    for name in registry["voices"]:
+        assert name in str(error.value)
+    assert [voice["name"] for voice in zoo.list_voices()] == sorted(registry["voices"])
+
+
+def test_shipped_voices_match_their_registry_and_the_product_requirements():
+    registry = json.loads((REPOSITORY / "zoo" / "registry.json").read_text())
+    assert registry["voices"], "no shipped voice"
+    for name, entry in registry["voices"].items():
+        folder = REPOSITORY / "zoo" / entry["path"]
+        total = 0
+        for file_name, digest in entry["files"].items():
+            assert sha256_hex(folder / file_name) == digest, f"{name}/{file_name}"
+            total += (folder / file_name).stat().st_size
+        assert total <= 20 * 1024 * 1024
+        metadata = json.loads((folder / "metadata.json").read_text())
+        assert sorted(metadata["languages"]) == sorted(["en-us", "en-gb", "fr", "it", "de", "es", "pl", "pt-br"])
+        assert len(metadata["speakers"]) >= 10
+        for key in ("mcd_db", "f0_rmse_hz", "vuv_error_percent", "duration_rmse_frames"):
+            assert np.isfinite(metadata["metrics"]["all"][key])
+        assert metadata["commands"] and metadata["training_time_s"]
+
+
+def test_cli_lists_and_describes_voices(voice, capsys):
+    folder, _, _, _ = voice
+    assert main(["zoo", "list"]) == 0
+    listing = capsys.readouterr().out
+    for voice_entry in json.loads((REPOSITORY / "zoo" / "registry.json").read_text())["voices"]:
+        assert voice_entry in listing
+    assert main(["zoo", "info", str(folder)]) == 0
+    info = capsys.readouterr().out
+    assert "test-voice" in info and "pl-female (pl)" in info
+    assert main(["zoo", "info", "nope"]) == 2
+    assert "Built-in voices" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_plain_install_ships_the_voices_and_loads_them_from_anywhere(tmp_path):
+    wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPOSITORY), "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheel_dir)], check=True, cwd=tmp_path)
+    wheel = next(wheel_dir.glob("mlms_keras-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, cwd=tmp_path)
+    script = ("import mlms_keras, zoo as shipped; from mlms_keras.zoo import list_voices, load_voice;"
+              "v = load_voice(list_voices()[0]['name']);"
+              "print(mlms_keras.__file__, shipped.__file__, v.folder, len(v.speakers))")
+    environment = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=environment,
+                            capture_output=True, text=True)
+    package_file, zoo_file, voice_folder, speakers = result.stdout.split()
+    for path in (package_file, zoo_file, voice_folder):
+        assert path.startswith(str(site)), path  # the installed copy, not the source checkout
+    assert int(speakers) >= 10
