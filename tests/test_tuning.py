@@ -43,6 +43,18 @@ def tiny_tower_parameters(input_dim):
     return relu + first_lstmp + second_lstmp
 
 
+def tiny_in_memory_data(num_languages=2, num_speakers=2, input_dim=5):
+    """Two batches of 2 random 12-frame utterances for a "tiny" model: for tests of the tuner mechanics."""
+    rng = np.random.default_rng(0)
+    inputs = {
+        "linguistic": rng.standard_normal((4, 12, input_dim)).astype("float32"),
+        "language": np.arange(4, dtype="int32") % num_languages,
+        "speaker": np.arange(4, dtype="int32") % num_speakers,
+    }
+    targets = rng.standard_normal((4, 12, 49)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((inputs, targets)).batch(2)
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     root = tmp_path_factory.mktemp("tuning")
@@ -246,13 +258,7 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, caplog):
                 raise RuntimeError("deliberate failure for L=1")
             return super().fit(hp, model, *args, **kwargs)
 
-    rng = np.random.default_rng(0)
-    inputs = {
-        "linguistic": rng.standard_normal((4, 12, 5)).astype("float32"),
-        "language": np.array([0, 1, 0, 1], "int32"),
-        "speaker": np.array([0, 1, 1, 0], "int32"),
-    }
-    data = tf.data.Dataset.from_tensor_slices((inputs, rng.standard_normal((4, 12, 49)).astype("float32"))).batch(2)
+    data = tiny_in_memory_data()
     hypermodel = FailsForL1(MLMSConfig.preset("tiny", input_dim=5, num_languages=2, num_speakers=2))
     tuner = make_tuner(hypermodel, tmp_path, max_trials=2)
     with caplog.at_level("WARNING", logger="tuning.tuner"):
@@ -264,6 +270,33 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path, caplog):
     assert best_result(results) is results[1]
     table = results_markdown(results)
     assert "trial 0 (L = 1): FAILED: RuntimeError: deliberate failure for L=1" in table
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_during_a_trial_resumes_with_that_trial_and_keeps_the_finished_one(tmp_path):
+    calls = []
+
+    class KilledOnceAtL2(MLMSHyperModel):
+        killed = False
+
+        def fit(self, hp, model, *args, **kwargs):
+            calls.append(hp.get("language_space_dim"))
+            if hp.get("language_space_dim") == 2 and not KilledOnceAtL2.killed:
+                KilledOnceAtL2.killed = True
+                raise KeyboardInterrupt  # what Ctrl-C or a kill does: KerasTuner does not catch it
+            return super().fit(hp, model, *args, **kwargs)
+
+    data = tiny_in_memory_data()
+    hypermodel = KilledOnceAtL2(MLMSConfig.preset("tiny", input_dim=5, num_languages=2, num_speakers=2))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(make_tuner(hypermodel, tmp_path, max_trials=2), data, data, epochs=1)
+    assert [(r.language_space_dim, r.status) for r in trial_results(make_tuner(hypermodel, tmp_path, 2))] == [
+        (1, "COMPLETED"), (2, "RUNNING")]
+
+    resumed = make_tuner(hypermodel, tmp_path, max_trials=2)
+    run_sweep(resumed, data, data, epochs=1)
+    assert calls == [1, 2, 2]  # L = 1 was not trained again; the interrupted L = 2 was
+    assert [(r.language_space_dim, r.status) for r in trial_results(resumed)] == [(1, "COMPLETED"), (2, "COMPLETED")]
 
 
 def test_best_result_prefers_the_lowest_dev_mse_then_the_smaller_l(tmp_path):
