@@ -33,6 +33,7 @@ Only the chief writes. A job started again with the same `out_dir` resumes from 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -280,6 +281,9 @@ class DistributedTrainingResult:
             dev set).
         steps: steps done, resumed ones included.
         seconds: wall time of this run's training loop.
+        step_seconds: for each step of this run, the time (s, from the start of the loop) at which this
+            process saw it finish; throughput over a window is `steps / (t_end - t_start)`.
+        strategy: the `tf.distribute` strategy the model lives in (for further work on the cluster).
         model_path: the final `.keras` file (chief only, else `None`): the best-on-dev weights when there
             is a dev set (as `mlms train` does), else the last weights.
         resumed_from_step: the step this run resumed from (0 for a fresh run).
@@ -290,6 +294,8 @@ class DistributedTrainingResult:
     dev_mse: list
     steps: int
     seconds: float
+    step_seconds: list
+    strategy: object
     model_path: str | None
     resumed_from_step: int = 0
 
@@ -449,7 +455,7 @@ class _TrainingRun:
     def __init__(self, **settings):
         for name, value in settings.items():
             setattr(self, name, value)
-        self.losses, self.dev_mse = [], []
+        self.losses, self.dev_mse, self.step_seconds = [], [], []
         self.best_dev_mse = None
         self.dev_dataset = None
 
@@ -562,6 +568,7 @@ class _TrainingRun:
 
         strategy = self._sync_strategy()  # first: it configures the collective ops of this process
         num_workers = strategy.num_replicas_in_sync
+        logger.info("worker %d of %d connected", self.task.task_index, num_workers)
         source_path, start_step = self._start_source()
         model, optimizer = self._build(strategy, source_path)
         # The chief's checkpoint wins (workers need no shared file system; theirs only gives the
@@ -582,6 +589,7 @@ class _TrainingRun:
         started = time.perf_counter()
         for step in range(start_step + 1, self.steps + 1):
             loss = float(train_step(iterator))
+            self.step_seconds.append(time.perf_counter() - started)
             self.losses.append((step, loss))
             progress.update(1)
             progress.set_postfix(loss=f"{loss:.4f}")
@@ -589,7 +597,7 @@ class _TrainingRun:
                 self._checkpoint(model, step)
         seconds = time.perf_counter() - started
         progress.close()
-        return self._finish(model, start_step, seconds, num_workers)
+        return self._finish(model, strategy, start_step, seconds, num_workers)
 
     # -- asynchronous --------------------------------------------------------------------------------
 
@@ -599,8 +607,10 @@ class _TrainingRun:
         strategy = tf.distribute.ParameterServerStrategy(self._cluster_resolver())
         coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
         num_workers = self.task.num_workers
+        logger.info("connected to %d workers and %d ps", num_workers, len(self.task.cluster["ps"]))
         source_path, start_step = self._start_source()
         model, optimizer = self._build(strategy, source_path)
+        logger.info("model and optimizer built on the ps")
 
         # The branch choice below forgets static shapes (the model needs the feature axis): put them back.
         element_spec = self.dataset_fn(num_workers, 0).element_spec
@@ -620,6 +630,7 @@ class _TrainingRun:
             return strategy.distribute_datasets_from_function(worker_dataset_fn)
 
         iterator = iter(coordinator.create_per_worker_dataset(per_worker_dataset_fn))
+        logger.info("input pipelines created on the workers")
 
         @tf.function
         def worker_step(iterator):
@@ -634,10 +645,16 @@ class _TrainingRun:
             until = self.steps
             if self.checkpoint_every:
                 until = min(self.steps, (step // self.checkpoint_every + 1) * self.checkpoint_every)
-            scheduled = [(s, coordinator.schedule(worker_step, args=(iterator,))) for s in range(step + 1, until + 1)]
-            for s, remote_loss in scheduled:
-                self.losses.append((s, float(remote_loss.fetch())))
-                progress.update(1)
+            # A few steps in flight per worker keep every worker busy; fetching the oldest first then
+            # sees steps finish in about the order they finish, for the log and the step times.
+            in_flight = collections.deque()
+            for s in range(step + 1, until + 1):
+                in_flight.append((s, coordinator.schedule(worker_step, args=(iterator,))))
+                while len(in_flight) > 2 * num_workers or (s == until and in_flight):
+                    done_step, remote_loss = in_flight.popleft()
+                    self.losses.append((done_step, float(remote_loss.fetch())))
+                    self.step_seconds.append(time.perf_counter() - started)
+                    progress.update(1)
             coordinator.join()
             step = until
             # Keras counts steps with a read-then-write that concurrent workers interleave, losing counts;
@@ -648,7 +665,7 @@ class _TrainingRun:
                 self._checkpoint(model, step)
         seconds = time.perf_counter() - started
         progress.close()
-        return self._finish(model, start_step, seconds, num_workers)
+        return self._finish(model, strategy, start_step, seconds, num_workers)
 
     # -- evaluation and output -----------------------------------------------------------------------
 
@@ -678,7 +695,7 @@ class _TrainingRun:
         }
         _write_text_atomically(self.out_dir / CHECKPOINT_STATE, json.dumps(state))
 
-    def _finish(self, model, start_step, seconds, num_workers):
+    def _finish(self, model, strategy, start_step, seconds, num_workers):
         model_path = None
         if self.task.is_chief:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -709,6 +726,8 @@ class _TrainingRun:
             dev_mse=self.dev_mse,
             steps=self.steps,
             seconds=seconds,
+            step_seconds=self.step_seconds,
+            strategy=strategy,
             model_path=model_path,
             resumed_from_step=start_step,
         )
