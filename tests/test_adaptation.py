@@ -193,3 +193,46 @@ def test_an_slss_model_cannot_be_adapted():
     model = build_slss_model(CONFIG)
     with pytest.raises(ValueError, match="no language space"):
         adaptation_weight_groups(model, 0, 0)
+
+
+def test_a_killed_adaptation_resumes_in_the_right_phase(tmp_path):
+    """BackupAndRestore + PhaseSchedule: the phase comes from the epoch number, so a resumed v3 run re-enters phase 2."""
+
+    class KillAt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 3:
+                raise KeyboardInterrupt("killed in the middle of phase 2")
+
+    def grown_model():
+        keras.utils.set_random_seed(6)
+        model = build_mlms_model(CONFIG)
+        model.get_layer("towers").add_language()
+        model.get_layer("acoustic").add_speaker(copy_from=0)
+        return model
+
+    backup = str(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        adapt(grown_model(), new_speaker_data(), variant="v3", epochs_per_phase=2, language=3, speaker=4,
+              restore_best_per_phase=False, callbacks=[KillAt(), keras.callbacks.BackupAndRestore(backup)], verbose=0)
+    model = grown_model()
+    restored = {}
+
+    class AtResume(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if not restored:
+                restored.update(snapshot(self.model))
+                restored["_epoch"] = epoch
+
+    schedule_log = []
+
+    class PhaseLog(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            schedule_log.append((epoch, logs["adaptation_phase"]))
+
+    adapt(model, new_speaker_data(), variant="v3", epochs_per_phase=2, language=3, speaker=4,
+          restore_best_per_phase=False, callbacks=[keras.callbacks.BackupAndRestore(backup), AtResume(), PhaseLog()],
+          verbose=0)
+    assert restored.pop("_epoch") == 3 and schedule_log == [(3, 2.0)]
+    end = snapshot(model)
+    changed = {path for path in end if not np.array_equal(restored[path], end[path])}
+    assert changed == expected_paths(model, 3, 4, {"mean"})  # phase 2 of v3: mean tower + speaker layer
