@@ -603,6 +603,10 @@ def _split_list(text):
 
 
 def _run_train(args):
+    if getattr(args, "distributed", None):
+        from mlms_keras.distributed import run_distributed_train
+
+        return run_distributed_train(args)
     try:
         result = train_on_prepared(
             args.dataset, args.out, preset=args.preset, model_type=args.model, languages=_split_list(args.languages),
@@ -654,4 +658,7 @@ def add_cli_parser(subparsers):
                         help="batches per epoch from the repeated training stream (default: one pass)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    from mlms_keras.distributed import add_distributed_arguments
+
+    add_distributed_arguments(parser)  # --distributed sync|async (TF_CONFIG), owned by mlms_keras/distributed.py
     parser.set_defaults(handler=_run_train)
