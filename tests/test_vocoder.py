@@ -385,3 +385,15 @@ def test_estimated_range_of_the_male_arctic_voice_sits_inside_the_male_defaults(
 def test_synthesize_refuses_a_rate_other_than_the_analysis_rate(arctic_features_dio):
     with pytest.raises(ValueError, match="analysed at 16000 Hz but sample_rate=22050"):
         vocoder.synthesize(arctic_features_dio, sample_rate=22050)
+
+
+def test_mcep_to_spectrum_equals_pysptk_mc2sp():
+    import pysptk
+    import pyworld
+
+    rng = np.random.default_rng(0)
+    mcep = rng.normal(scale=0.3, size=(20, 40)) / (1.0 + np.arange(40))
+    for rate in (16000, 22050, 48000):
+        alpha, fft_size = vocoder.mcep_alpha(rate), pyworld.get_cheaptrick_fft_size(rate)
+        np.testing.assert_allclose(np.log(vocoder.mcep_to_spectrum(mcep, alpha, fft_size)),
+                                   np.log(pysptk.mc2sp(mcep, alpha, fft_size)), atol=1e-9)
