@@ -23,7 +23,10 @@ synthesis is not chunk-local: a pulse's response spans about +-fft_size/2 sample
 F0 phase accumulated from the start. Each chunk is therefore synthesised with `STREAM_CONTEXT_FRAMES` of left
 context, the last `STREAM_LOOKAHEAD_FRAMES` frames are held back until the next chunk (their audio still
 misses pulses beyond the chunk), and consecutive pieces are joined with a `STREAM_CROSSFADE_FRAMES` raised-cosine
-crossfade, so the joins have no clicks. Every boundary sits on a multiple of 4 frames, a whole number of samples
+crossfade, so the joins have no clicks. Before the crossfade the new piece is shifted by at most one pitch period
+(60 Hz) to the lag whose waveform best matches the previous piece's tail (normalised cross-correlation, as in
+WSOLA), so the two pulse trains add in step instead of doubling the pulses for 20 ms; the shift does not
+accumulate, since every piece is placed within one period of its own frames. Every boundary sits on a multiple of 4 frames, a whole number of samples
 at every supported rate (5 ms x 22 050 Hz = 110.25 samples). The streamed audio has exactly the batch audio's
 length; it differs from it only near the joins (pulse phase), which `tests/test_synthesis.py` bounds.
 """
@@ -47,6 +50,7 @@ DEFAULT_CHUNK_FRAMES = 48
 STREAM_CONTEXT_FRAMES = 12
 STREAM_LOOKAHEAD_FRAMES = 8
 STREAM_CROSSFADE_FRAMES = 4
+STREAM_MIN_F0_HZ = 60.0  # the join search covers one pitch period at this F0
 WARM_UP_TEXT = "1, 2, 3."  # digits: every language's frontend reads them
 _FRAME_GRID = 4  # frame boundaries on multiples of 4 frames are whole samples at every supported rate
 _SENTENCE_END = re.compile(r"(?<=[.!?…;:])[\"'»”)\]]*\s+")
@@ -85,6 +89,19 @@ def split_sentences(text: str, max_characters: int = espeak.MAX_TEXT_CHARACTERS)
         if current:
             pieces.append(current)
     return pieces
+
+
+def _best_lag(tail, wave, begin, max_lag):
+    """The shift in [-max_lag, max_lag] samples of `wave[begin:]` whose start best matches `tail` (normalised
+    cross-correlation), kept so that `wave[begin + lag:]` exists."""
+    length = len(tail)
+    low, high = max(-max_lag, -begin), min(max_lag, len(wave) - begin - length)
+    if length == 0 or high < low:
+        return 0
+    segment = wave[begin + low: begin + high + length].astype(np.float64)
+    scores = np.correlate(segment, tail.astype(np.float64), mode="valid")
+    energy = np.convolve(segment ** 2, np.ones(length), mode="valid")
+    return low + int(np.argmax(scores / np.sqrt(energy + 1e-12)))
 
 
 class StageTimer:
@@ -318,6 +335,7 @@ class Synthesizer:
         samples_per_frame = vocoder.FRAME_PERIOD_MS / 1000.0 * self.sample_rate
         crossfade = int(round(STREAM_CROSSFADE_FRAMES * samples_per_frame))
         fade_in = 0.5 - 0.5 * np.cos(np.pi * (np.arange(crossfade) + 0.5) / crossfade)
+        max_lag = int(self.sample_rate / STREAM_MIN_F0_HZ)
         vectors = np.zeros((0, vocoder.FEATURE_DIM), np.float32)
         emitted_frames = 0  # audio is final up to this frame (a multiple of 4)
         tail = None  # the previous piece's audio just past `emitted_frames`, to crossfade with
@@ -332,11 +350,16 @@ class Synthesizer:
             offset = int(round(first_frame * samples_per_frame))
             begin = int(round(emitted_frames * samples_per_frame)) - offset
             end = (len(wave) if last else int(round(end_frames * samples_per_frame)) - offset)
-            piece = wave[begin:end].astype(np.float64).copy()
+            # The new piece's pulses have another phase than the previous piece's: shift it by the lag (within
+            # one pitch period) that best lines it up with the previous tail, so the crossfade adds pulses in step.
+            lag = _best_lag(tail, wave, begin, max_lag) if tail is not None else 0
+            piece = np.zeros(end - begin)
+            available_piece = wave[begin + lag: end + lag]
+            piece[: len(available_piece)] = available_piece
             if tail is not None:
                 overlap = min(len(tail), len(piece))
                 piece[:overlap] = tail[:overlap] * (1.0 - fade_in[:overlap]) + piece[:overlap] * fade_in[:overlap]
-            tail = wave[end: end + crossfade]
+            tail = wave[end + lag: end + lag + crossfade]
             emitted_frames = end_frames
             yield piece.astype(np.float32)
 

@@ -1,0 +1,165 @@
+"""Text to speech: the Synthesizer's pipeline, streaming, long text, bad input and `mlms say`."""
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from mlms_keras import metrics, vocoder
+from mlms_keras.cli import main
+from mlms_keras.frontend.espeak import FrontendInputError
+from mlms_keras.synthesis import STREAM_CROSSFADE_FRAMES, Synthesizer, split_sentences
+from mlms_keras.zoo import load_voice
+from voice_testing import TEST_LANGUAGES, TEST_SPEAKERS, build_test_voice
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SAMPLES_PER_FRAME = vocoder.DEFAULT_SAMPLE_RATE * 0.005
+
+
+@pytest.fixture(scope="module")
+def voice_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("voices") / "test-voice"
+    build_test_voice(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def synthesizer(voice_folder):
+    return Synthesizer(load_voice(voice_folder), chunk_frames=32)
+
+
+def test_unknown_language_or_speaker_lists_the_valid_ones(synthesizer):
+    with pytest.raises(ValueError) as error:
+        synthesizer.synthesize("Hello.", "de", "fr-female")
+    assert all(code in str(error.value) for code in TEST_LANGUAGES)
+    with pytest.raises(ValueError) as error:
+        synthesizer.synthesize("Hello.", "en-us", "nobody")
+    assert all(name in str(error.value) for name in TEST_SPEAKERS)
+
+
+def test_empty_and_unsupported_text_follow_the_frontend_rules(synthesizer):
+    for text in ("", "   \n"):
+        with pytest.raises(FrontendInputError, match="empty"):
+            synthesizer.synthesize(text, "en-us", "en-us-female")
+        with pytest.raises(FrontendInputError, match="empty"):
+            list(synthesizer.stream(text, "en-us", "en-us-female"))
+    with pytest.raises(FrontendInputError, match="script"):
+        synthesizer.synthesize("Bonjour Москва.", "fr", "fr-female")
+    with pytest.raises(FrontendInputError, match="no letters or digits"):
+        synthesizer.synthesize("?!", "fr", "fr-female")
+
+
+def test_audio_lasts_the_predicted_frames(synthesizer):
+    text = "Hello there, how are you today?"
+    _, durations = synthesizer.frame_features(text, "en-us", "fr-female")
+    wave = synthesizer.synthesize(text, "en-us", "fr-female")
+    assert wave.dtype == np.float32 and np.abs(wave).max() <= 1.0
+    assert len(wave) == int(durations.sum() * SAMPLES_PER_FRAME)
+    stats = synthesizer.voice.duration_statistics
+    assert durations[0] == durations[-1] == round(stats.edge_silence_frames)
+
+
+def test_any_speaker_speaks_any_language(synthesizer):
+    text = "Dzień dobry, jak się masz?"
+    native = synthesizer.acoustic_features(text, "pl", "pl-female")
+    for speaker in ("en-us-female", "fr-female"):
+        foreign = synthesizer.acoustic_features(text, "pl", speaker)
+        assert np.all(np.isfinite(foreign))
+        if foreign.shape == native.shape:  # another speaker's output layer gives other features
+            assert not np.allclose(foreign, native)
+
+
+def test_streamed_frames_equal_the_one_pass_frames(synthesizer):
+    text = "Bonjour, je suis très content de vous voir aujourd'hui."
+    one_pass = synthesizer.acoustic_features(text, "fr", "en-us-female")
+    chunks = list(synthesizer.stream_acoustic_features(text, "fr", "en-us-female"))
+    assert [last for _, last in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert all(len(chunk) == synthesizer.chunk_frames for chunk, _ in chunks[:-1])
+    np.testing.assert_allclose(np.concatenate([chunk for chunk, _ in chunks]), one_pass, rtol=1e-4, atol=1e-4)
+
+
+def test_streamed_audio_matches_the_one_pass_audio_without_clicks(synthesizer):
+    text = "Hello there, how are you today? I am fine."
+    one_pass = synthesizer.synthesize(text, "en-us", "fr-female")
+    pieces = list(synthesizer.stream(text, "en-us", "fr-female"))
+    streamed = np.concatenate(pieces)
+    assert len(pieces) > 3
+    assert len(streamed) == len(one_pass)
+    # Same sound: WORLD re-analysis of both is close, closer than to another speaker saying the same thing.
+    reference = vocoder.analyze(one_pass.astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE, f0_method="dio").to_vector()
+    streamed_features = vocoder.analyze(streamed.astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE,
+                                        f0_method="dio").to_vector()
+    close = metrics.evaluate_acoustic(reference, streamed_features)
+    other = synthesizer.synthesize(text, "en-us", "pl-female")
+    frames = min(len(other), len(one_pass))
+    other_features = vocoder.analyze(other[:frames].astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE,
+                                     f0_method="dio").to_vector()
+    far = metrics.evaluate_acoustic(reference[: len(other_features)], other_features[: len(reference)])
+    assert close["mcd_db"] < 2.0 and close["mcd_db"] < far["mcd_db"]
+    assert close["f0_rmse_hz"] < 5.0
+    # No clicks: no sample step at a join exceeds the largest step of the one-pass audio.
+    joins = np.cumsum([len(piece) for piece in pieces])[:-1]
+    window = int(STREAM_CROSSFADE_FRAMES * SAMPLES_PER_FRAME)
+    steps = np.abs(np.diff(streamed.astype(np.float64)))
+    around_joins = np.concatenate([steps[max(0, j - window): j + window] for j in joins])
+    assert around_joins.max() <= 1.1 * np.abs(np.diff(one_pass.astype(np.float64))).max()
+
+
+def test_sentences_split_at_punctuation_and_respect_the_length_limit():
+    text = "Hello there. How are you?  Fine, thanks! Next: a list; more"
+    assert split_sentences(text) == ["Hello there.", "How are you?", "Fine, thanks!", "Next:", "a list;", "more"]
+    long_sentence = ", ".join(["word " * 30] * 20)
+    pieces = split_sentences(long_sentence, max_characters=200)
+    assert all(len(piece) <= 200 for piece in pieces)
+    assert " ".join(pieces).split() == long_sentence.split()
+
+
+@pytest.mark.slow
+def test_a_2000_word_text_streams_to_a_file_in_bounded_memory(synthesizer, tmp_path):
+    sentence = "The quick brown fox jumps over the lazy dog and runs away."  # 12 words
+    text = " ".join([sentence] * 167)  # 2 004 words, about 11 minutes of speech
+    expected_frames = 167 * int(synthesizer.frame_features(sentence, "en-us", "en-us-female")[1].sum())
+    tracemalloc.start()
+    seconds = synthesizer.synthesize_to_file(text, "en-us", "en-us-female", tmp_path / "long.flac")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    audio, rate = soundfile.read(tmp_path / "long.flac")
+    sentence_samples = int(expected_frames / 167 * SAMPLES_PER_FRAME)
+    assert len(audio) == 167 * sentence_samples
+    assert seconds == pytest.approx(len(audio) / rate)
+    whole_text_float32 = len(audio) * 4
+    assert peak < whole_text_float32 / 10  # memory follows one sentence, not the text
+
+
+def test_mlms_say_writes_a_wav_and_lists_speakers(voice_folder, tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    code = main(["say", "--voice", str(voice_folder), "--lang", "fr", "--speaker", "en-us-female",
+                 "Bonjour tout le monde.", "-o", str(out)])
+    assert code == 0
+    audio, rate = soundfile.read(out)
+    assert rate == vocoder.DEFAULT_SAMPLE_RATE and len(audio) > rate * 0.3
+    assert main(["say", "--voice", str(voice_folder), "--list-speakers"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in TEST_SPEAKERS)
+    assert main(["say", "--voice", str(voice_folder), "--lang", "fr", "--speaker", "bob", "Salut.", "-o",
+                 str(out)]) == 2
+    assert "en-us-female" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_shipped_voice_keeps_each_speaker_across_languages(tmp_path):
+    registry = json.loads((REPOSITORY / "zoo" / "registry.json").read_text())
+    name = sorted(registry["voices"])[0]
+    synthesizer = Synthesizer.from_zoo(name)
+    f0_floor = {}
+    for speaker in ("en-us-female", "en-us-male"):
+        wave = synthesizer.synthesize("Dzień dobry, jak się dzisiaj masz?", "pl", speaker)
+        features = vocoder.analyze(wave.astype(np.float64), synthesizer.sample_rate, f0_method="dio")
+        voiced = features.vuv > 0.5
+        assert voiced.mean() > 0.3  # it speaks: a good share of voiced frames
+        f0_floor[speaker] = float(np.median(np.exp(features.lf0[voiced])))
+    # The male speaker keeps his lower pitch in a language he never spoke (teacher voices: m3 vs f2).
+    assert f0_floor["en-us-male"] < 0.8 * f0_floor["en-us-female"]
