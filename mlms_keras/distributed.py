@@ -844,6 +844,7 @@ def train_distributed_on_prepared(
     language_space_dim=None,
     epochs=30,
     steps=None,
+    steps_per_epoch=None,
     batch_size=16,
     learning_rate=1e-3,
     seed=0,
@@ -875,6 +876,8 @@ def train_distributed_on_prepared(
         epochs: passes over the training data when `steps` is None (sync: each step takes one batch per
             worker; async: one batch).
         steps: total steps (overrides `epochs`).
+        steps_per_epoch: steps in one epoch when `steps` is None (default: one pass over the data).
+            There is no early stopping: the run does `steps` steps and keeps the best-on-dev model.
         batch_size: utterances (or chunks) per batch and worker.
         learning_rate: Adam's learning rate.
         seed: model initialisation and data shuffling seed.
@@ -898,7 +901,8 @@ def train_distributed_on_prepared(
 
     # No TensorFlow object may be made before train_distributed sets up the strategy: only plain Python here.
     from mlms_keras import training
-    from mlms_keras.data import Manifest, load_dataset, steps_per_epoch
+    from mlms_keras.data import Manifest, load_dataset
+    from mlms_keras.data import steps_per_epoch as count_batches
     from mlms_keras.models import MLMSConfig
 
     manifest = Manifest.load(dataset_path)
@@ -909,8 +913,10 @@ def train_distributed_on_prepared(
     config = MLMSConfig.preset(
         preset, input_dim=manifest.input_dim, num_languages=len(language_codes), num_speakers=len(speaker_names), **overrides
     )
-    if steps is None:
-        batches = steps_per_epoch(dataset_path, "train", batch_size, language_codes, speaker_names, chunk_frames)
+    if steps is None and steps_per_epoch is not None:
+        steps = epochs * steps_per_epoch
+    elif steps is None:
+        batches = count_batches(dataset_path, "train", batch_size, language_codes, speaker_names, chunk_frames)
         steps = epochs * math.ceil(batches / (task.num_workers if mode == "sync" else 1))
 
     def selection(split, **options):
@@ -980,7 +986,10 @@ def add_distributed_arguments(parser):
         help="train on the cluster in TF_CONFIG: sync (all-reduce, MultiWorkerMirroredStrategy) or async "
         "(the paper's ASGD, parameter servers)",
     )
-    group.add_argument("--steps", type=int, default=None, help="total steps (default: --epochs passes over the data)")
+    group.add_argument(
+        "--steps", type=int, default=None,
+        help="total steps (default: --epochs x --steps-per-epoch, or --epochs passes over the data); no early stopping",
+    )
     group.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     group.add_argument("--initial-checkpoint", default=None, help="a .keras file to start from")
     group.add_argument(
@@ -1006,6 +1015,7 @@ def run_distributed_train(args):
             language_space_dim=args.language_space_dim,
             epochs=args.epochs,
             steps=args.steps,
+            steps_per_epoch=getattr(args, "steps_per_epoch", None),
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             seed=args.seed,

@@ -80,9 +80,9 @@ def _task_main(settings):
 
 
 class _Cluster:
-    """Starts every task of `cluster` as a process of this file; `stop()` kills the survivors."""
+    """Starts every task of `cluster` as a process running `command`; `stop()` kills the survivors."""
 
-    def __init__(self, cluster, settings, log_dir):
+    def __init__(self, cluster, command, log_dir):
         self.processes = {}
         self.logs = {}
         for job in ("ps", "worker", "chief"):
@@ -91,9 +91,7 @@ class _Cluster:
                 env = dict(os.environ, TF_CONFIG=distributed.ClusterTask(cluster, job, index).to_tf_config())
                 self.logs[name] = log_dir / f"{name}.log"
                 with open(self.logs[name], "w") as log:
-                    self.processes[name] = subprocess.Popen(
-                        [sys.executable, __file__, json.dumps(settings)], env=env, stdout=log, stderr=subprocess.STDOUT
-                    )
+                    self.processes[name] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
 
     def wait(self, name, timeout=PROCESS_TIMEOUT_S):
@@ -117,9 +115,11 @@ class _Cluster:
 def start_cluster(tmp_path):
     clusters = []
 
-    def start(cluster, **settings):
-        settings = dict(settings, out=str(tmp_path / "out"))
-        started = _Cluster(cluster, settings, tmp_path)
+    def start(cluster, command=None, **settings):
+        """Runs `_task_main(settings)` in every task, or `command` when given."""
+        if command is None:
+            command = [sys.executable, __file__, json.dumps(dict(settings, out=str(tmp_path / "out")))]
+        started = _Cluster(cluster, command, tmp_path)
         clusters.append(started)
         return started
 
@@ -339,6 +339,53 @@ def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_clust
     trained = keras.models.load_model(out / "model.keras")
     assert int(trained.optimizer.iterations.numpy()) == steps
     assert "failed" in cluster.logs["chief0"].read_text(errors="replace")  # the chief saw the worker go
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A prepared tiny teacher corpus (en-us and fr) with 4 training shard files."""
+    from mlms_keras.data.prepare import prepare_dataset
+    from mlms_keras.data.teacher import build_teacher_corpus
+
+    corpus = tmp_path_factory.mktemp("teacher")
+    build_teacher_corpus(corpus, preset="tiny", seed=0, workers=1, speakers=["en-us-female", "en-us-male", "fr-female"], progress=False)
+    out = tmp_path_factory.mktemp("prepared")
+    prepare_dataset(corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, progress=False)
+    return out
+
+
+@pytest.mark.slow
+def test_mlms_train_distributed_async_writes_an_mlms_train_run(tmp_path, prepared, start_cluster):
+    from mlms_keras.data import Manifest, load_dataset
+    from mlms_keras.training import load_run, remap_ids
+
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "mlms_keras.cli", "train", str(prepared), "--out", str(out), "--preset", "tiny",
+        "--batch-size", "2", "--learning-rate", "0.01", "--distributed", "async", "--steps", "8",
+        "--checkpoint-every", "4", "--quiet",
+    ]
+    cluster = start_cluster(distributed.local_cluster(2, num_ps=1, chief=True), command=command)
+    assert cluster.wait("chief0") == 0, cluster.log_tail("chief0")
+    for name in ("ps0", "worker0", "worker1"):
+        assert cluster.wait(name, timeout=PROCESS_TIMEOUT_S + 30) == 0, cluster.log_tail(name)
+
+    model, info = load_run(out)  # the run folder of `mlms train`
+    assert info["complete"] and info["distributed"]["mode"] == "async"
+    assert (info["languages"], info["speakers"]) == (["en-us", "fr"], ["en-us-female", "en-us-male", "fr-female"])
+    log = json.loads((out / distributed.TRAINING_LOG).read_text())
+    assert [step for step, _ in log["dev_mse"]] == [4, 8]
+    # model.keras holds the best-on-dev weights: recompute its dev MSE with numpy over every real frame.
+    manifest = Manifest.load(prepared)
+    dev = remap_ids(load_dataset(prepared, "dev", 2, shuffle=False), manifest, info["languages"], info["speakers"])
+    squared_error, frames = 0.0, 0
+    for features, targets in dev.as_numpy_iterator():
+        real = np.any(features["linguistic"] != 0, axis=-1)
+        predictions = model.predict_on_batch(features)
+        squared_error += float(np.sum(np.mean((predictions - targets) ** 2, axis=-1)[real]))
+        frames += int(real.sum())
+    assert squared_error / frames == pytest.approx(log["best_dev_mse"], rel=1e-4)
+    assert log["best_dev_mse"] == min(mse for _, mse in log["dev_mse"])
 
 
 if __name__ == "__main__":
