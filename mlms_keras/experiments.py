@@ -314,15 +314,15 @@ def plot_figures(rows, out_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for figure, name, title in ((2, "figure2.png", "Dev MSE: SLSS baselines vs MLMS language-code strategies"),
-                                (3, "figure3.png", "Dev MSE: adapting to new languages with limited data")):
+    for figure, name, title in ((2, "figure2.png", "Fig. 2 analogue: SLSS vs MLMS code strategies"),
+                                (3, "figure3.png", "Fig. 3 analogue: new languages, limited data")):
         chosen = [r for r in rows if r["figure"] == figure]
         if not chosen:
             continue
         systems = list(dict.fromkeys(r["system"] for r in chosen))
         languages = list(dict.fromkeys(r["language"] for r in chosen))
         width = 0.8 / len(systems)
-        fig, axis = plt.subplots(figsize=(1.6 + 1.3 * len(languages) * len(systems) / 3, 3.6))
+        fig, axis = plt.subplots(figsize=(max(6.0, 1.6 + 0.45 * len(languages) * len(systems)), 3.8))
         for index, system in enumerate(systems):
             values = [_mse(rows, figure, system, language) for language in languages]
             axis.bar(np.arange(len(languages)) + (index - (len(systems) - 1) / 2) * width, values, width, label=system)
@@ -331,11 +331,10 @@ def plot_figures(rows, out_dir):
         low = min(r["dev_mse"] for r in chosen)
         axis.set_ylim(max(0.0, 0.9 * low), None)
         axis.set_title(title, fontsize=10)
-        axis.legend(fontsize=8, ncol=min(len(systems), 5))
-        fig.tight_layout()
+        axis.legend(fontsize=8, ncol=min(len(systems), 5), loc="upper center", bbox_to_anchor=(0.5, -0.1))
         path = Path(out_dir) / name
         temporary = path.with_name(f".{path.stem}.partial.png")
-        fig.savefig(temporary, dpi=120)
+        fig.savefig(temporary, dpi=120, bbox_inches="tight")
         plt.close(fig)
         temporary.replace(path)
 
