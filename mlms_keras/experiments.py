@@ -3,7 +3,8 @@
 **Figure 2** (Li & Zen 2016, sec. 4.1): a single-language single-speaker (SLSS) baseline for every training
 language-speaker pair, against one MLMS model per language-code strategy (`random`, `one_hot` = "1-hot (init)",
 `one_hot_fixed` = "1-hot (fixed)"), all with L = U basis towers as in the paper (6 towers, 6 languages). Scored on
-each language's female speaker, as the paper does ("evaluations were only conducted on the female speaker").
+each language's female speaker, as the paper does ("evaluations were only conducted on the female speaker"), and
+also on the other trained speakers (the two male voices), in columns of their own.
 
 **Figure 3** (sec. 4.2): for each adaptation language (pl, pt-br) with its limited data, an SLSS model trained
 from scratch against the MLMS (`random` codes, the paper's choice) adapted with variants v1-v4 (`adaptation`).
@@ -208,17 +209,21 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
 
     rows = []
     for language in language_codes:
-        speaker = _evaluation_speaker(manifest, language)
-        rows.append({"figure": 2, "system": "SLSS", "language": language, "speaker": speaker,
-                     **evaluate_run(systems[(2, f"SLSS/{speaker}")], dataset_path, language, speaker)})
-        for strategy in CODE_STRATEGIES:
-            label = CODE_STRATEGY_LABELS[strategy]
-            rows.append({"figure": 2, "system": label, "language": language, "speaker": speaker,
-                         **evaluate_run(systems[(2, label)], dataset_path, language, speaker)})
+        evaluation_speaker = _evaluation_speaker(manifest, language)
+        # The paper scores the female speaker of each language; the other trained speakers (the teacher corpus's
+        # two male voices) get their own columns, labelled with their gender.
+        for speaker in [evaluation_speaker] + [s for s in speaker_names if s != evaluation_speaker
+                                               and manifest.speakers[s]["language"] == language]:
+            gender = manifest.speakers[speaker].get("gender") or speaker
+            pair = language if speaker == evaluation_speaker else f"{language} ({gender})"
+            for system, run_dir in [("SLSS", systems[(2, f"SLSS/{speaker}")])] + [
+                    (label, systems[(2, label)]) for label in CODE_STRATEGY_LABELS.values()]:
+                rows.append({"figure": 2, "system": system, "pair": pair, "language": language, "speaker": speaker,
+                             **evaluate_run(run_dir, dataset_path, language, speaker)})
     for language in adaptation_languages:
         speaker = _evaluation_speaker(manifest, language)
         for system in ("scratch",) + VARIANT_NAMES:
-            rows.append({"figure": 3, "system": system, "language": language, "speaker": speaker,
+            rows.append({"figure": 3, "system": system, "pair": language, "language": language, "speaker": speaker,
                          **evaluate_run(systems[(3, f"{system}/{language}")], dataset_path, language, speaker)})
     results = {
         "dataset": str(Path(dataset_path).absolute()),
@@ -239,18 +244,19 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
     return results
 
 
-def _mse(rows, figure, system, language):
+def _mse(rows, figure, system, pair):
     for row in rows:
-        if (row["figure"], row["system"], row["language"]) == (figure, system, language):
+        if (row["figure"], row["system"], row["pair"]) == (figure, system, pair):
             return row["dev_mse"]
     return None
 
 
 def check_claims(rows):
-    """Checks the paper's four claims against the dev MSEs of `rows`, per language.
+    """Checks the paper's four claims against the dev MSEs of `rows`, per column (`pair`: a language, scored on its
+    female speaker, or "language (gender)" for another trained speaker of it).
 
     Returns:
-        dict claim -> {"holds_for": [languages], "fails_for": [languages], "detail": {language: numbers}}:
+        dict claim -> {"holds_for": [pairs], "fails_for": [pairs], "detail": {pair: numbers}}:
         - `mlms_close_to_slss`: MLMS rand within 10 % (relative) of the SLSS baseline's dev MSE (paper: "slightly
           worse objective scores", Fig. 2);
         - `random_init_best`: rand has the lowest dev MSE of the three code strategies (Fig. 2);
@@ -264,12 +270,12 @@ def check_claims(rows):
         claims[name]["holds_for" if holds else "fails_for"].append(language)
         claims[name]["detail"][language] = detail
 
-    for language in sorted({r["language"] for r in rows if r["figure"] == 2}):
+    for language in sorted({r["pair"] for r in rows if r["figure"] == 2}):
         slss, rand = _mse(rows, 2, "SLSS", language), _mse(rows, 2, "MLMS rand", language)
         record("mlms_close_to_slss", language, rand <= 1.10 * slss, {"slss": slss, "mlms_rand": rand})
         strategies = {label: _mse(rows, 2, label, language) for label in CODE_STRATEGY_LABELS.values()}
         record("random_init_best", language, min(strategies, key=strategies.get) == "MLMS rand", strategies)
-    for language in sorted({r["language"] for r in rows if r["figure"] == 3}):
+    for language in sorted({r["pair"] for r in rows if r["figure"] == 3}):
         values = {system: _mse(rows, 3, system, language) for system in ("scratch",) + VARIANT_NAMES}
         record("v2_v3_better_than_scratch", language, values["v2"] < values["scratch"] and values["v3"] < values["scratch"], values)
         record("v1_most_constrained", language, max(VARIANT_NAMES, key=values.get) == "v1", values)
@@ -280,13 +286,13 @@ def results_markdown(results):
     """The results as markdown: per-figure dev MSE tables, then every metric of every system and language."""
     rows = results["rows"]
     lines = [f"# Li & Zen (2016) Figures 2 and 3 on the teacher corpus (scale `{results['scale']}`)", ""]
-    for figure, title in ((2, "Figure 2: dev MSE, training languages (female speaker)"),
+    for figure, title in ((2, "Figure 2: dev MSE, training languages (female speaker; other speakers labelled)"),
                           (3, "Figure 3: dev MSE, adaptation languages with limited data")):
         chosen = [r for r in rows if r["figure"] == figure]
         if not chosen:
             continue
         systems = list(dict.fromkeys(r["system"] for r in chosen))
-        languages = list(dict.fromkeys(r["language"] for r in chosen))
+        languages = list(dict.fromkeys(r["pair"] for r in chosen))
         lines += [f"## {title}", "", "| language | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
         for language in languages:
             values = [_mse(rows, figure, system, language) for system in systems]
@@ -320,7 +326,7 @@ def plot_figures(rows, out_dir):
         if not chosen:
             continue
         systems = list(dict.fromkeys(r["system"] for r in chosen))
-        languages = list(dict.fromkeys(r["language"] for r in chosen))
+        languages = list(dict.fromkeys(r["pair"] for r in chosen))
         width = 0.8 / len(systems)
         fig, axis = plt.subplots(figsize=(max(6.0, 1.6 + 0.45 * len(languages) * len(systems)), 3.8))
         for index, system in enumerate(systems):
