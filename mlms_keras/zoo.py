@@ -341,6 +341,8 @@ def _download(url, file_name, cache_folder, expected_sha256, force=False) -> Pat
     origin = f"{url.rstrip('/')}/{file_name}"
     cache_root = _cache_root()
     target = cache_folder / file_name
+    # get_file falls back to /tmp/.keras when the cache folder is not writable yet (e.g. missing): create it.
+    cache_folder.mkdir(parents=True, exist_ok=True)
     try:
         path = keras.utils.get_file(fname=file_name, origin=origin, file_hash=expected_sha256, hash_algorithm="sha256",
                                     cache_dir=str(cache_root), cache_subdir=str(cache_folder.relative_to(cache_root)),
