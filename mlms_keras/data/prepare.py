@@ -20,7 +20,9 @@ the teacher corpus the labels end at the wav's last sample, so the last phoneme 
 ``num_shards = ceil(n / utterances_per_shard)``: deterministic, and every shard mixes speakers and lengths.
 Worker processes (spawned, one per core by default) extract utterances in plan order; the main process
 serialises them and writes each shard ``shards/<split>-<index>-of-<count>.tfrecord.gz`` through a temporary
-file and ``os.replace`` (so TensorFlow is imported once, not in every worker), then a sidecar
+file and ``os.replace`` (so TensorFlow is imported once, not in every worker; at most ``4 x workers``
+utterances are in flight, so memory stays bounded; the single writer, which GZIP-compresses a few MB per
+utterance, caps the rate at some tens of utterances per second on many cores), then a sidecar
 ``<shard>.json`` (its utterances, skipped items and training moments) marks it done. Its ``fingerprint`` covers
 the utterance ids and every option that changes the features, so a re-run with the same options skips finished
 shards (resume) and a run with other options rewrites them. ``dataset.json`` is written last, only when every
@@ -49,9 +51,11 @@ audio, unparsable label files, alignments that disagree with the text, and frame
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import datetime
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -487,6 +491,20 @@ class _ShardWriter:
         atomic_write_text(_sidecar_path(self.shard_dir, self.task.name), json.dumps(sidecar))
 
 
+def _ordered_map(pool, function, arguments, window):
+    """``pool.imap`` with at most ``window`` tasks in flight: results come in input order (shards fill one after
+    another), and finished utterances (a few MB each) cannot pile up in memory if the writer falls behind."""
+    in_flight = collections.deque()
+    remaining = iter(arguments)
+    for argument in itertools.islice(remaining, window):
+        in_flight.append(pool.apply_async(function, (argument,)))
+    while in_flight:
+        result = in_flight.popleft().get()
+        for argument in itertools.islice(remaining, 1):
+            in_flight.append(pool.apply_async(function, (argument,)))
+        yield result
+
+
 def _extract_shards(pending, shard_dir, layout, workers, bar):
     """Extract the pending shards' utterances (in a pool when workers > 1) and write each shard when complete."""
     arguments = [(item, task.split, tuple(task.f0_ranges[item.speaker]), task.options)
@@ -496,7 +514,7 @@ def _extract_shards(pending, shard_dir, layout, workers, bar):
         # Spawned, not forked: this process may hold TensorFlow threads and a used libespeak-ng.
         pool = multiprocessing.get_context("spawn").Pool(min(workers, len(arguments)), initializer=_worker_init,
                                                          initargs=(layout.get_config(),))
-        outcomes = pool.imap(_extract_task, arguments, chunksize=1)  # in order: shards fill one after another
+        outcomes = _ordered_map(pool, _extract_task, arguments, window=4 * workers)
     else:
         _worker_init(layout.get_config())
         outcomes = map(_extract_task, arguments)
