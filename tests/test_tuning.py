@@ -3,6 +3,7 @@
 import hashlib
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -130,7 +131,7 @@ def test_exported_best_model_loads_and_predicts_like_the_tuner_best_model(prepar
     model.compile(loss="mse")
     assert model.evaluate(dev, verbose=0) == pytest.approx(summary.best.dev_mse, rel=1e-5)
     # ... and each language's pooled dev MSE, recomputed here in numpy, is the one recorded at the best epoch.
-    codes_by_id = {entry["id"]: entry["code"] for entry in metadata["languages"]}
+    codes_by_id = {language_id: code for code, language_id in metadata["languages"].items()}
     squared_error, values = {}, {}
     for batch_inputs, targets in dev:
         errors = model.predict_on_batch(batch_inputs) - targets.numpy()
@@ -149,18 +150,35 @@ def test_exported_best_model_loads_and_predicts_like_the_tuner_best_model(prepar
     assert metadata["format"] == "mlms-zoo-preset" and metadata["command"] == "mlms tune (pytest)"
     assert metadata["parameter_count"] == model.count_params() == summary.best.parameter_count
     assert metadata["model_config"]["language_space_dim"] == summary.best.language_space_dim
-    assert {entry["code"] for entry in metadata["languages"]} == TRAINING_LANGUAGES
-    assert {entry["name"] for entry in metadata["speakers"]} == TRAINING_SPEAKERS
+    assert set(metadata["languages"]) == TRAINING_LANGUAGES and set(metadata["speakers"]) == TRAINING_SPEAKERS
     assert metadata["dataset"]["manifest_sha256"] == hashlib.sha256(manifest_bytes).hexdigest()
-    assert metadata["normalisation"] == manifest["normalisation"]
+    assert metadata["normalisation"]["input_mean"] == manifest["normalisation"]["inputs"]["mean"]
+    assert metadata["normalisation"]["output_std"] == manifest["normalisation"]["outputs"]["std"]
     assert metadata["feature_layout"] == manifest["feature_layout"]
     assert metadata["metrics"]["val_loss"] == summary.best.dev_mse
     assert metadata["versions"]["keras"] == keras.__version__
     assert metadata["versions"]["keras_tuner"] == keras_tuner.__version__
+    for name in ("config.json", "model.weights.h5"):
+        digest = hashlib.sha256((directory / "best_model" / name).read_bytes()).hexdigest()
+        assert metadata["files"][name] == digest
     config = json.loads((directory / "best_model" / "config.json").read_text())
     assert config["registered_name"] == "Functional"
     towers = next(layer for layer in config["config"]["layers"] if layer["name"] == "towers")
     assert towers["registered_name"] == "mlms_keras>ClusterAdaptiveTowers"
+
+
+@pytest.mark.slow
+def test_a_changed_preset_file_is_refused_with_both_hashes(sweep, tmp_path):
+    directory, _, _ = sweep
+    copy = tmp_path / "preset"
+    shutil.copytree(directory / "best_model", copy)
+    weights = bytearray((copy / "model.weights.h5").read_bytes())
+    weights[-1] ^= 0xFF
+    (copy / "model.weights.h5").write_bytes(bytes(weights))
+    expected = json.loads((copy / "metadata.json").read_text())["files"]["model.weights.h5"]
+    actual = hashlib.sha256(bytes(weights)).hexdigest()
+    with pytest.raises(ValueError, match=f"model.weights.h5: sha256 mismatch: expected {expected}.*got {actual}"):
+        load_preset(copy)
 
 
 # Runs after the tests above: it extends the module's sweep to L = 3 (and re-exports its best model).

@@ -1,14 +1,17 @@
-"""Writing a trained model as a zoo preset folder, and reading one back.
+"""Writing a trained acoustic model as a zoo-style preset folder, and reading one back.
 
-The folder follows keras-hub's preset layout (ARCHITECTURE.md, "Zoo format"):
+The folder follows keras-hub's preset layout and the conventions of `mlms_keras.zoo` voices (ARCHITECTURE.md,
+"Zoo format"), for an acoustic model alone (a zoo *voice* also holds a duration model; `mlms_keras.zoo.load_voice`
+refuses this folder by its `format`):
 
 * `config.json`: the serialized Keras model (`keras.saving.serialize_keras_object`, with `registered_name`), which
   `keras.saving.deserialize_keras_object` rebuilds without custom objects because every MLMS layer is registered.
-* `model.weights.h5`: the weights (`model.save_weights`).
-* `metadata.json`: everything a user needs besides the network: versions, parameter count, language and speaker
-  tables, the feature layout and normalisation statistics (or a reference to the dataset manifest), metrics and
-  the command that produced the model. Its keys are the caller's; `export_preset` adds `format`,
-  `format_version`, `parameter_count`, `model_config` and `versions`.
+  It holds no compile configuration: a preset is for inference; compile it to fine-tune.
+* `model.weights.h5`: the weights (`model.save_weights`), without optimizer state.
+* `metadata.json`: everything a user needs besides the network. `export_preset` writes `format`,
+  `format_version`, `parameter_count`, `model_config`, `versions` and `files` (the sha256 of the two files
+  above, checked by `load_preset`); the caller adds the rest (languages, speakers, normalisation statistics,
+  feature layout, metrics, the command).
 
 The folder is assembled beside the target and swapped in by renames, so a reader never sees a half-written preset.
 """
@@ -73,6 +76,7 @@ def export_preset(model, out_dir, metadata):
     import keras
 
     from mlms_keras.models import config_of
+    from mlms_keras.zoo import sha256_of
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +101,7 @@ def export_preset(model, out_dir, metadata):
     try:
         _write_json(staging / CONFIG_FILE, config)
         inference_model.save_weights(staging / WEIGHTS_FILE)
+        full_metadata["files"] = {name: sha256_of(staging / name) for name in (CONFIG_FILE, WEIGHTS_FILE)}
         _write_json(staging / METADATA_FILE, full_metadata)
         previous = None
         if out_dir.exists():
@@ -123,11 +128,13 @@ def load_preset(preset_dir):
 
     Raises:
         FileNotFoundError: naming the missing file.
-        ValueError: when `metadata.json` is not an MLMS preset of a supported format version.
+        ValueError: when `metadata.json` is not an MLMS preset of a supported format version, or a file's sha256
+            differs from the one in `metadata.json` (naming the file, the expected and the actual hash).
     """
     import keras
 
     import mlms_keras.layers  # noqa: F401  (registers the layers that config.json names)
+    from mlms_keras.zoo import sha256_of
 
     preset_dir = Path(preset_dir)
     for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
@@ -142,6 +149,13 @@ def load_preset(preset_dir):
             f"{preset_dir / METADATA_FILE}: expected format {PRESET_FORMAT!r} version {PRESET_FORMAT_VERSION}, "
             f"found {metadata.get('format')!r} version {metadata.get('format_version')!r}"
         )
+    for name, expected in metadata.get("files", {}).items():
+        actual = sha256_of(preset_dir / name)
+        if actual != expected:
+            raise ValueError(
+                f"{preset_dir / name}: sha256 mismatch: expected {expected} (from {METADATA_FILE}), got {actual}. "
+                "The file was changed or corrupted after export; export the preset again."
+            )
     model = keras.saving.deserialize_keras_object(json.loads((preset_dir / CONFIG_FILE).read_text(encoding="utf-8")))
     model.load_weights(preset_dir / WEIGHTS_FILE)
     return model, metadata

@@ -23,7 +23,6 @@ Example:
 
 import argparse
 import dataclasses
-import hashlib
 import logging
 import shlex
 import sys
@@ -54,14 +53,6 @@ class SweepSummary:
     preset_dir: Path | None
     tuner: object
     trials_run: int
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def training_tables(manifest):
@@ -160,6 +151,7 @@ def tune_dataset(
     from mlms_keras.data.manifest import Manifest
     from mlms_keras.data.pipeline import load_dataset
     from mlms_keras.models import MLMSConfig
+    from mlms_keras.zoo import sha256_of
     from tuning.hypermodel import MLMSHyperModel
     from tuning.results import best_result, write_results
     from tuning.tuner import PROJECT_NAME, make_tuner, run_sweep, trial_results
@@ -188,7 +180,7 @@ def tune_dataset(
     directory = Path(directory)
     settings = {
         "dataset": str(manifest_file.resolve()),
-        "dataset_sha256": _sha256(manifest_file),
+        "dataset_sha256": sha256_of(manifest_file),
         "languages": codes,
         "preset": preset,
         "epochs": epochs,
@@ -262,11 +254,14 @@ def tune_dataset(
 def export_best_model(tuner, best, out_dir, manifest, languages, speakers, search, directory, project_name,
                       command=None):
     """Exports trial `best` (a `TrialResult`) of `tuner` as a zoo preset folder; returns its path."""
+    from mlms_keras.zoo import sha256_of
     from tuning.export import export_preset
     from tuning.tuner import load_trial_model
 
     model = load_trial_model(tuner, best.trial_id)
     manifest_file = manifest.folder / "dataset.json"
+    normalisation = manifest.data["normalisation"]
+    sample_rates = manifest.data.get("sample_rates_hz") or []
     metadata = {
         "name": f"mlms-sweep-L{best.language_space_dim}",
         "description": (
@@ -274,18 +269,24 @@ def export_best_model(tuner, best, out_dir, manifest, languages, speakers, searc
             f"L = {best.language_space_dim}, trained on {', '.join(entry['code'] for entry in languages)}. "
             "Inputs and outputs are normalised with `normalisation`."
         ),
-        "languages": [dict(entry) for entry in languages],
-        "speakers": [dict(entry) for entry in speakers],
+        # The conventions of mlms_keras.zoo voices: code -> id, name -> entry, the statistics the model uses.
+        "languages": {entry["code"]: int(entry["id"]) for entry in languages},
+        "speakers": {entry["name"]: dict(entry) for entry in speakers},
+        "sample_rate": sample_rates[0] if len(sample_rates) == 1 else sample_rates,
+        "normalisation": {
+            "input_mean": normalisation["inputs"]["mean"],
+            "input_std": normalisation["inputs"]["std"],
+            "output_mean": normalisation["outputs"]["mean"],
+            "output_std": normalisation["outputs"]["std"],
+        },
+        "feature_layout": manifest.data["feature_layout"],
         "dataset": {
             "manifest": str(manifest_file.resolve()),
-            "manifest_sha256": _sha256(manifest_file),
+            "manifest_sha256": sha256_of(manifest_file),
             "input_dim": manifest.input_dim,
             "output_dim": manifest.output_dim,
             "acoustic_layout": manifest.data.get("acoustic_layout"),
-            "sample_rates_hz": manifest.data.get("sample_rates_hz"),
         },
-        "feature_layout": manifest.data["feature_layout"],
-        "normalisation": manifest.data["normalisation"],
         "metrics": {"dev_mse": best.dev_mse, "val_loss": best.dev_mse,
                     "dev_mse_per_language": best.dev_mse_per_language},
         "training": {
