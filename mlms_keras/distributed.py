@@ -597,7 +597,11 @@ class _TrainingRun:
                 self._checkpoint(model, step)
         seconds = time.perf_counter() - started
         progress.close()
-        return self._finish(model, strategy, start_step, seconds, num_workers)
+        result = self._finish(model, strategy, start_step, seconds, num_workers)
+        # Leave together: a worker still shutting down when the chief (the coordination service's leader)
+        # has gone logs heartbeat errors and may wait for them to time out.
+        _barrier(strategy)
+        return result
 
     # -- asynchronous --------------------------------------------------------------------------------
 
@@ -756,6 +760,16 @@ def evaluate_dev_mse(model, dataset):
         error_sum += float(batch_error)
         valid_frames += float(batch_frames)
     return error_sum / valid_frames if valid_frames else float("nan")
+
+
+def _barrier(strategy):
+    """Returns once every worker of `strategy` has reached it (an all-reduce of a scalar)."""
+    import tensorflow as tf
+
+    def replica_fn():
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, tf.constant(1.0))
+
+    float(strategy.experimental_local_results(strategy.run(tf.function(replica_fn)))[0])
 
 
 def _broadcast_from_chief(strategy, variables, step, is_chief):

@@ -60,9 +60,13 @@ def _task_main(settings):
     import keras
 
     optimizers = {"adam": lambda: keras.optimizers.Adam(settings["learning_rate"])}
+    task = distributed.read_tf_config()
+    name = f"{task.task_type}{task.task_index}"
+    # With `per_task_out` no worker sees another's files (as on machines without a shared file system).
+    out = os.path.join(settings["out"], name) if settings.get("per_task_out") else settings["out"]
     result = distributed.train_distributed(
         synthetic_dataset,
-        settings["out"],
+        out,
         mode=settings["mode"],
         model_config=_tiny_config(),
         initial_checkpoint=settings.get("initial_checkpoint"),
@@ -72,10 +76,9 @@ def _task_main(settings):
         show_progress=False,
     )
     if result is not None:
-        task = distributed.read_tf_config()
-        name = f"{task.task_type}{task.task_index}"
-        np.savez(os.path.join(settings["out"], f"weights_{name}.npz"), *result.model.get_weights())
-        with open(os.path.join(settings["out"], f"losses_{name}.json"), "w") as file:
+        os.makedirs(out, exist_ok=True)
+        np.savez(os.path.join(out, f"weights_{name}.npz"), *result.model.get_weights())
+        with open(os.path.join(out, f"losses_{name}.json"), "w") as file:
             json.dump(result.losses, file)
 
 
@@ -282,6 +285,40 @@ def test_sync_two_workers_stay_identical_and_equal_single_process_training(tmp_p
 
 
 @pytest.mark.slow
+def test_sync_run_killed_mid_way_resumes_from_the_chief_checkpoint(tmp_path, start_cluster):
+    import keras
+
+    import mlms_keras.layers  # noqa: F401 - registers the custom layers for load_model
+
+    steps, settings = 12, dict(mode="sync", steps=12, learning_rate=1e-2, checkpoint_every=4, per_task_out=True)
+    first = start_cluster(distributed.local_cluster(2), **settings)
+    state = tmp_path / "out" / "worker0" / distributed.CHECKPOINT_STATE
+    deadline = time.monotonic() + PROCESS_TIMEOUT_S
+    while not state.exists():
+        assert first.processes["worker0"].poll() is None, first.log_tail("worker0")
+        assert time.monotonic() < deadline, "no checkpoint within the timeout"
+        time.sleep(0.1)
+    first.stop()  # SIGKILL both workers mid-run
+    resumed_from = json.loads(state.read_text())["step"]
+    assert 0 < resumed_from < steps
+
+    second = start_cluster(distributed.local_cluster(2), **settings)  # the same job, on new ports
+    for name in ("worker0", "worker1"):
+        assert second.wait(name) == 0, second.log_tail(name)
+    chief_out = tmp_path / "out" / "worker0"
+    log = json.loads((chief_out / distributed.TRAINING_LOG).read_text())
+    assert log["resumed_from_step"] == resumed_from
+    assert [step for step, _ in log["losses"]] == list(range(1, steps + 1))  # each step logged once
+    # Adam's step count went on from the checkpoint's (a fresh optimizer would have counted steps - resumed_from).
+    assert int(keras.models.load_model(chief_out / "model.keras").optimizer.iterations.numpy()) == steps
+    # Worker 1 never saw the checkpoint (its folder is empty): the chief's broadcast made it identical.
+    worker0 = _load_weights(chief_out / "weights_worker0.npz")
+    worker1 = _load_weights(tmp_path / "out" / "worker1" / "weights_worker1.npz")
+    assert all(np.array_equal(a, b) for a, b in zip(worker0, worker1))
+    assert not (tmp_path / "out" / "worker1" / distributed.CHECKPOINT_STATE).exists()
+
+
+@pytest.mark.slow
 def test_async_chief_two_workers_one_ps_complete_training(tmp_path, start_cluster):
     import keras
 
@@ -315,6 +352,8 @@ def test_async_chief_two_workers_one_ps_complete_training(tmp_path, start_cluste
 @pytest.mark.slow
 def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_cluster):
     import keras
+
+    import mlms_keras.layers  # noqa: F401 - registers the custom layers for load_model
 
     steps, kill_after = 40, 10
     cluster = start_cluster(
