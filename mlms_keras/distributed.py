@@ -25,10 +25,12 @@ trains); async mode needs `chief`, `worker` and `ps` jobs. Each worker reads its
 shard file of a prepared dataset (`prepared_dataset_fn`).
 
 Checkpoints are ordinary compiled `.keras` files (model, weights, optimizer state), in `out_dir`:
-`checkpoint.keras` + `checkpoint.json` (step count) every `checkpoint_every` steps, `model.keras` at the
-end, and `training_log.json` (losses per step, time, cluster). `keras.models.load_model` opens them in
-single-process code, and `initial_checkpoint` accepts the `.keras` files single-process training writes.
-Only the chief writes. A job started again with the same `out_dir` resumes from `checkpoint.keras`.
+`checkpoint.keras` + `checkpoint.json` (step count, logs) every `checkpoint_every` steps, `best.keras`
+(lowest dev MSE, with a dev set), `model.keras` at the end, and `training_log.json` (loss of every step,
+dev MSE, time, cluster). `keras.models.load_model` opens them in single-process code, and
+`initial_checkpoint` accepts the `.keras` files single-process training writes. Only the chief writes. A
+job started again with the same `out_dir` resumes from `checkpoint.keras` (in sync mode the chief
+broadcasts it, so the other workers need no copy). `docs/distributed.md` shows how to launch a cluster.
 """
 
 from __future__ import annotations
@@ -338,7 +340,8 @@ def train_distributed(
         mode: `"sync"` (MultiWorkerMirroredStrategy) or `"async"` (ParameterServerStrategy, ASGD).
         model_config: an `MLMSConfig` for a fresh model (ignored when starting from a checkpoint).
         initial_checkpoint: a `.keras` file (e.g. from single-process training) to start from; its
-            optimizer state is used when it has one and `optimizer_factory` is not given.
+            optimizer state is used when it has one and `optimizer_factory` is not given. In sync mode
+            only the chief needs the file when `model_config` describes the same architecture.
         steps: total steps; in async mode one step is one worker's update.
         learning_rate: Adam's learning rate when neither `optimizer_factory` nor a checkpoint gives one.
         optimizer_factory: zero-argument callable returning a Keras optimizer (called inside the
@@ -378,7 +381,10 @@ def train_distributed(
     if model_config is None and initial_checkpoint is None and not _has_checkpoint(out_dir):
         raise ValueError("Give `model_config` (a fresh model) or `initial_checkpoint` (a .keras file to start from)")
     if initial_checkpoint is not None and not Path(initial_checkpoint).is_file():
-        raise FileNotFoundError(f"initial checkpoint {initial_checkpoint} does not exist; give a .keras file")
+        if task.is_chief or mode != "sync" or model_config is None:
+            raise FileNotFoundError(f"initial checkpoint {initial_checkpoint} does not exist; give a .keras file")
+        # A sync worker without a copy builds `model_config`; the chief broadcasts the checkpoint's values.
+        initial_checkpoint = None
     # Fail fast on a lost peer instead of retrying the RPC for minutes (TensorFlow's PS guide).
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
     run = _TrainingRun(
@@ -931,7 +937,7 @@ def train_distributed_on_prepared(
         steps = epochs * steps_per_epoch
     elif steps is None:
         batches = count_batches(dataset_path, "train", batch_size, language_codes, speaker_names, chunk_frames)
-        steps = epochs * math.ceil(batches / (task.num_workers if mode == "sync" else 1))
+        steps = epochs * math.ceil(batches / (_sync_trainers(task) if mode == "sync" else 1))
 
     def selection(split, **options):
         data = load_dataset(dataset_path, split, batch_size, languages=language_codes, speakers=speaker_names, **options)
@@ -978,13 +984,18 @@ def train_distributed_on_prepared(
                 "chunk_frames": chunk_frames,
                 "steps": steps,
             },
-            "distributed": {"mode": mode, "num_workers": task.num_workers, "seconds": result.seconds, "log": TRAINING_LOG},
+            "distributed": {"mode": mode, "num_workers": _sync_trainers(task) if mode == "sync" else task.num_workers, "seconds": result.seconds, "log": TRAINING_LOG},
             "best_val_loss": min((mse for _, mse in result.dev_mse), default=None),
             "model_file": FINAL_MODEL,
             "command": command,
         }
         training.write_json_atomically(Path(out_dir) / training.RUN_INFO_NAME, info)
     return result
+
+
+def _sync_trainers(task):
+    """Tasks that train in sync mode: the workers and, when listed, the chief."""
+    return task.num_workers + len(task.cluster.get("chief", []))
 
 
 def add_distributed_arguments(parser):
