@@ -1016,7 +1016,11 @@ def add_distributed_arguments(parser):
         help="total steps (default: --epochs x --steps-per-epoch, or --epochs passes over the data); no early stopping",
     )
     group.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
-    group.add_argument("--initial-checkpoint", default=None, help="a .keras file to start from")
+    group.add_argument(
+        "--initial-checkpoint", default=None,
+        help="a .keras file to start from (e.g. a single-process run's model.keras); its optimizer, learning rate "
+        "and optimizer state come along when it has them",
+    )
     group.add_argument(
         "--jit-recurrence", choices=("training", "never"), default="training",
         help="XLA for the towers' time loops in training (default) or never",
