@@ -396,7 +396,7 @@ def evaluate_duration_model(model, stats, prepared, split="dev", languages=None,
 
 def save_duration_statistics(stats, path) -> None:
     """Write `stats` as JSON atomically."""
-    from mlms_keras.data.manifest import atomic_write_text
+    from mlms_keras.fileio import atomic_write_text
 
     atomic_write_text(path, json.dumps(stats.to_dict()))
 
@@ -454,7 +454,7 @@ def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, bat
     import keras
 
     from mlms_keras.adaptation import adapt, closest_speaker
-    from mlms_keras.data.manifest import atomic_write_text
+    from mlms_keras.fileio import atomic_write_text
     from mlms_keras.languages import TRAINING
 
     started = time.time()

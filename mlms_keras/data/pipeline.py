@@ -241,7 +241,7 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
             raise ValueError(f"bucket_boundaries: utterance {longest} has {max(lengths)} frames, more than the last "
                              f"boundary {boundaries[-1]}; add a larger boundary.")
 
-    input_dim, output_dim, phoneme_dim = manifest.input_dim, manifest.output_dim, manifest.layout.dimension
+    input_dim, output_dim = manifest.input_dim, manifest.output_dim
     input_mean = tf.constant(source.input_mean)
     input_std = tf.constant(source.input_std)
     output_mean = tf.constant(source.output_mean)

@@ -69,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlms_keras.fileio import atomic_write_text
 from mlms_keras.data.manifest import (
     LAYOUT_NAME,
     MANIFEST_FORMAT,
@@ -77,7 +78,6 @@ from mlms_keras.data.manifest import (
     MIN_STD,
     SHARD_FOLDER,
     UNNORMALISED_OUTPUT_DIMS,
-    atomic_write_text,
     effective_normalisation,
     is_identity_feature,
 )

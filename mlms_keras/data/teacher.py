@@ -56,13 +56,13 @@ import multiprocessing
 import os
 import platform
 import sys
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from mlms_keras.fileio import atomic_write_bytes
 from mlms_keras.frontend import espeak
 from mlms_keras.languages import ADAPTATION, LANGUAGE_CODES, get_language
 
@@ -221,18 +221,6 @@ def plan_utterances(preset: str, seed: int, speakers=None) -> list[UtteranceSpec
     return specs
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def _wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
     import io
 
@@ -308,7 +296,7 @@ def render_utterance(spec: UtteranceSpec, out_dir) -> None:
     waveform = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(trail, np.float32)])
     waveform = np.clip(waveform + rng.normal(0.0, DITHER_STD, waveform.shape).astype(np.float32), -1.0, 1.0)
     segments = event_segments(synthesis.events, spec.language, len(speech), lead, len(waveform), sample_rate)
-    _atomic_write_bytes(out_dir / "wavs" / f"{spec.utterance_id}.wav", _wav_bytes(waveform, sample_rate))
+    atomic_write_bytes(out_dir / "wavs" / f"{spec.utterance_id}.wav", _wav_bytes(waveform, sample_rate))
     write_hts_labels(out_dir / "labels" / f"{spec.utterance_id}.lab", segments)
 
 
@@ -448,7 +436,7 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
         if "|" in spec.text or "\n" in spec.text:
             raise ValueError(f"{spec.utterance_id}: text contains '|' or a newline, which metadata.csv cannot hold")
         lines.append(f"{spec.utterance_id}|{spec.text}|{spec.language}|{spec.speaker_id}\n")
-    _atomic_write_bytes(out_dir / "metadata.csv", "".join(lines).encode("utf-8"))
+    atomic_write_bytes(out_dir / "metadata.csv", "".join(lines).encode("utf-8"))
     speakers_used = [s for s in TEACHER_SPEAKERS if any(spec.speaker_id == s.speaker_id for spec in specs)]
     languages_used = []
     for speaker in speakers_used:
@@ -493,7 +481,7 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
         "skipped": [{"id": key, "reason": value} for key, value in sorted(skipped.items())],
         "versions": _versions(),
     }
-    _atomic_write_bytes(out_dir / "corpus.json", json.dumps(index, indent=1, ensure_ascii=False).encode("utf-8"))
+    atomic_write_bytes(out_dir / "corpus.json", json.dumps(index, indent=1, ensure_ascii=False).encode("utf-8"))
 
 
 def _run_build(args) -> int:

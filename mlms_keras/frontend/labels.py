@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from mlms_keras.fileio import atomic_output, atomic_write_text
 
 HTS_UNITS_PER_SECOND = 10_000_000  # HTS time unit is 100 ns.
 
@@ -54,21 +54,6 @@ class Segment:
 def seconds_to_hts_units(seconds: float) -> int:
     """Convert seconds to the nearest integer number of HTS 100 ns units (halves round up)."""
     return int(math.floor(seconds * HTS_UNITS_PER_SECOND + 0.5))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_descriptor, temporary_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(file_descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(temporary_name, path)
-    except BaseException:
-        if os.path.exists(temporary_name):
-            os.unlink(temporary_name)
-        raise
 
 
 def read_hts_labels(path) -> list[Segment]:
@@ -135,7 +120,7 @@ def write_hts_labels(path, segments) -> None:
             raise ValueError(f"Segment label {segment.label!r} contains a line break; HTS labels are one per line.")
         label = segment.label if segment.label else "sil"  # HTS lines need a label; empty gaps are silence.
         lines.append(f"{seconds_to_hts_units(segment.start_s)} {seconds_to_hts_units(segment.end_s)} {label}\n")
-    _atomic_write_text(Path(path), "".join(lines))
+    atomic_write_text(path, "".join(lines))
 
 
 def _choose_interval_tier(textgrid, tier, path):
@@ -209,17 +194,8 @@ def write_textgrid(path, segments, tier: str = "phones") -> None:
     end_s = max(segment.end_s for segment in segments)
     textgrid = praatio_textgrid.Textgrid()
     textgrid.addTier(IntervalTier(tier, entries, start_s, end_s))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    file_descriptor, temporary_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(file_descriptor)
-    try:
-        textgrid.save(temporary_name, format="long_textgrid", includeBlankSpaces=True, minimumIntervalLength=None)
-        os.replace(temporary_name, path)
-    except BaseException:
-        if os.path.exists(temporary_name):
-            os.unlink(temporary_name)
-        raise
+    with atomic_output(path) as temporary:
+        textgrid.save(str(temporary), format="long_textgrid", includeBlankSpaces=True, minimumIntervalLength=None)
 
 
 def read_alignment(path, tier: str | None = None) -> list[Segment]:

@@ -1,0 +1,63 @@
+"""Atomic file output: nothing the user had is lost to a crash or a kill halfway through a write.
+
+Every writer goes through a temporary file in the target's own folder (same file system), which is
+renamed onto the target with `os.replace` only once it is complete; on failure it is removed.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_output(path, suffix=None):
+    """Yields a temporary path beside `path`; on success it replaces `path`, on error it is removed.
+
+    Args:
+        path: the final file.
+        suffix: the temporary file's suffix (default: `path`'s own, for writers that check it,
+            such as `model.save(".keras")`).
+
+    Example:
+    >>> with atomic_output("out.wav") as temporary:
+    ...     soundfile.write(temporary, wave, 22050)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix if suffix is None else suffix}"
+    )
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Writes `data` to `path` atomically."""
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Writes `text` (UTF-8, `\\n` line ends) to `path` atomically."""
+    with atomic_output(path) as temporary:
+        with open(temporary, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+
+
+def atomic_write_json(path, payload, indent=1, **json_options) -> None:
+    """Writes `payload` as JSON (UTF-8, non-ASCII kept) to `path` atomically."""
+    atomic_write_text(path, json.dumps(payload, indent=indent, ensure_ascii=False, **json_options) + "\n")
+
+
+def save_model_atomically(model, path) -> None:
+    """`model.save(path)` (a `.keras` file) through a temporary file, so an old model survives a failed save."""
+    with atomic_output(path) as temporary:
+        model.save(temporary)
