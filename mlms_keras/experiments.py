@@ -67,9 +67,9 @@ class Scale:
 SCALES = {
     "smoke": Scale("tiny", {}, epochs=2, steps_per_epoch=2, batch_size=4, learning_rate=3e-3, patience=None,
                    adapt_epochs_per_phase=1, scratch_epochs=2),
-    # Sized for the small teacher corpus (Table 1 / 50) to finish in about 2 hours on 2 free CPU cores: 8 SLSS +
-    # 3 MLMS base models of at most 8 x 20 batches of 8 utterances (about 100 k frames per epoch), 2 scratch
-    # models and 8 adaptations (one pass over the 18 adaptation utterances per epoch).
+    # Sized (an estimate, see docs/reproduce.md) for the small teacher corpus (Table 1 / 50) to finish in about
+    # 2 hours on 2 free CPU cores: 8 SLSS + 3 MLMS base models of at most 8 x 20 batches of 8 utterances (about
+    # 100 k frames per epoch), 2 scratch models and 8 adaptations (one pass over the 18 adaptation utterances per epoch).
     "small": Scale("tiny", {"relu_units": 64, "lstm_layers": 2, "lstm_cells": 64, "lstm_projection": 32}, epochs=8,
                    steps_per_epoch=20, batch_size=8, learning_rate=2e-3, patience=3, adapt_epochs_per_phase=6,
                    scratch_epochs=18),
@@ -141,7 +141,7 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
         dataset_path: prepared teacher corpus (`mlms corpus build` + `mlms prepare`), with training-role and
             adaptation-role languages.
         out_dir: output folder (`runs/`, `results.json`, `results.md`, `figure2.png`, `figure3.png`).
-        scale: a key of `SCALES`.
+        scale: a key of `SCALES`, or a `Scale` of your own.
         training_languages: codes for Figure 2 and the base MLMS (default: the dataset's training-role ones).
         adaptation_languages: codes for Figure 3 (default: the dataset's adaptation-role ones).
         seed: seed of every run.
@@ -154,9 +154,12 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
     from mlms_keras.data import Manifest
     from mlms_keras.training import select_tables, train_on_prepared
 
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {sorted(SCALES)}. Received: {scale!r}")
-    settings = SCALES[scale]
+    if isinstance(scale, Scale):
+        settings, scale = scale, "custom"
+    elif scale in SCALES:
+        settings = SCALES[scale]
+    else:
+        raise ValueError(f"scale must be one of {sorted(SCALES)} or a Scale. Received: {scale!r}")
     manifest = Manifest.load(dataset_path)
     out_dir = Path(out_dir)
     runs = out_dir / "runs"

@@ -96,10 +96,13 @@ def test_adapt_then_synthesize_an_utterance_of_the_new_language(prepared, tmp_pa
 
 @pytest.mark.slow
 def test_reproduce_smoke_writes_both_figures_and_resumes_from_finished_runs(prepared, tmp_path):
-    from mlms_keras.experiments import reproduce
+    from mlms_keras.experiments import Scale, reproduce
 
+    # One batch per model: this checks the plumbing (the smoke scale itself is `mlms reproduce --scale smoke`).
+    minimal = Scale("tiny", {}, epochs=1, steps_per_epoch=1, batch_size=4, learning_rate=3e-3, patience=None,
+                    adapt_epochs_per_phase=1, scratch_epochs=1)
     out = tmp_path / "reproduce"
-    results = reproduce(prepared, out, scale="smoke")
+    results = reproduce(prepared, out, scale=minimal)
     rows = results["rows"]
     figure2 = {(r["system"], r["language"]) for r in rows if r["figure"] == 2}
     figure3 = {(r["system"], r["language"]) for r in rows if r["figure"] == 3}
@@ -117,6 +120,6 @@ def test_reproduce_smoke_writes_both_figures_and_resumes_from_finished_runs(prep
     assert "| pl |" in markdown and "MLMS 1-hot (fixed)" in markdown
     # 2 SLSS + 3 MLMS + 1 scratch + 4 adaptations ran; a second call reuses all of them and scores the same.
     assert len(results["run_seconds"]) == 10
-    again = reproduce(prepared, out, scale="smoke")
+    again = reproduce(prepared, out, scale=minimal)
     assert again["run_seconds"] == {}
     assert [r["dev_mse"] for r in again["rows"]] == pytest.approx([r["dev_mse"] for r in rows], rel=1e-6)
