@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlms_keras.fileio import atomic_output, atomic_write_text
+
 logger = logging.getLogger(__name__)
 
 CODE_STRATEGIES = ("random", "one_hot", "one_hot_fixed")
@@ -242,7 +244,7 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
     from mlms_keras.training import write_json_atomically
 
     write_json_atomically(out_dir / "results.json", results)
-    (out_dir / "results.md").write_text(results_markdown(results), encoding="utf-8")
+    atomic_write_text(out_dir / "results.md", results_markdown(results))
     plot_figures(rows, out_dir)
     return results
 
@@ -341,11 +343,9 @@ def plot_figures(rows, out_dir):
         axis.set_ylim(max(0.0, 0.9 * low), None)
         axis.set_title(title, fontsize=10)
         axis.legend(fontsize=8, ncol=min(len(systems), 5), loc="upper center", bbox_to_anchor=(0.5, -0.1))
-        path = Path(out_dir) / name
-        temporary = path.with_name(f".{path.stem}.partial.png")
-        fig.savefig(temporary, dpi=120, bbox_inches="tight")
+        with atomic_output(Path(out_dir) / name) as temporary:
+            fig.savefig(temporary, dpi=120, bbox_inches="tight", format="png")
         plt.close(fig)
-        temporary.replace(path)
 
 
 def _run_reproduce(args):

@@ -31,14 +31,14 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from mlms_keras.fileio import atomic_write_json, save_model_atomically  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -53,18 +53,8 @@ LOG_FOLDER = "logs"
 
 
 def write_json_atomically(path, payload):
-    """Writes `payload` as JSON (numpy scalars and arrays allowed) through a temporary file and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(payload, file, indent=1, sort_keys=True, default=_json_default)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Writes `payload` as JSON (numpy scalars and arrays allowed) atomically (`mlms_keras.fileio`)."""
+    atomic_write_json(path, payload, sort_keys=True, default=_json_default)
 
 
 def _json_default(value):
@@ -73,24 +63,6 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
-
-
-def save_model_atomically(model, path):
-    """Saves `model` as a `.keras` file through a temporary file in the same folder and `os.replace`.
-
-    A run killed while saving leaves the previous file intact.
-    """
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: a model file must end in .keras")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def frame_mask(linguistic):
