@@ -153,6 +153,7 @@ def _atomic_write_bytes(path, payload: bytes):
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; voices are shared files
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -180,6 +181,7 @@ def _save_weights_atomically(model, path):
     os.close(handle)
     try:
         model.save_weights(temporary)
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
