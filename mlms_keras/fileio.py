@@ -11,6 +11,15 @@ import tempfile
 from pathlib import Path
 
 
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(path, suffix=None):
     """Yields a temporary path beside `path`; on success it replaces `path`, on error it is removed.
@@ -30,6 +39,7 @@ def atomic_output(path, suffix=None):
         dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix if suffix is None else suffix}"
     )
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; give it an ordinary file's mode
     try:
         yield Path(temporary)
         os.replace(temporary, path)

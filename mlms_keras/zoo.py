@@ -53,6 +53,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mlms_keras.fileio import atomic_output, atomic_write_json
+
 VOICE_FORMAT = "mlms-zoo-voice"
 VOICE_FORMAT_VERSION = 1
 REGISTRY_FORMAT = "mlms-zoo-registry"
@@ -144,25 +146,8 @@ def list_voices() -> list[dict]:
 
 
 # Writing a voice ------------------------------------------------------------------------------------------------
-def _atomic_write_bytes(path, payload: bytes):
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; voices are shared files
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def _atomic_write_json(path, payload):
-    _atomic_write_bytes(path, (json.dumps(payload, indent=1, ensure_ascii=False, default=_json_default) + "\n").encode())
+    atomic_write_json(path, payload, default=_json_default)
 
 
 def _json_default(value):
@@ -174,19 +159,8 @@ def _json_default(value):
 
 
 def _save_weights_atomically(model, path):
-    import tempfile
-
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".weights-", suffix=".weights.h5")
-    os.close(handle)
-    try:
+    with atomic_output(path, suffix=".weights.h5") as temporary:  # Keras insists on the .weights.h5 ending
         model.save_weights(temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def _versions() -> dict:

@@ -28,3 +28,12 @@ def test_writes_replace_the_target_and_keep_its_suffix_for_the_writer(tmp_path):
     assert (tmp_path / "a.txt").read_bytes() == "é\n".encode("utf-8")
     atomic_write_json(tmp_path / "b.json", {"language": "pt-br", "name": "São Paulo"})
     assert json.loads((tmp_path / "b.json").read_text(encoding="utf-8")) == {"language": "pt-br", "name": "São Paulo"}
+
+
+def test_written_files_get_an_ordinary_mode_not_owner_only(tmp_path):
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    atomic_write_text(tmp_path / "shared.txt", "voice")
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -7,9 +7,9 @@ functions write them. Every file is written atomically (temporary file + `os.rep
 import dataclasses
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
+
+from mlms_keras.fileio import atomic_output, atomic_write_text
 
 RESULTS_JSON = "results.json"
 RESULTS_MARKDOWN = "results.md"
@@ -63,34 +63,9 @@ def best_result(results):
     return min(completed, key=lambda r: (r.dev_mse, r.language_space_dim, r.trial_id))
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path, write):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; give the file an ordinary file's mode
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
 def write_text_atomically(path, text):
     """Writes `text` (UTF-8) to `path` through a temporary file in the same folder and `os.replace`."""
-    def write(temporary):
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-
-    _atomic_write(path, write)
+    atomic_write_text(path, text)
 
 
 def _sorted(results):
@@ -259,4 +234,5 @@ def plot_dev_mse(results, path, title="MLMS sweep: dev MSE against the language-
     if completed:
         axes.legend(fontsize=8)
     figure.tight_layout()
-    _atomic_write(path, lambda temporary: figure.savefig(temporary, format="png"))
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png")
