@@ -44,10 +44,11 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
+
+from mlms_keras.fileio import atomic_output, atomic_write_text, save_model_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -688,14 +689,14 @@ class _TrainingRun:
         logger.info("step %d: dev MSE %.5f", step, dev_mse)
         if self.best_dev_mse is None or dev_mse < self.best_dev_mse:
             self.best_dev_mse = dev_mse
-            _save_model_atomically(model, self.out_dir / BEST_MODEL)
+            save_model_atomically(model, self.out_dir / BEST_MODEL)
             return True
         return False
 
     def _checkpoint(self, model, step):
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._evaluate(model, step)
-        _save_model_atomically(model, self.out_dir / CHECKPOINT_MODEL)
+        save_model_atomically(model, self.out_dir / CHECKPOINT_MODEL)
         state = {
             "mode": self.mode,
             "step": step,
@@ -703,7 +704,7 @@ class _TrainingRun:
             "dev_mse": self.dev_mse,
             "best_dev_mse": self.best_dev_mse,
         }
-        _write_text_atomically(self.out_dir / CHECKPOINT_STATE, json.dumps(state))
+        atomic_write_text(self.out_dir / CHECKPOINT_STATE, json.dumps(state))
 
     def _finish(self, model, strategy, start_step, seconds, num_workers):
         model_path = None
@@ -712,7 +713,7 @@ class _TrainingRun:
             model_path = self.out_dir / FINAL_MODEL
             last_is_best = self._evaluate(model, self.steps)
             if self.dev_dataset is None or last_is_best:
-                _save_model_atomically(model, model_path)
+                save_model_atomically(model, model_path)
             else:
                 _copy_atomically(self.out_dir / BEST_MODEL, model_path)
             log = {
@@ -726,7 +727,7 @@ class _TrainingRun:
                 "dev_mse": self.dev_mse,
                 "best_dev_mse": self.best_dev_mse,
             }
-            _write_text_atomically(self.out_dir / TRAINING_LOG, json.dumps(log, indent=1))
+            atomic_write_text(self.out_dir / TRAINING_LOG, json.dumps(log, indent=1))
             for name in (CHECKPOINT_STATE, CHECKPOINT_MODEL):  # the run is complete: nothing to resume
                 (self.out_dir / name).unlink(missing_ok=True)
             model_path = str(model_path)
@@ -811,41 +812,9 @@ def _progress(enabled, initial, total, description):
     return tqdm(total=total, initial=initial, desc=description, unit="step", disable=not enabled, dynamic_ncols=True)
 
 
-def _save_model_atomically(model, path):
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".tmp-", suffix=".keras")
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
 def _copy_atomically(source, destination):
-    destination = Path(destination)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=destination.name + ".tmp-")
-    os.close(handle)
-    try:
+    with atomic_output(destination) as temporary:
         shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _write_text_atomically(path, text):
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp-")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 # --------------------------------------------------------------------------------------------------
