@@ -30,6 +30,7 @@ Example:
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 LANGUAGE_CODE = "language_code"
 MEAN_TOWER = "mean_tower"
 SPEAKER_LAYER = "speaker_layer"
+
+#: File in a run's backup folder holding the current phase's best epoch while the run is unfinished.
+PHASE_BEST_NAME = "phase_best.npz"
 
 #: Paper sec. 4.2: the language-side groups each phase of each variant updates, in order.
 VARIANTS = {
@@ -148,12 +152,16 @@ class PhaseSchedule(keras.callbacks.Callback):
             epoch with the lowest `monitor` (so v3's second phase starts from the best v1 point, the way the
             paper trains each stage to convergence on the dev set). Needs `monitor` in the epoch logs.
         monitor: log key used by `restore_best_per_phase` (lower is better).
+        best_state_path: optional `.npz` file where the current phase's best epoch (its weights, value and
+            epoch) is kept on disk, so a run killed in the middle of a phase and resumed by `BackupAndRestore`
+            still restores the phase's best epoch, not merely the best since the resume. Put it in the
+            `BackupAndRestore` folder: it is only needed while the run is unfinished.
 
     Attributes:
         phase_log: list of `(epoch, phase_index)` for every epoch run.
     """
 
-    def __init__(self, phases, groups, restore_best_per_phase=False, monitor="val_loss"):
+    def __init__(self, phases, groups, restore_best_per_phase=False, monitor="val_loss", best_state_path=None):
         super().__init__()
         if not phases:
             raise ValueError("`phases` is empty; give at least one Phase")
@@ -165,6 +173,7 @@ class PhaseSchedule(keras.callbacks.Callback):
         self.groups = groups
         self.restore_best_per_phase = restore_best_per_phase
         self.monitor = monitor
+        self.best_state_path = Path(best_state_path) if best_state_path is not None else None
         self.phase_log = []
         self._phase_ends = np.cumsum([phase.epochs for phase in self.phases])
         self._active_phase = None
@@ -207,8 +216,34 @@ class PhaseSchedule(keras.callbacks.Callback):
         # Keras traces the trainable-variable list into the train function: rebuild it (ARCHITECTURE.md).
         self.model.make_train_function(force=True)
         self._active_phase = phase_index
-        self._best_value, self._best_weights = None, None
+        self._best_value, self._best_weights = self._load_best_state(phase_index)
         logger.info("adaptation phase %d (%s) starts", phase_index + 1, self.phases[phase_index].name)
+
+    def _load_best_state(self, phase_index):
+        """The phase's best `(value, weights)` saved by an earlier, killed run of it; `(None, None)` if none."""
+        if not self.restore_best_per_phase or self.best_state_path is None or not self.best_state_path.is_file():
+            return None, None
+        with np.load(self.best_state_path) as saved:
+            if int(saved["phase"]) != phase_index:
+                return None, None  # a record of an earlier phase: this phase starts afresh
+            weights = [saved[f"weight_{i}"] for i in range(int(saved["count"]))]
+            value, epoch = float(saved["value"]), int(saved["epoch"])
+        shapes = [tuple(v.shape) for v in self._trained_variables(phase_index)]
+        if [w.shape for w in weights] != shapes:
+            raise ValueError(f"{self.best_state_path}: saved best weights do not fit this model's phase "
+                             f"{self.phases[phase_index].name!r}; delete the file or the whole backup folder")
+        logger.info("phase %s resumes with its best epoch so far (epoch %d, %s %.5f)",
+                    self.phases[phase_index].name, epoch + 1, self.monitor, value)
+        return value, weights
+
+    def _save_best_state(self, epoch):
+        from mlms_keras.fileio import atomic_output
+
+        arrays = {f"weight_{i}": w for i, w in enumerate(self._best_weights)}
+        with atomic_output(self.best_state_path) as temporary:
+            with open(temporary, "wb") as file:  # a file object: np.savez would append ".npz" to a path
+                np.savez(file, phase=self._active_phase, epoch=epoch, value=self._best_value,
+                         count=len(self._best_weights), **arrays)
 
     def on_epoch_begin(self, epoch, logs=None):
         phase_index = self.phase_of_epoch(epoch)
@@ -231,6 +266,8 @@ class PhaseSchedule(keras.callbacks.Callback):
         if self._best_value is None or value < self._best_value:
             self._best_value = float(value)
             self._best_weights = [keras.ops.convert_to_numpy(v).copy() for v in trained]
+            if self.best_state_path is not None:
+                self._save_best_state(epoch)
         if epoch + 1 == self._phase_ends[self._active_phase]:
             for variable, best in zip(trained, self._best_weights):
                 variable.assign(best)
@@ -384,6 +421,7 @@ def adapt(
     speaker_candidates=None,
     optimizer=None,
     restore_best_per_phase=True,
+    best_state_path=None,
     callbacks=(),
     steps_per_epoch=None,
     verbose="auto",
@@ -405,6 +443,7 @@ def adapt(
         speaker_candidates: `(language, speaker)` pairs `closest_speaker` tries (default: all pairs).
         optimizer: a Keras optimizer (default Adam, learning rate 1e-3).
         restore_best_per_phase: see `PhaseSchedule`; needs `dev_dataset`.
+        best_state_path: see `PhaseSchedule` (use it with a `BackupAndRestore` callback, in its folder).
         callbacks: extra Keras callbacks for the `fit`.
         steps_per_epoch: batches per epoch for an endless training dataset; None: one pass.
         verbose: passed to `fit`.
@@ -433,7 +472,8 @@ def adapt(
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), loss="mse")
     # Build the optimizer on everything any phase trains, while nothing is frozen yet (ARCHITECTURE.md).
     model.optimizer.build(model.trainable_variables)
-    schedule = PhaseSchedule(phases, groups, restore_best_per_phase=restore_best_per_phase)
+    schedule = PhaseSchedule(phases, groups, restore_best_per_phase=restore_best_per_phase,
+                             best_state_path=best_state_path)
     train = with_ids(train_dataset, language, speaker)
     dev = with_ids(dev_dataset, language, speaker) if dev_dataset is not None else None
     history = model.fit(
@@ -495,8 +535,6 @@ def adapt_on_prepared(
     Returns:
         An `AdaptationResult`.
     """
-    from pathlib import Path
-
     from mlms_keras.data import Manifest, load_dataset
     from mlms_keras.metrics import AcousticMetricsCallback
     from mlms_keras.training import (
@@ -559,7 +597,7 @@ def adapt_on_prepared(
     result = adapt(
         model, train_data, dev_data, variant=variant, epochs_per_phase=epochs_per_phase, language=language_id,
         speaker=speaker_id, optimizer=keras.optimizers.Adam(learning_rate), restore_best_per_phase=True,
-        callbacks=callbacks, steps_per_epoch=steps_per_epoch, verbose=verbose,
+        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME, callbacks=callbacks, steps_per_epoch=steps_per_epoch, verbose=verbose,
     )
     result.initial_speaker, result.speaker_distance = distance.speaker, distance
     save_model_atomically(model, out_dir / FINAL_MODEL_NAME)
@@ -602,7 +640,8 @@ def _run_adapt(args):
         result = adapt_on_prepared(
             args.model, args.dataset, args.language, args.speaker, args.variant, args.out,
             epochs_per_phase=args.epochs_per_phase, batch_size=args.batch_size, learning_rate=args.learning_rate,
-            seed=args.seed, command=" ".join(["mlms"] + sys.argv[1:]), verbose=2 if args.quiet else "auto",
+            seed=args.seed, steps_per_epoch=args.steps_per_epoch, command=" ".join(["mlms"] + sys.argv[1:]),
+            verbose=2 if args.quiet else "auto",
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mlms adapt: {error}", file=sys.stderr)
@@ -638,6 +677,8 @@ def add_cli_parser(subparsers):
     parser.add_argument("--variant", required=True, choices=sorted(VARIANTS))
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--epochs-per-phase", type=int, default=10, help="epochs per phase (default 10)")
+    parser.add_argument("--steps-per-epoch", type=int, default=None,
+                        help="batches per epoch from the repeated training data (default: one pass per epoch)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--seed", type=int, default=0)

@@ -138,6 +138,71 @@ def test_restore_best_per_phase_keeps_the_lowest_dev_loss_epoch():
         np.testing.assert_array_equal(final[path], value, err_msg=path)
 
 
+def test_a_resumed_phase_still_restores_its_best_epoch_from_before_the_kill(tmp_path):
+    """The phase-best record on disk outlives the process: a resume late in a phase keeps the pre-kill best."""
+    keras.utils.set_random_seed(4)
+    model = build_mlms_model(CONFIG)
+    language, speaker = model.get_layer("towers").add_language(), model.get_layer("acoustic").add_speaker()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    groups = adaptation_weight_groups(model, language, speaker)
+    trained = groups["language_code"] + groups["speaker_layer"]
+    state = tmp_path / "backup" / "phase_best.npz"
+
+    def epoch(schedule, number, val_loss, shift):
+        schedule.on_epoch_begin(number)
+        for variable in trained:  # stands in for the epoch's training
+            variable.assign(variable + shift)
+        schedule.on_epoch_end(number, {"val_loss": val_loss})
+
+    first = PhaseSchedule(adaptation_phases("v1", 4), groups, restore_best_per_phase=True, best_state_path=state)
+    first.set_model(model)
+    first.on_train_begin()
+    epoch(first, 0, 2.0, 0.1)
+    epoch(first, 1, 1.0, 0.1)  # the phase's best epoch
+    best = {v.path: keras.ops.convert_to_numpy(v).copy() for v in trained}
+    epoch(first, 2, 3.0, 0.1)  # ... then the process is killed
+    first.on_train_end()  # gives the flags back, as a new process would have them
+
+    resumed = PhaseSchedule(adaptation_phases("v1", 4), groups, restore_best_per_phase=True, best_state_path=state)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    epoch(resumed, 3, 4.0, 0.1)  # the phase's last epoch, worse than epoch 1
+    for variable in trained:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), best[variable.path], err_msg=variable.path)
+    # Without the record, the resumed run could only go back to its own best (epoch 3).
+    forgetful = PhaseSchedule(adaptation_phases("v1", 4), groups, restore_best_per_phase=True)
+    forgetful.set_model(model)
+    forgetful.on_train_begin()
+    epoch(forgetful, 3, 4.0, 0.1)
+    moved = [v for v in trained if not np.array_equal(keras.ops.convert_to_numpy(v), best[v.path])]
+    assert moved
+
+
+def test_a_phase_best_record_of_an_earlier_phase_is_not_restored_in_the_next(tmp_path):
+    model = build_mlms_model(CONFIG)
+    language, speaker = model.get_layer("towers").add_language(), model.get_layer("acoustic").add_speaker()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    groups = adaptation_weight_groups(model, language, speaker)
+    state = tmp_path / "phase_best.npz"
+    first = PhaseSchedule(adaptation_phases("v3", 1), groups, restore_best_per_phase=True, best_state_path=state)
+    first.set_model(model)
+    first.on_train_begin()
+    first.on_epoch_begin(0)
+    first.on_epoch_end(0, {"val_loss": 0.5})  # phase 1's only epoch: its record is on disk
+    first.on_train_end()  # gives the flags back, as a new process would have them
+    resumed = PhaseSchedule(adaptation_phases("v3", 1), groups, restore_best_per_phase=True, best_state_path=state)
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    resumed.on_epoch_begin(1)  # phase 2 (the mean tower): a worse loss must still count as its best
+    mean = groups["mean_tower"][0]
+    mean.assign(mean + 1.0)
+    expected = keras.ops.convert_to_numpy(mean).copy()
+    resumed.on_epoch_end(1, {"val_loss": 9.0})
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(mean), expected)
+
+
 def test_phase_of_epoch_follows_the_phase_lengths():
     phases = adaptation_phases("v4", [2, 1, 3])
     schedule = PhaseSchedule(phases, {"language_code": [], "mean_tower": [], "speaker_layer": []})

@@ -72,13 +72,16 @@ def test_adapt_then_synthesize_an_utterance_of_the_new_language(prepared, tmp_pa
     assert main(["train", str(prepared), "--preset", "tiny", "--out", str(base), "--epochs", "1", "--batch-size", "4",
                  "--quiet"]) == 0
     assert main(["adapt", str(base), str(prepared), "--language", "pl", "--speaker", "pl-female", "--variant", "v3",
-                 "--epochs-per-phase", "1", "--batch-size", "4", "--out", str(adapted), "--quiet"]) == 0
+                 "--epochs-per-phase", "1", "--steps-per-epoch", "3", "--batch-size", "4", "--out", str(adapted),
+                 "--quiet"]) == 0
     info = json.loads((adapted / "training.json").read_text())
     assert info["languages"] == ["fr", "de", "pl"] and info["speakers"] == ["fr-female", "de-female", "pl-female"]
     assert [p["groups"] for p in info["adaptation"]["phases"]] == [["language_code", "speaker_layer"],
                                                                    ["mean_tower", "speaker_layer"]]
     assert info["adaptation"]["initial_speaker"] in ("fr-female", "de-female")
     assert len(info["history"]["val_loss"]) == 2
+    assert info["adaptation"]["training"]["steps_per_epoch"] == 3
+    assert not (adapted / "backup").exists()  # the phase-best record lives there only while the run is unfinished
 
     manifest = manifest_of(prepared)
     utterance = next(u for u, entry in manifest["utterances"].items() if entry["speaker"] == "pl-female" and entry["split"] == "dev")
