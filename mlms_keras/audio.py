@@ -26,11 +26,12 @@ import importlib.util
 import logging
 import os
 import re
-import tempfile
 
 import numpy as np
 import soundfile
 import soxr
+
+from mlms_keras.fileio import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -234,14 +235,5 @@ def save(path, wave, sample_rate):
         logger.warning("%s: peak %.3f exceeds full scale; clipping to [-1, 1]", path, peak)
         wave = np.clip(wave, -1.0, 1.0)
     container, subtype = WRITE_FORMATS[extension]
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=extension, dir=folder)
-    os.close(handle)
-    try:
+    with atomic_output(path) as temporary:
         soundfile.write(temporary, wave, int(sample_rate), format=container, subtype=subtype)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise

@@ -33,9 +33,7 @@ length; it differs from it only near the joins (pulse phase), which `tests/test_
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -376,6 +374,7 @@ class Synthesizer:
         import soundfile
 
         from mlms_keras.audio import WRITE_FORMATS
+        from mlms_keras.fileio import atomic_output
 
         path = Path(path)
         suffix = path.suffix.lower()
@@ -384,11 +383,8 @@ class Synthesizer:
         self.ids(language, speaker)
         sentences = self._sentences(text)
         file_format, subtype = WRITE_FORMATS[suffix]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-        os.close(handle)
         samples = 0
-        try:
+        with atomic_output(path) as temporary:
             with soundfile.SoundFile(temporary, "w", samplerate=self.sample_rate, channels=1, format=file_format,
                                      subtype=subtype) as output:
                 for sentence in sentences:
@@ -397,11 +393,6 @@ class Synthesizer:
                     for piece in pieces:
                         output.write(np.asarray(piece, np.float32))
                         samples += len(piece)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
         return samples / self.sample_rate
 
 

@@ -408,21 +408,9 @@ class FeatureLayout:
 
     def save(self, path) -> None:
         """Write the layout as JSON (atomically: temporary file + os.replace), e.g. feature_layout.json."""
-        import os
-        import tempfile
-        from pathlib import Path
+        from mlms_keras.fileio import atomic_write_text
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(self.to_json())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        atomic_write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path) -> "FeatureLayout":
