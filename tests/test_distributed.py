@@ -380,19 +380,6 @@ def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_clust
     assert "failed" in cluster.logs["chief0"].read_text(errors="replace")  # the chief saw the worker go
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """A prepared tiny teacher corpus (en-us and fr) with 4 training shard files."""
-    from mlms_keras.data.prepare import prepare_dataset
-    from mlms_keras.data.teacher import build_teacher_corpus
-
-    corpus = tmp_path_factory.mktemp("teacher")
-    build_teacher_corpus(corpus, preset="tiny", seed=0, workers=1, speakers=["en-us-female", "en-us-male", "fr-female"], progress=False)
-    out = tmp_path_factory.mktemp("prepared")
-    prepare_dataset(corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, progress=False)
-    return out
-
-
 @pytest.mark.slow
 def test_mlms_train_distributed_async_writes_an_mlms_train_run(tmp_path, prepared, start_cluster):
     from mlms_keras.data import Manifest, load_dataset

@@ -124,5 +124,6 @@ def test_reproduce_smoke_writes_both_figures_and_resumes_from_finished_runs(prep
     # 2 SLSS + 3 MLMS + 1 scratch + 4 adaptations ran; a second call reuses all of them and scores the same.
     assert len(results["run_seconds"]) == 10
     again = reproduce(prepared, out, scale=minimal)
-    assert again["run_seconds"] == {}
+    assert again["run_seconds"] == {} and sorted(again["reused_runs"]) == sorted(results["run_seconds"])
+    assert again["wall_seconds"] < results["wall_seconds"]
     assert [r["dev_mse"] for r in again["rows"]] == pytest.approx([r["dev_mse"] for r in rows], rel=1e-6)

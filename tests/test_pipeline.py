@@ -5,26 +5,10 @@ import pytest
 
 from mlms_keras import metrics
 from mlms_keras.data import Manifest, load_dataset, read_utterances
-from mlms_keras.data.prepare import prepare_dataset
 from mlms_keras.data.readers import read_corpus
-from mlms_keras.data.teacher import build_teacher_corpus
 from mlms_keras.frontend.labels import read_hts_labels, segments_to_frames
 
-SPEAKERS = ["en-us-female", "en-us-male", "fr-female"]  # train: 8 en-us, 4 fr utterances
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("teacher")
-    build_teacher_corpus(folder, preset="tiny", seed=0, workers=1, speakers=SPEAKERS, progress=False)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def prepared(corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    prepare_dataset(corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, progress=False)
-    return out
+# `corpus` and `prepared` (a tiny 3-speaker teacher corpus, prepared) come from conftest.py.
 
 
 @pytest.fixture(scope="module")

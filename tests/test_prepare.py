@@ -19,25 +19,10 @@ from mlms_keras.data.prepare import (
     prepare_dataset,
 )
 from mlms_keras.data.readers import read_corpus
-from mlms_keras.data.teacher import build_teacher_corpus
 from mlms_keras.frontend import linguistic
 
-SPEAKERS = ["en-us-female", "en-us-male", "fr-female"]  # 2 languages, 3 speakers, 15 utterances
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("teacher")
-    build_teacher_corpus(folder, preset="tiny", seed=0, workers=1, speakers=SPEAKERS, progress=False)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def prepared(corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepared")
-    report = prepare_dataset(corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, progress=False)
-    assert report.complete and not report.skipped
-    return out
+# `corpus` and `prepared` (a tiny teacher corpus of these speakers, prepared) come from conftest.py.
+from conftest import TINY_CORPUS_SPEAKERS as SPEAKERS  # noqa: E402
 
 
 def _records(folder, split=None):
