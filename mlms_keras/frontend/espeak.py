@@ -237,6 +237,7 @@ class _Engine:
         self.library = None
         self.current_voice = None
         self.has_synthesized = False
+        self.voice_changes_since_synthesis = 0
         self._chunks: list[np.ndarray] = []
         self._events: list[PhonemeEvent] = []
         self._callback = _SynthCallback(self._on_audio)
@@ -284,6 +285,7 @@ class _Engine:
         self.pid = os.getpid()
         self.current_voice = None
         self.has_synthesized = False
+        self.voice_changes_since_synthesis = 0
         return library
 
     def _on_audio(self, samples, sample_count, events):
@@ -303,6 +305,7 @@ class _Engine:
         if self.current_voice == name:
             return
         self.current_voice = None
+        self.voice_changes_since_synthesis += 1
         return_code = library.espeak_SetVoiceByName(name.encode())
         voice = library.espeak_GetCurrentVoice()
         reported_language = voice.contents.languages[1:].decode() if voice and voice.contents.languages else ""
@@ -320,6 +323,24 @@ class _Engine:
                 "Use a variant listed in espeak-ng-data/voices/!v (f1..f5, m1..m7, ...)."
             )
         self.current_voice = name
+
+
+    def flush_voice_changes(self):
+        """Play out the voice changes queued since the last synthesis, discarding their audio and events.
+
+        In synchronous mode every `espeak_SetVoiceByName` queues a sample-rate event that is only delivered by
+        the next `espeak_Synth`; after many voice changes without synthesis (`analyze` across languages, as
+        `mlms prepare` does) those events fill the first audio chunk's event list and push out the first
+        phoneme events of the utterance. A throwaway synthesis drains them first.
+        """
+        if self.voice_changes_since_synthesis == 0:
+            return
+        text = b"a"
+        self.library.espeak_Synth(text, len(text) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
+        self.library.espeak_Synchronize()
+        self._chunks, self._events = [], []
+        self.voice_changes_since_synthesis = 0
+        self.has_synthesized = True
 
 
 _ENGINE = _Engine()
@@ -633,6 +654,7 @@ def synthesize(text: str, language: str, voice: SpeakerVoice = SpeakerVoice(), r
     spec = get_language(language)
     with ESPEAK_LOCK:
         library = _ENGINE.ensure_initialised()
+        _ENGINE.flush_voice_changes()
         _ENGINE.select_voice(spec, voice.variant)
         for parameter, value in (
             (_PARAM_RATE, voice.rate_wpm),
@@ -655,5 +677,6 @@ def synthesize(text: str, language: str, voice: SpeakerVoice = SpeakerVoice(), r
             raise EspeakError(f"espeak_Synth failed with code {return_code} for {text[:60]!r} ({language})")
         chunks, events = _ENGINE._chunks, _ENGINE._events
         _ENGINE._chunks, _ENGINE._events = [], []
+        _ENGINE.voice_changes_since_synthesis = 0
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
     return Synthesis((samples.astype(np.float32) / 32768.0), SAMPLE_RATE_HZ, events)
