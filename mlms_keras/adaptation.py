@@ -574,8 +574,9 @@ def adapt_on_prepared(
     stats = Manifest.load(normalisation) if normalisation else manifest
 
     def split(name, **options):
+        # One speaker's limited data: kept in memory rather than re-read from every shard each epoch.
         return load_dataset(dataset_path, name, batch_size, languages=[language], speakers=[speaker],
-                            normalisation=normalisation, **options)
+                            normalisation=normalisation, cache="auto", **options)
 
     train_data = split("train", seed=seed, repeat=steps_per_epoch is not None)
     dev_data = split("dev", shuffle=False)

@@ -544,7 +544,9 @@ def train_on_prepared(
                                num_speakers=len(speaker_names), **overrides)
 
     def split(name, **options):
-        data = load_dataset(dataset_path, name, batch_size, languages=language_codes, speakers=speaker_names, **options)
+        # cache="auto": a small selection (an SLSS baseline on limited data) is kept in memory after one pass.
+        data = load_dataset(dataset_path, name, batch_size, languages=language_codes, speakers=speaker_names,
+                            cache="auto", **options)
         return remap_ids(data, manifest, language_codes, speaker_names)
 
     train_data = split("train", seed=seed, chunk_frames=chunk_frames, repeat=steps_per_epoch is not None)

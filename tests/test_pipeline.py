@@ -164,3 +164,30 @@ def test_worker_shards_partition_the_split(prepared, manifest):
     assert 0 < frames(shard=(0, 2)) < manifest.num_frames("train")
     with pytest.raises(ValueError, match="shard"):
         load_dataset(prepared, "train", 4, shard=(0, 9))
+
+
+def test_auto_cache_keeps_a_small_selection_in_memory_and_leaves_a_big_one_on_disk(prepared, tmp_path, monkeypatch):
+    import shutil
+
+    from mlms_keras.data import pipeline
+
+    copy = tmp_path / "prepared"
+    shutil.copytree(prepared, copy)
+    small = load_dataset(copy, "train", 2, speakers=["fr-female"], shuffle=False, cache="auto")
+    monkeypatch.setattr(pipeline, "AUTO_CACHE_BYTES", 0)  # now nothing is small enough
+    uncached = load_dataset(copy, "train", 2, speakers=["fr-female"], shuffle=False, cache="auto")
+    first = [_flat(b) for b in _numpy(small)]
+    assert first == [_flat(b) for b in _numpy(load_dataset(copy, "train", 2, speakers=["fr-female"], shuffle=False))]
+    for shard in (copy / "shards").glob("train-*"):
+        shard.unlink()
+    # The second pass of the cached dataset needs no file; the uncached one reads the (now missing) shards.
+    assert [_flat(b) for b in _numpy(small)] == first
+    with pytest.raises(Exception, match="train-"):
+        _numpy(uncached)
+    with pytest.raises(ValueError, match="cache"):
+        load_dataset(copy, "dev", 2, cache="sometimes")
+
+
+def _flat(batch):
+    inputs, acoustic = batch
+    return (inputs["linguistic"].tobytes(), acoustic.tobytes())

@@ -51,6 +51,8 @@ from mlms_keras.data.manifest import Manifest, is_identity_feature
 BUCKET_MULTIPLE = 16
 DEFAULT_NUM_BUCKETS = 4
 FRAME_MASK_KINDS = ("padding", "speech")
+#: `cache="auto"` keeps the selected utterances in memory when their decoded frames take at most this many bytes.
+AUTO_CACHE_BYTES = 1 << 30
 
 
 def _graph_function(function):
@@ -193,6 +195,8 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
             model's when preparing adaptation data; it must have the same feature layout.
         cache: keep decoded, normalised utterances in memory after the first pass. Only for small data: an
             utterance of 500 frames takes about 2.4 MB at input_dim 1193 (the small teacher preset: about 8 GB).
+            ``"auto"``: cache when the selected utterances take at most `AUTO_CACHE_BYTES` (1 GiB). A small
+            selection from a big dataset (one adaptation speaker) then stops re-reading every shard each epoch.
         shuffle_buffer: utterances in the shuffle buffer (default: all selected, at most 256, about 600 MB; the
             shuffled file order and the round-robin shard assignment mix the rest).
 
@@ -232,6 +236,10 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
         raise ValueError(f"{manifest.folder}: split {split!r} with languages={languages} and speakers={speakers} "
                          "selects no utterance.")
     lengths = [entry["frames"] for entry in selected.values()]
+    if cache == "auto":
+        cache = sum(lengths) * (manifest.input_dim + manifest.output_dim + 1) * 4 <= AUTO_CACHE_BYTES
+    elif cache not in (True, False):
+        raise ValueError(f"cache must be True, False or 'auto', got {cache!r}.")
     if chunk_frames is None:
         boundaries = default_bucket_boundaries(lengths) if bucket_boundaries is None else list(bucket_boundaries)
         if boundaries != sorted(set(boundaries)) or boundaries[0] < 1:
