@@ -10,7 +10,7 @@ Steps (each resumes when re-run after an interruption):
 
 Usage:
     python examples/reproduce_paper.py --work runs/paper --scale smoke   # minutes: checks the whole pipeline
-    python examples/reproduce_paper.py --work runs/paper --scale small   # the small teacher corpus
+    python examples/reproduce_paper.py --work runs/paper --scale small   # the small teacher corpus (about 1.5 h)
 
 The same as shell commands:
     mlms corpus build runs/paper/teacher --preset small --workers 2
@@ -26,7 +26,7 @@ from mlms_keras.data.prepare import prepare_dataset
 from mlms_keras.data.teacher import build_teacher_corpus
 from mlms_keras.experiments import SCALES, reproduce, results_markdown
 
-CORPUS_PRESET = {"smoke": "tiny", "small": "small"}
+CORPUS_PRESET = {"smoke": "tiny", "small": "small", "small-steps": "small"}
 
 
 def main():
