@@ -598,7 +598,8 @@ def adapt_on_prepared(
     result = adapt(
         model, train_data, dev_data, variant=variant, epochs_per_phase=epochs_per_phase, language=language_id,
         speaker=speaker_id, optimizer=keras.optimizers.Adam(learning_rate), restore_best_per_phase=True,
-        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME, callbacks=callbacks, steps_per_epoch=steps_per_epoch, verbose=verbose,
+        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME, callbacks=callbacks, steps_per_epoch=steps_per_epoch,
+        verbose=verbose,
     )
     result.initial_speaker, result.speaker_distance = distance.speaker, distance
     save_model_atomically(model, out_dir / FINAL_MODEL_NAME)

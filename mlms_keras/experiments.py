@@ -72,7 +72,7 @@ _SMALL_MODEL = {"relu_units": 64, "lstm_layers": 2, "lstm_cells": 64, "lstm_proj
 SCALES = {
     "smoke": Scale("tiny", {}, epochs=2, steps_per_epoch=2, batch_size=4, learning_rate=3e-3, patience=None,
                    adapt_epochs_per_phase=1, scratch_epochs=2),
-    # The documented full run on the small teacher corpus (Table 1 / 50), about 1.5 h on 2 free CPU cores
+    # The documented full run on the small teacher corpus (Table 1 / 50): 65 min on 2 CPU cores
     # (docs/reproduce.md): every base model makes 3 passes over its own training data, so an MLMS model sees
     # each speaker's utterances as often as that speaker's SLSS baseline does (8 SLSS + 3 MLMS base models,
     # 2 scratch models and 8 adaptations over the 18 utterances of each adaptation speaker).

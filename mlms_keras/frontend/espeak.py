@@ -324,7 +324,6 @@ class _Engine:
             )
         self.current_voice = name
 
-
     def flush_voice_changes(self):
         """Play out the voice changes queued since the last synthesis, discarding their audio and events.
 
