@@ -78,7 +78,7 @@ SCALES = {
     # 2 scratch models and 8 adaptations over the 18 utterances of each adaptation speaker).
     "small": Scale("tiny", _SMALL_MODEL, epochs=3, steps_per_epoch=None, batch_size=8, learning_rate=2e-3,
                    patience=None, adapt_epochs_per_phase=6, scratch_epochs=18),
-    # The first small-scale design: the same 8 x 20 batches for every base model (about 25 min on free cores).
+    # The first small-scale design: the same 8 x 20 batches for every base model (about 40 min on 2 cores).
     # An MLMS model then sees each speaker 1/8 as often as its SLSS baseline; docs/reproduce.md compares both.
     "small-steps": Scale("tiny", _SMALL_MODEL, epochs=8, steps_per_epoch=20, batch_size=8, learning_rate=2e-3,
                          patience=3, adapt_epochs_per_phase=6, scratch_epochs=18),
