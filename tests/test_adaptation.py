@@ -119,15 +119,31 @@ def test_frozen_flags_are_restored_after_adaptation():
     assert all(w.trainable for w in model.weights)
 
 
-def test_restore_best_per_phase_keeps_the_lowest_dev_loss_epoch():
-    keras.utils.set_random_seed(3)
+def model_ready_to_adapt(seed=None):
+    """A compiled MLMS model with one added language and speaker, its optimizer built on every weight."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
     model = build_mlms_model(CONFIG)
-    # Listed before the schedule, the recorder sees each epoch's weights before the phase-end restore.
-    recorder = Recorder()
-    train, dev = new_speaker_data(), new_speaker_data(seed=5)
     language, speaker = model.get_layer("towers").add_language(), model.get_layer("acoustic").add_speaker()
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
     model.optimizer.build(model.trainable_variables)
+    return model, language, speaker
+
+
+def started_schedule(model, groups, variant, epochs_per_phase, best_state_path=None):
+    """A `PhaseSchedule` with `restore_best_per_phase`, attached to `model` as `fit` would (`on_train_begin`)."""
+    schedule = PhaseSchedule(adaptation_phases(variant, epochs_per_phase), groups, restore_best_per_phase=True,
+                             best_state_path=best_state_path)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    return schedule
+
+
+def test_restore_best_per_phase_keeps_the_lowest_dev_loss_epoch():
+    model, language, speaker = model_ready_to_adapt(seed=3)
+    # Listed before the schedule, the recorder sees each epoch's weights before the phase-end restore.
+    recorder = Recorder()
+    train, dev = new_speaker_data(), new_speaker_data(seed=5)
     phases = adaptation_phases("v1", 4)
     schedule = PhaseSchedule(phases, adaptation_weight_groups(model, language, speaker), restore_best_per_phase=True)
     model.fit(with_ids(train, language, speaker), validation_data=with_ids(dev, language, speaker),
@@ -140,11 +156,7 @@ def test_restore_best_per_phase_keeps_the_lowest_dev_loss_epoch():
 
 def test_a_resumed_phase_still_restores_its_best_epoch_from_before_the_kill(tmp_path):
     """The phase-best record on disk outlives the process: a resume late in a phase keeps the pre-kill best."""
-    keras.utils.set_random_seed(4)
-    model = build_mlms_model(CONFIG)
-    language, speaker = model.get_layer("towers").add_language(), model.get_layer("acoustic").add_speaker()
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
-    model.optimizer.build(model.trainable_variables)
+    model, language, speaker = model_ready_to_adapt(seed=4)
     groups = adaptation_weight_groups(model, language, speaker)
     trained = groups["language_code"] + groups["speaker_layer"]
     state = tmp_path / "backup" / "phase_best.npz"
@@ -155,46 +167,33 @@ def test_a_resumed_phase_still_restores_its_best_epoch_from_before_the_kill(tmp_
             variable.assign(variable + shift)
         schedule.on_epoch_end(number, {"val_loss": val_loss})
 
-    first = PhaseSchedule(adaptation_phases("v1", 4), groups, restore_best_per_phase=True, best_state_path=state)
-    first.set_model(model)
-    first.on_train_begin()
+    first = started_schedule(model, groups, "v1", 4, state)
     epoch(first, 0, 2.0, 0.1)
     epoch(first, 1, 1.0, 0.1)  # the phase's best epoch
     best = {v.path: keras.ops.convert_to_numpy(v).copy() for v in trained}
     epoch(first, 2, 3.0, 0.1)  # ... then the process is killed
     first.on_train_end()  # gives the flags back, as a new process would have them
 
-    resumed = PhaseSchedule(adaptation_phases("v1", 4), groups, restore_best_per_phase=True, best_state_path=state)
-    resumed.set_model(model)
-    resumed.on_train_begin()
+    resumed = started_schedule(model, groups, "v1", 4, state)
     epoch(resumed, 3, 4.0, 0.1)  # the phase's last epoch, worse than epoch 1
     for variable in trained:
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), best[variable.path], err_msg=variable.path)
     # Without the record, the resumed run could only go back to its own best (epoch 3).
-    forgetful = PhaseSchedule(adaptation_phases("v1", 4), groups, restore_best_per_phase=True)
-    forgetful.set_model(model)
-    forgetful.on_train_begin()
+    forgetful = started_schedule(model, groups, "v1", 4)
     epoch(forgetful, 3, 4.0, 0.1)
     moved = [v for v in trained if not np.array_equal(keras.ops.convert_to_numpy(v), best[v.path])]
     assert moved
 
 
 def test_a_phase_best_record_of_an_earlier_phase_is_not_restored_in_the_next(tmp_path):
-    model = build_mlms_model(CONFIG)
-    language, speaker = model.get_layer("towers").add_language(), model.get_layer("acoustic").add_speaker()
-    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
-    model.optimizer.build(model.trainable_variables)
+    model, language, speaker = model_ready_to_adapt()
     groups = adaptation_weight_groups(model, language, speaker)
     state = tmp_path / "phase_best.npz"
-    first = PhaseSchedule(adaptation_phases("v3", 1), groups, restore_best_per_phase=True, best_state_path=state)
-    first.set_model(model)
-    first.on_train_begin()
+    first = started_schedule(model, groups, "v3", 1, state)
     first.on_epoch_begin(0)
     first.on_epoch_end(0, {"val_loss": 0.5})  # phase 1's only epoch: its record is on disk
     first.on_train_end()  # gives the flags back, as a new process would have them
-    resumed = PhaseSchedule(adaptation_phases("v3", 1), groups, restore_best_per_phase=True, best_state_path=state)
-    resumed.set_model(model)
-    resumed.on_train_begin()
+    resumed = started_schedule(model, groups, "v3", 1, state)
     resumed.on_epoch_begin(1)  # phase 2 (the mean tower): a worse loss must still count as its best
     mean = groups["mean_tower"][0]
     mean.assign(mean + 1.0)
