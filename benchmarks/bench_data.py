@@ -27,7 +27,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 
 from mlms_keras.data import Manifest, load_dataset  # noqa: E402
@@ -42,11 +41,16 @@ def measure_extraction(corpus, out, workers, f0_method):
     items = read_corpus(corpus)
     audio_seconds = sum(soundfile.info(str(item.wav_path)).duration for item in items)
     started = time.perf_counter()
-    report = prepare_dataset(corpus, out, workers=workers, f0_method=f0_method, utterances_per_shard=8,
-                             progress=False)
+    report = prepare_dataset(corpus, out, workers=workers, f0_method=f0_method, utterances_per_shard=8, progress=False)
     seconds = time.perf_counter() - started
-    return {"utterances": report.utterances, "seconds": seconds, "utterances_per_s": report.utterances / seconds,
-            "audio_seconds_per_s": audio_seconds / seconds, "workers": workers, "f0_method": f0_method}
+    return {
+        "utterances": report.utterances,
+        "seconds": seconds,
+        "utterances_per_s": report.utterances / seconds,
+        "audio_seconds_per_s": audio_seconds / seconds,
+        "workers": workers,
+        "f0_method": f0_method,
+    }
 
 
 def measure_pipeline(prepared, batch_size, batches, cache=False):
@@ -65,16 +69,21 @@ def measure_pipeline(prepared, batch_size, batches, cache=False):
 def measure_model(prepared, batch_size, steps):
     import keras
 
-    from mlms_keras.models import MLMSConfig, build_mlms_model
+    from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 
     info = Manifest.load(prepared)
     keras.utils.set_random_seed(0)
-    model = build_mlms_model(MLMSConfig.preset("small", input_dim=info.input_dim, num_languages=info.num_languages,
-                                               num_speakers=info.num_speakers))
+    model = build_mlms_model(
+        MLMSConfig.preset(
+            "small", input_dim=info.input_dim, num_languages=info.num_languages, num_speakers=info.num_speakers
+        )
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     dataset = load_dataset(prepared, "train", batch_size, seed=0, repeat=True, frame_mask="padding")
-    held = [({k: v.numpy() for k, v in inputs.items()}, acoustic.numpy(), mask.numpy())
-            for inputs, acoustic, mask in dataset.take(steps)]
+    held = [
+        ({k: v.numpy() for k, v in inputs.items()}, acoustic.numpy(), mask.numpy())
+        for inputs, acoustic, mask in dataset.take(steps)
+    ]
     compile_started = time.perf_counter()
     seen_shapes = set()
     for inputs, acoustic, _ in held:  # compile every (batch, frames) shape before timing
@@ -97,9 +106,14 @@ def measure_model(prepared, batch_size, steps):
     model.fit(live, epochs=1, steps_per_epoch=len(held), verbose=0)
     live_seconds = time.perf_counter() - started
     live_frames = sum(int(mask.sum()) for _, _, mask in held)
-    return {"frames_per_s": in_memory, "steps": len(held), "shapes": sorted(s[1] for s in seen_shapes),
-            "compile_seconds": compile_seconds, "fit_live_frames_per_s": live_frames / live_seconds,
-            "parameters": model.count_params()}
+    return {
+        "frames_per_s": in_memory,
+        "steps": len(held),
+        "shapes": sorted(s[1] for s in seen_shapes),
+        "compile_seconds": compile_seconds,
+        "fit_live_frames_per_s": live_frames / live_seconds,
+        "parameters": model.count_params(),
+    }
 
 
 def main():
@@ -107,8 +121,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="3 speakers, dio, fewer batches")
     parser.add_argument("--corpus", default=None, help="an existing corpus folder (default: build the teacher tiny)")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
-    parser.add_argument("--f0-method", default=None, choices=["harvest", "dio"],
-                        help="default: harvest (dio with --quick)")
+    parser.add_argument(
+        "--f0-method", default=None, choices=["harvest", "dio"], help="default: harvest (dio with --quick)"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=None, help="pipeline batches timed (default 200, quick 60)")
     parser.add_argument("--steps", type=int, default=None, help="training steps timed (default 12, quick 6)")
@@ -121,35 +136,55 @@ def main():
         corpus = args.corpus
         if corpus is None:
             corpus = os.path.join(scratch, "teacher")
-            build_teacher_corpus(corpus, preset="tiny", seed=0, workers=args.workers,
-                                 speakers=QUICK_SPEAKERS if args.quick else None, progress=False)
+            build_teacher_corpus(
+                corpus,
+                preset="tiny",
+                seed=0,
+                workers=args.workers,
+                speakers=QUICK_SPEAKERS if args.quick else None,
+                progress=False,
+            )
         prepared = os.path.join(scratch, "prepared")
         extraction = measure_extraction(corpus, prepared, args.workers, f0_method)
-        print(f"extraction: {extraction['utterances']} utterances in {extraction['seconds']:.1f} s on "
-              f"{args.workers} workers ({f0_method}): {extraction['utterances_per_s']:.2f} utt/s, "
-              f"{extraction['audio_seconds_per_s']:.2f} s of audio per s")
+        print(
+            f"extraction: {extraction['utterances']} utterances in {extraction['seconds']:.1f} s on "
+            f"{args.workers} workers ({f0_method}): {extraction['utterances_per_s']:.2f} utt/s, "
+            f"{extraction['audio_seconds_per_s']:.2f} s of audio per s"
+        )
         pipeline = measure_pipeline(prepared, args.batch_size, batches)
         print(f"pipeline (from GZIP shards): {pipeline['frames_per_s']:.0f} real frames/s")
         cached = measure_pipeline(prepared, args.batch_size, batches, cache=True)
         print(f"pipeline (cache=True): {cached['frames_per_s']:.0f} real frames/s")
         model = measure_model(prepared, args.batch_size, steps)
-        print(f"model (small preset, {model['parameters']} parameters, train_on_batch, shapes {model['shapes']}): "
-              f"{model['frames_per_s']:.0f} real frames/s consumed")
+        print(
+            f"model (small preset, {model['parameters']} parameters, train_on_batch, shapes {model['shapes']}): "
+            f"{model['frames_per_s']:.0f} real frames/s consumed"
+        )
         print(f"model.fit fed live by load_dataset: {model['fit_live_frames_per_s']:.0f} real frames/s")
         ratio = pipeline["frames_per_s"] / model["frames_per_s"]
         print(f"pipeline / model: {ratio:.1f}x (target >= 5x)")
-        print(json.dumps({
-            "benchmark": "bench_data", "quick": args.quick, "cpu_count": os.cpu_count(),
-            "input_dim": Manifest.load(prepared).input_dim, "batch_size": args.batch_size,
-            "extraction_utterances_per_s": round(extraction["utterances_per_s"], 3),
-            "extraction_audio_seconds_per_s": round(extraction["audio_seconds_per_s"], 3),
-            "extraction_workers": args.workers, "f0_method": f0_method,
-            "pipeline_frames_per_s": round(pipeline["frames_per_s"]),
-            "pipeline_cached_frames_per_s": round(cached["frames_per_s"]),
-            "model_frames_per_s": round(model["frames_per_s"]),
-            "fit_live_frames_per_s": round(model["fit_live_frames_per_s"]),
-            "ratio_pipeline_to_model": round(ratio, 2), "target_ratio": 5.0, "meets_target": bool(ratio >= 5.0),
-        }))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "bench_data",
+                    "quick": args.quick,
+                    "cpu_count": os.cpu_count(),
+                    "input_dim": Manifest.load(prepared).input_dim,
+                    "batch_size": args.batch_size,
+                    "extraction_utterances_per_s": round(extraction["utterances_per_s"], 3),
+                    "extraction_audio_seconds_per_s": round(extraction["audio_seconds_per_s"], 3),
+                    "extraction_workers": args.workers,
+                    "f0_method": f0_method,
+                    "pipeline_frames_per_s": round(pipeline["frames_per_s"]),
+                    "pipeline_cached_frames_per_s": round(cached["frames_per_s"]),
+                    "model_frames_per_s": round(model["frames_per_s"]),
+                    "fit_live_frames_per_s": round(model["fit_live_frames_per_s"]),
+                    "ratio_pipeline_to_model": round(ratio, 2),
+                    "target_ratio": 5.0,
+                    "meets_target": bool(ratio >= 5.0),
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

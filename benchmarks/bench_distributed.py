@@ -36,7 +36,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from mlms_keras import distributed  # noqa: E402  (no TensorFlow import at module level)
+from mlms_keras.training import distributed  # noqa: E402  (no TensorFlow import at module level)
 
 NUM_LANGUAGES, NUM_SPEAKERS = 6, 8
 COMMUNICATION_REPEATS = 20
@@ -60,7 +60,7 @@ def synthetic_dataset(settings, num_shards, shard_index):
 
 
 def _config(settings):
-    from mlms_keras.models import MLMSConfig
+    from mlms_keras.models.acoustic import MLMSConfig
 
     return MLMSConfig.preset(
         settings["preset"], input_dim=settings["input_dim"], num_languages=NUM_LANGUAGES, num_speakers=NUM_SPEAKERS
@@ -75,7 +75,7 @@ def _steps_per_second(step_seconds, warmup):
 def _run_fit(settings):
     import keras
 
-    from mlms_keras.models import build_mlms_model
+    from mlms_keras.models.acoustic import build_mlms_model
 
     model = build_mlms_model(_config(settings))
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", jit_compile=False)
@@ -86,7 +86,11 @@ def _run_fit(settings):
             times.append(time.perf_counter())
 
     model.fit(
-        synthetic_dataset(settings, 1, 0), steps_per_epoch=settings["steps"], epochs=1, verbose=0, callbacks=[StepTimes()]
+        synthetic_dataset(settings, 1, 0),
+        steps_per_epoch=settings["steps"],
+        epochs=1,
+        verbose=0,
+        callbacks=[StepTimes()],
     )
     return {"steps_per_s": _steps_per_second(times, settings["warmup"]), "parameters": model.count_params()}
 
@@ -186,7 +190,12 @@ def _launch(settings, timeout_s):
                 task_settings = dict(settings, result=os.path.join(folder, f"{job}{index}.json"))
                 log = open(os.path.join(folder, f"{job}{index}.log"), "w")
                 processes.append(
-                    subprocess.Popen([sys.executable, __file__, "--task", json.dumps(task_settings)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                    subprocess.Popen(
+                        [sys.executable, __file__, "--task", json.dumps(task_settings)],
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
             reporter = {"fit": "fit0", "sync": "worker0", "async": "chief0"}[mode]
             deadline = time.monotonic() + timeout_s
@@ -227,14 +236,28 @@ def main():
     if args.steps <= args.warmup + 1:
         parser.error("--steps must exceed --warmup + 1")
 
-    base = {"preset": args.preset, "input_dim": args.input_dim, "batch": args.batch, "frames": args.frames,
-            "steps": args.steps, "warmup": args.warmup}
+    base = {
+        "preset": args.preset,
+        "input_dim": args.input_dim,
+        "batch": args.batch,
+        "frames": args.frames,
+        "steps": args.steps,
+        "warmup": args.warmup,
+    }
     runs = {}
-    for name, mode, workers in [("fit", "fit", 1), ("sync_x1", "sync", 1), ("sync_x2", "sync", 2),
-                                ("async_x1", "async", 1), ("async_x2", "async", 2)]:
+    for name, mode, workers in [
+        ("fit", "fit", 1),
+        ("sync_x1", "sync", 1),
+        ("sync_x2", "sync", 2),
+        ("async_x1", "async", 1),
+        ("async_x2", "async", 2),
+    ]:
         started = time.monotonic()
         runs[name] = _launch(dict(base, mode=mode, workers=workers), args.timeout)
-        print(f"{name:9s} {runs[name]['steps_per_s']:6.2f} steps/s  (run took {time.monotonic() - started:.0f} s)", flush=True)
+        print(
+            f"{name:9s} {runs[name]['steps_per_s']:6.2f} steps/s  (run took {time.monotonic() - started:.0f} s)",
+            flush=True,
+        )
 
     frames_per_step = args.batch * args.frames
     frames_per_s = {
@@ -244,19 +267,27 @@ def main():
         "async_x1": runs["async_x1"]["steps_per_s"] * frames_per_step,
         "async_x2": runs["async_x2"]["steps_per_s"] * frames_per_step,  # each step: one worker's batch
     }
-    print(f"\n{args.preset} preset, {runs['fit']['parameters']:,} parameters, batches of {args.batch} x {args.frames} "
-          f"frames per worker, {os.cpu_count()} cores")
+    print(
+        f"\n{args.preset} preset, {runs['fit']['parameters']:,} parameters, batches of {args.batch} x {args.frames} "
+        f"frames per worker, {os.cpu_count()} cores"
+    )
     print(f"{'run':9s} {'steps/s':>8s} {'frames/s':>9s} {'vs fit':>7s}")
     for name, value in frames_per_s.items():
         print(f"{name:9s} {runs[name]['steps_per_s']:8.2f} {value:9.0f} {value / frames_per_s['fit']:7.2f}")
     gradient_mb = runs["sync_x2"]["gradient_mb"]
     allreduce_ms = runs["sync_x2"]["communication_ms"]
-    print(f"\nsync: one all-reduce of the gradient ({gradient_mb:.1f} MB) between 2 workers: {allreduce_ms:.1f} ms "
-          f"= {allreduce_ms / 1000 * runs['sync_x2']['steps_per_s'] * 100:.0f} % of a 2-worker step")
-    print(f"async: one pull of every variable + push of an update of that size (1 worker, 1 ps): "
-          f"{runs['async_x1']['communication_ms']:.1f} ms; with 2 workers: {runs['async_x2']['communication_ms']:.1f} ms")
-    print("On one 2-core machine the workers share the same cores: these figures show the overhead of "
-          "distribution, not a speedup.")
+    print(
+        f"\nsync: one all-reduce of the gradient ({gradient_mb:.1f} MB) between 2 workers: {allreduce_ms:.1f} ms "
+        f"= {allreduce_ms / 1000 * runs['sync_x2']['steps_per_s'] * 100:.0f} % of a 2-worker step"
+    )
+    print(
+        f"async: one pull of every variable + push of an update of that size (1 worker, 1 ps): "
+        f"{runs['async_x1']['communication_ms']:.1f} ms; with 2 workers: {runs['async_x2']['communication_ms']:.1f} ms"
+    )
+    print(
+        "On one 2-core machine the workers share the same cores: these figures show the overhead of "
+        "distribution, not a speedup."
+    )
     summary = {
         "preset": args.preset,
         "parameters": runs["fit"]["parameters"],
@@ -270,8 +301,10 @@ def main():
         "sync_x1_vs_fit_frames": round(frames_per_s["sync_x1"] / frames_per_s["fit"], 3),
         "gradient_mb": round(gradient_mb, 2),
         "sync_allreduce_ms_per_step": round(allreduce_ms, 2),
-        "async_ps_roundtrip_ms_per_step": {"x1": round(runs["async_x1"]["communication_ms"], 2),
-                                           "x2": round(runs["async_x2"]["communication_ms"], 2)},
+        "async_ps_roundtrip_ms_per_step": {
+            "x1": round(runs["async_x1"]["communication_ms"], 2),
+            "x2": round(runs["async_x2"]["communication_ms"], 2),
+        },
         "note": "one 2-core machine: shows overhead, not speedup",
     }
     print(json.dumps(summary))

@@ -34,8 +34,9 @@ BUILD_SPEAKERS = ["en-gb-male", "pl-female", "pt-br-female"]  # 77 + 23 + 23 utt
 
 def _build_rate(out_dir, workers):
     start = time.perf_counter()
-    report = teacher.build_teacher_corpus(out_dir, "small", seed=0, workers=workers, speakers=BUILD_SPEAKERS,
-                                          progress=False)
+    report = teacher.build_teacher_corpus(
+        out_dir, "small", seed=0, workers=workers, speakers=BUILD_SPEAKERS, progress=False
+    )
     elapsed = time.perf_counter() - start
     return report.built / elapsed, report.built, elapsed
 
@@ -50,11 +51,17 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         rate_1, built, seconds = _build_rate(os.path.join(scratch, "one"), 1)
         rate_n, _, seconds_n = _build_rate(os.path.join(scratch, "many"), args.workers)
-        print(f"corpus build: {built} utterances, 1 worker {rate_1:.1f} utt/s ({seconds:.2f} s), "
-              f"{args.workers} workers {rate_n:.1f} utt/s ({seconds_n:.2f} s), x{rate_n / rate_1:.2f}")
-        results.update(build_utterances=built, build_utt_per_s_1_worker=round(rate_1, 2),
-                       build_utt_per_s_n_workers=round(rate_n, 2), build_workers=args.workers,
-                       build_speedup=round(rate_n / rate_1, 3))
+        print(
+            f"corpus build: {built} utterances, 1 worker {rate_1:.1f} utt/s ({seconds:.2f} s), "
+            f"{args.workers} workers {rate_n:.1f} utt/s ({seconds_n:.2f} s), x{rate_n / rate_1:.2f}"
+        )
+        results.update(
+            build_utterances=built,
+            build_utt_per_s_1_worker=round(rate_1, 2),
+            build_utt_per_s_n_workers=round(rate_n, 2),
+            build_workers=args.workers,
+            build_speedup=round(rate_n / rate_1, 3),
+        )
 
         per_language = max(1, args.sentences // len(LANGUAGE_CODES))
         texts = [(text, code) for code in LANGUAGE_CODES for text in generate_sentences(code, per_language, 11)]
@@ -68,11 +75,17 @@ def main():
         for text, code in texts:
             layout.phoneme_features(text, code)
         feature_rate = len(texts) / (time.perf_counter() - start)
-        print(f"text -> phonemes (espeak.analyze): {analyze_rate:.1f} utt/s; text -> feature matrix "
-              f"({layout.dimension} dims): {feature_rate:.1f} utt/s, x{feature_rate / analyze_rate:.2f} of analysis")
-        results.update(sentences=len(texts), analyze_utt_per_s=round(analyze_rate, 1),
-                       phoneme_features_utt_per_s=round(feature_rate, 1),
-                       features_vs_analyze=round(feature_rate / analyze_rate, 3), layout_dimension=layout.dimension)
+        print(
+            f"text -> phonemes (espeak.analyze): {analyze_rate:.1f} utt/s; text -> feature matrix "
+            f"({layout.dimension} dims): {feature_rate:.1f} utt/s, x{feature_rate / analyze_rate:.2f} of analysis"
+        )
+        results.update(
+            sentences=len(texts),
+            analyze_utt_per_s=round(analyze_rate, 1),
+            phoneme_features_utt_per_s=round(feature_rate, 1),
+            features_vs_analyze=round(feature_rate / analyze_rate, 3),
+            layout_dimension=layout.dimension,
+        )
 
         corpus = os.path.join(scratch, "one")
         lines = open(os.path.join(corpus, "metadata.csv"), encoding="utf-8").read().splitlines()
@@ -84,8 +97,10 @@ def main():
             aligned = features_for_alignment(text, language, segments, layout, utterance_id)
             frames += len(expand_to_frames(aligned.phoneme_features, aligned.durations_frames))
         elapsed = time.perf_counter() - start
-        print(f"aligned frame features: {len(lines) / elapsed:.1f} utt/s, {frames / elapsed:.0f} frames/s "
-              f"({layout.frame_dimension} dims)")
+        print(
+            f"aligned frame features: {len(lines) / elapsed:.1f} utt/s, {frames / elapsed:.0f} frames/s "
+            f"({layout.frame_dimension} dims)"
+        )
         results.update(aligned_utt_per_s=round(len(lines) / elapsed, 1), aligned_frames_per_s=round(frames / elapsed))
     print(json.dumps(results))
 

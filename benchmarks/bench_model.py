@@ -31,7 +31,7 @@ import tensorflow as tf  # noqa: E402
 
 from mlms_keras.frontend.linguistic import default_layout  # noqa: E402
 from mlms_keras.layers import SpeakerRNNOutput  # noqa: E402
-from mlms_keras.models import MLMSConfig, build_mlms_model  # noqa: E402
+from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model  # noqa: E402
 
 BATCH, FRAMES = 16, 200
 
@@ -41,7 +41,9 @@ class NaiveCodeCombination(keras.layers.Layer):
 
     def __init__(self, num_languages, language_space_dim, **kwargs):
         super().__init__(**kwargs)
-        self.codes = self.add_weight(name="codes", shape=(num_languages, language_space_dim), initializer="random_normal")
+        self.codes = self.add_weight(
+            name="codes", shape=(num_languages, language_space_dim), initializer="random_normal"
+        )
         self.supports_masking = True
 
     def call(self, towers, language):
@@ -127,10 +129,14 @@ def main():
     inputs, targets = make_batch(config)
     flops = forward_flops_per_frame(config)
     ceiling_gflops = matmul_gflops(5 if args.quick else 20)
-    print(f"threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}, cpus {os.cpu_count()}")
+    print(
+        f"threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}, cpus {os.cpu_count()}"
+    )
     print(f"input dim {input_dim}, batch {BATCH} x {FRAMES} frames, paper preset")
     print(f"forward FLOPs per frame: {flops / 1e6:.1f} M (training step counted as 3x: {3 * flops / 1e6:.1f} M)")
-    print(f"fp32 matmul 2048^3: {ceiling_gflops:.0f} GFLOP/s -> training ceiling {ceiling_gflops * 1e9 / (3 * flops):.0f} frames/s")
+    print(
+        f"fp32 matmul 2048^3: {ceiling_gflops:.0f} GFLOP/s -> training ceiling {ceiling_gflops * 1e9 / (3 * flops):.0f} frames/s"
+    )
 
     ours = build_mlms_model(config)  # default: XLA time loops when training, plain TF loops for inference
     ours_xla_loops = build_mlms_model(config, jit_recurrence="always")
@@ -167,7 +173,9 @@ def main():
         "best_variant_train_frames_per_s": round(best_train, 1),
         "best_variant_infer_frames_per_s": round(best_infer, 1),
     }
-    summary.update({f"{k}_frames_per_s": round(v, 1) for k, v in results.items() if k.startswith("ours_") and "_" in k[5:]})
+    summary.update(
+        {f"{k}_frames_per_s": round(v, 1) for k, v in results.items() if k.startswith("ours_") and "_" in k[5:]}
+    )
     summary["infer_xla_loops_speedup_vs_naive"] = round(results["ours_infer_xla_loops"] / results["naive_infer"], 3)
     print(json.dumps(summary))
 

@@ -43,9 +43,20 @@ def main():
     uncached, frames = seconds_per_pass(args.prepared, args.speaker, False, args.passes, args.batch_size)
     cached, _ = seconds_per_pass(args.prepared, args.speaker, "auto", args.passes, args.batch_size)
     print(f"{args.speaker}: {frames} padded frames per pass")
-    print(f"uncached: {uncached:.3f} s per pass; cache='auto': {cached:.3f} s per pass; speedup {uncached / cached:.1f}x")
-    print(json.dumps({"speaker": args.speaker, "padded_frames_per_pass": frames, "uncached_s_per_pass": uncached,
-                      "auto_cache_s_per_pass": cached, "speedup": uncached / cached}))
+    print(
+        f"uncached: {uncached:.3f} s per pass; cache='auto': {cached:.3f} s per pass; speedup {uncached / cached:.1f}x"
+    )
+    print(
+        json.dumps(
+            {
+                "speaker": args.speaker,
+                "padded_frames_per_pass": frames,
+                "uncached_s_per_pass": uncached,
+                "auto_cache_s_per_pass": cached,
+                "speedup": uncached / cached,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

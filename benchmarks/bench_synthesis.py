@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
-from mlms_keras.synthesis import Synthesizer  # noqa: E402
+from mlms_keras.synthesis.synthesizer import Synthesizer  # noqa: E402
 from mlms_keras.zoo import list_voices, load_voice  # noqa: E402
 
 SENTENCES = (
@@ -66,8 +66,11 @@ def main():
     parser.add_argument("--chunk-frames", type=int, default=48)
     args = parser.parse_args()
     voice = load_voice(args.voice or list_voices()[0]["name"])
-    usable = [(language, speaker, text) for language, speaker, text in SENTENCES
-              if language in voice.languages and speaker in voice.speakers]
+    usable = [
+        (language, speaker, text)
+        for language, speaker, text in SENTENCES
+        if language in voice.languages and speaker in voice.speakers
+    ]
 
     synthesizer = Synthesizer(voice, chunk_frames=args.chunk_frames)
     for language, speaker, _ in usable:
@@ -100,8 +103,10 @@ def main():
     compiled = Synthesizer(voice, chunk_frames=args.chunk_frames, jit_streaming=True)
     compiled.warm_up(language, speaker)
     xla_ms = first_chunk_ms(compiled, language, speaker, text, args.repeats)
-    print(f"10-word sentence: one pass {one_pass_ms:.1f} ms; first streamed chunk {graph_ms:.1f} ms (graph loop, "
-          f"{graph_ms / one_pass_ms:.2f} x one pass), {xla_ms:.1f} ms (XLA, chunk {args.chunk_frames} frames)")
+    print(
+        f"10-word sentence: one pass {one_pass_ms:.1f} ms; first streamed chunk {graph_ms:.1f} ms (graph loop, "
+        f"{graph_ms / one_pass_ms:.2f} x one pass), {xla_ms:.1f} ms (XLA, chunk {args.chunk_frames} frames)"
+    )
     result = {
         "rtf": round(rtf, 5),
         "rtf_per_stage": {k: round(v, 5) for k, v in stages.items()},

@@ -24,7 +24,8 @@ import numpy as np
 import pysptk
 import soundfile
 
-from mlms_keras import metrics, vocoder
+from mlms_keras import vocoder
+from mlms_keras.evaluation import metrics
 
 MALE_F0_RANGE = vocoder.F0_RANGE_HZ["male"]  # arctic_a0007 is a male voice (median F0 ~ 123 Hz)
 
@@ -44,8 +45,9 @@ def copy_synthesis_quality(wave, sample_rate, method, beta):
     resynthesized = vocoder.synthesize(
         vocoder.AcousticFeatures.from_vector(features.to_vector(), sample_rate), postfilter_beta=beta
     )
-    again = vocoder.analyze(resynthesized[: wave.size], sample_rate, f0_method=method,
-                            f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1])
+    again = vocoder.analyze(
+        resynthesized[: wave.size], sample_rate, f0_method=method, f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1]
+    )
     result = metrics.evaluate_acoustic(features.to_vector(), again.to_vector())
     return {key: round(value, 3) for key, value in result.items()}
 
@@ -92,8 +94,12 @@ def main(argv=None):
 
     analysis_rtf = {}
     for method in ("dio", "harvest"):
-        elapsed = best_seconds(lambda: vocoder.analyze(wave, sample_rate, f0_method=method,
-                                                        f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1]), repeats)
+        elapsed = best_seconds(
+            lambda: vocoder.analyze(
+                wave, sample_rate, f0_method=method, f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1]
+            ),
+            repeats,
+        )
         analysis_rtf[method] = elapsed / seconds
         print(f"analysis {method:8s} RTF per core {analysis_rtf[method]:.4f}")
     print(f"harvest / dio analysis time: {analysis_rtf['harvest'] / analysis_rtf['dio']:.1f}x")
@@ -116,28 +122,43 @@ def main(argv=None):
             paths.append(path)
         for workers in (1, cores):
             start = time.perf_counter()
-            results, skipped = vocoder.analyze_files(paths, workers=workers, progress=False, f0_method=method,
-                                                     f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1])
+            results, skipped = vocoder.analyze_files(
+                paths,
+                workers=workers,
+                progress=False,
+                f0_method=method,
+                f0_floor=MALE_F0_RANGE[0],
+                f0_ceil=MALE_F0_RANGE[1],
+            )
             elapsed = time.perf_counter() - start
             assert len(results) == num_files and not skipped
-            parallel[workers] = {"seconds": elapsed, "files_per_second": num_files / elapsed,
-                                 "audio_seconds_per_second": num_files * seconds / elapsed}
-            print(f"analyze_files {method} x{num_files}, {workers} worker(s): {elapsed:.2f} s, "
-                  f"{num_files / elapsed:.2f} files/s, {num_files * seconds / elapsed:.1f} s of audio per s")
+            parallel[workers] = {
+                "seconds": elapsed,
+                "files_per_second": num_files / elapsed,
+                "audio_seconds_per_second": num_files * seconds / elapsed,
+            }
+            print(
+                f"analyze_files {method} x{num_files}, {workers} worker(s): {elapsed:.2f} s, "
+                f"{num_files / elapsed:.2f} files/s, {num_files * seconds / elapsed:.1f} s of audio per s"
+            )
     speedup = parallel[1]["seconds"] / parallel[cores]["seconds"]
     print(f"parallel speedup on {cores} cores: {speedup:.2f}x")
 
     quality = {}
-    for method in (("dio",) if args.quick else ("dio", "harvest")):
+    for method in ("dio",) if args.quick else ("dio", "harvest"):
         for beta in (1.0, vocoder.DEFAULT_POSTFILTER_BETA):
             quality[f"{method}_beta{beta}"] = copy_synthesis_quality(wave, sample_rate, method, beta)
             print(f"copy synthesis {method} beta {beta}: {quality[f'{method}_beta{beta}']}")
 
-    sweep = postfilter_sweep(vocoder.analyze(wave, sample_rate, f0_method="dio", f0_floor=MALE_F0_RANGE[0],
-                                             f0_ceil=MALE_F0_RANGE[1]), sample_rate)
+    sweep = postfilter_sweep(
+        vocoder.analyze(wave, sample_rate, f0_method="dio", f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1]),
+        sample_rate,
+    )
     for row in sweep:
-        print(f"postfilter sweep (c2..c39 shrunk to 70%): beta {row['beta']:.1f} GV ratio {row['gv_ratio']:.3f} "
-              f"LSD {row['lsd_db']:.2f} dB")
+        print(
+            f"postfilter sweep (c2..c39 shrunk to 70%): beta {row['beta']:.1f} GV ratio {row['gv_ratio']:.3f} "
+            f"LSD {row['lsd_db']:.2f} dB"
+        )
 
     summary = {
         "benchmark": "vocoder",

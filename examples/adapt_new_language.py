@@ -13,9 +13,9 @@ import argparse
 
 import keras
 
-from mlms_keras.adaptation import adapt, add_language_and_speaker, closest_speaker
 from mlms_keras.data import load_dataset
-from mlms_keras.training import load_run, save_model_atomically
+from mlms_keras.training.adaptation import adapt, add_language_and_speaker, closest_speaker
+from mlms_keras.training.fit import load_run, save_model_atomically
 
 
 def main():
@@ -33,8 +33,14 @@ def main():
 
     def split(name):
         # The base model's normalisation statistics, so the new data is scaled as the model expects.
-        return load_dataset(args.dataset, name, batch_size=8, languages=[args.language], speakers=[args.speaker],
-                            normalisation=info.get("dataset"))
+        return load_dataset(
+            args.dataset,
+            name,
+            batch_size=8,
+            languages=[args.language],
+            speakers=[args.speaker],
+            normalisation=info.get("dataset"),
+        )
 
     train, dev = split("train"), split("dev")
     # The closest trained speaker: each speaker with its own training language, lowest MSE on the new data.
@@ -43,8 +49,16 @@ def main():
     print(f"{args.speaker} starts from {info['speakers'][distance.speaker]} (MSE {distance.mse:.4f})")
     language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
 
-    result = adapt(model, train, dev, variant=args.variant, epochs_per_phase=args.epochs_per_phase,
-                   language=language_id, speaker=speaker_id, optimizer=keras.optimizers.Adam(1e-3))
+    result = adapt(
+        model,
+        train,
+        dev,
+        variant=args.variant,
+        epochs_per_phase=args.epochs_per_phase,
+        language=language_id,
+        speaker=speaker_id,
+        optimizer=keras.optimizers.Adam(1e-3),
+    )
     for phase in result.phases:
         print(f"phase {phase.name}: {phase.epochs} epochs")
     print(f"dev MSE after adaptation: {result.history['val_loss'][-1]:.4f}")

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from mlms_keras.distributed import ClusterTask, local_cluster
+from mlms_keras.training.distributed import ClusterTask, local_cluster
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("dataset", help="prepared dataset (mlms prepare), with at least --workers training shards")
@@ -24,8 +24,23 @@ parser.add_argument("--timeout", type=int, default=3600, help="seconds before ev
 args = parser.parse_args()
 
 cluster = local_cluster(args.workers, num_ps=int(args.mode == "async"), chief=args.mode == "async")
-command = [sys.executable, "-m", "mlms_keras.cli", "train", args.dataset, "--out", args.out, "--preset", "tiny",
-           "--distributed", args.mode, "--steps", str(args.steps), "--checkpoint-every", "50"]
+command = [
+    sys.executable,
+    "-m",
+    "mlms_keras.cli",
+    "train",
+    args.dataset,
+    "--out",
+    args.out,
+    "--preset",
+    "tiny",
+    "--distributed",
+    args.mode,
+    "--steps",
+    str(args.steps),
+    "--checkpoint-every",
+    "50",
+]
 tasks = [(job, index) for job in ("ps", "worker", "chief") for index in range(len(cluster.get(job, [])))]
 processes = {}
 try:

@@ -1,13 +1,13 @@
 """Speak a sentence with the shipped zoo voice, in every language, with a speaker from another language.
 
-    python examples/synthesize.py --out out/
+python examples/synthesize.py --out out/
 """
 
 import argparse
 from pathlib import Path
 
-from mlms_keras.audio import save
-from mlms_keras.synthesis import Synthesizer
+from mlms_keras.synthesis.synthesizer import Synthesizer
+from mlms_keras.vocoder.audio import save
 
 SENTENCES = {
     "en-us": "Hello, this is a multilingual voice.",

@@ -1,6 +1,6 @@
 """Streaming synthesis: audio chunks arrive while the acoustic model is still running; time to the first chunk.
 
-    python examples/synthesize_streaming.py "Please call Stella and ask her to bring these things." -o out.wav
+python examples/synthesize_streaming.py "Please call Stella and ask her to bring these things." -o out.wav
 """
 
 import argparse
@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 
-from mlms_keras.audio import save
-from mlms_keras.synthesis import Synthesizer
+from mlms_keras.synthesis.synthesizer import Synthesizer
+from mlms_keras.vocoder.audio import save
 
 
 def main():
@@ -29,8 +29,10 @@ def main():
             print(f"first chunk after {1000 * (time.perf_counter() - start):.0f} ms")
         chunks.append(chunk)  # a player would play it now
     wave = np.concatenate(chunks)
-    print(f"{len(chunks)} chunks, {len(wave) / synthesizer.sample_rate:.2f} s of audio in "
-          f"{time.perf_counter() - start:.2f} s")
+    print(
+        f"{len(chunks)} chunks, {len(wave) / synthesizer.sample_rate:.2f} s of audio in "
+        f"{time.perf_counter() - start:.2f} s"
+    )
     save(args.output, wave, synthesizer.sample_rate)
 
 

@@ -1,8 +1,8 @@
 """Train the MLMS acoustic model on a prepared dataset with plain `model.fit`.
 
-    mlms corpus build data/teacher --preset tiny
-    mlms prepare data/teacher data/prepared --f0-method dio
-    python examples/train_mlms.py data/prepared --epochs 2
+mlms corpus build data/teacher --preset tiny
+mlms prepare data/teacher data/prepared --f0-method dio
+python examples/train_mlms.py data/prepared --epochs 2
 """
 
 import argparse
@@ -10,8 +10,8 @@ import argparse
 import keras
 
 from mlms_keras.data import Manifest, load_dataset
-from mlms_keras.metrics import AcousticMetricsCallback
-from mlms_keras.models import MLMSConfig, build_mlms_model
+from mlms_keras.evaluation.metrics import AcousticMetricsCallback
+from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("dataset", help="folder written by `mlms prepare`")
@@ -25,8 +25,9 @@ train = load_dataset(args.dataset, "train", args.batch_size, seed=0)
 dev = load_dataset(args.dataset, "dev", args.batch_size)
 dev_scored = load_dataset(args.dataset, "dev", args.batch_size, frame_mask="speech")  # metrics without silence
 
-config = MLMSConfig.preset(args.preset, input_dim=info.input_dim, num_languages=info.num_languages,
-                           num_speakers=info.num_speakers)
+config = MLMSConfig.preset(
+    args.preset, input_dim=info.input_dim, num_languages=info.num_languages, num_speakers=info.num_speakers
+)
 model = build_mlms_model(config)
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
 metrics = AcousticMetricsCallback(dev_scored, info.output_mean, info.output_std)

@@ -1,14 +1,14 @@
 """Sweep the language-space dimension L with KerasTuner in your own script (what `mlms tune` does for you).
 
-    mlms corpus build data/teacher --preset tiny
-    mlms prepare data/teacher data/prepared --f0-method dio
-    python examples/tune_language_space.py data/prepared runs/my_sweep --max-trials 3
+mlms corpus build data/teacher --preset tiny
+mlms prepare data/teacher data/prepared --f0-method dio
+python examples/tune_language_space.py data/prepared runs/my_sweep --max-trials 3
 """
 
 import argparse
 
 from mlms_keras.data import Manifest, load_dataset
-from mlms_keras.models import MLMSConfig
+from mlms_keras.models.acoustic import MLMSConfig
 from tuning.hypermodel import MLMSHyperModel
 from tuning.results import best_result, write_results
 from tuning.tuner import load_trial_model, make_tuner, run_sweep, trial_results

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mlms_keras.adaptation import (
+from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
+from mlms_keras.training.adaptation import (
     PhaseSchedule,
     adapt,
     adaptation_phases,
@@ -13,7 +14,6 @@ from mlms_keras.adaptation import (
     closest_speaker,
     with_ids,
 )
-from mlms_keras.models import MLMSConfig, build_mlms_model
 
 CONFIG = MLMSConfig.preset("tiny", input_dim=6, num_languages=3, num_speakers=4)
 
@@ -81,8 +81,15 @@ def test_each_phase_moves_exactly_its_weights_and_nothing_else(variant):
 
     epochs = 2
     result = adapt(
-        model, new_speaker_data(), new_speaker_data(seed=1), variant=variant, epochs_per_phase=epochs,
-        copy_speaker_from=1, restore_best_per_phase=False, callbacks=[Start(), recorder], verbose=0,
+        model,
+        new_speaker_data(),
+        new_speaker_data(seed=1),
+        variant=variant,
+        epochs_per_phase=epochs,
+        copy_speaker_from=1,
+        restore_best_per_phase=False,
+        callbacks=[Start(), recorder],
+        verbose=0,
     )
     assert (result.language_id, result.speaker_id) == (3, 4)  # appended after 3 languages and 4 speakers
     phase_ends = [before] + [recorder.snapshots[(i + 1) * epochs - 1] for i in range(len(PAPER_VARIANTS[variant]))]
@@ -104,8 +111,16 @@ def test_new_speaker_layer_starts_as_a_copy_and_the_code_is_new():
         def on_train_begin(self, logs=None):
             copied["layer"] = [keras.ops.convert_to_numpy(w).copy() for w in speakers.speaker_variables(4)]
 
-    adapt(model, new_speaker_data(), variant="v1", epochs_per_phase=1, copy_speaker_from=2,
-          restore_best_per_phase=False, callbacks=[Capture()], verbose=0)
+    adapt(
+        model,
+        new_speaker_data(),
+        variant="v1",
+        epochs_per_phase=1,
+        copy_speaker_from=2,
+        restore_best_per_phase=False,
+        callbacks=[Capture()],
+        verbose=0,
+    )
     for original, copy in zip(source, copied["layer"]):
         np.testing.assert_array_equal(copy, original)
     assert model.get_layer("towers").num_languages == 4
@@ -114,8 +129,15 @@ def test_new_speaker_layer_starts_as_a_copy_and_the_code_is_new():
 def test_frozen_flags_are_restored_after_adaptation():
     keras.utils.set_random_seed(2)
     model = build_mlms_model(CONFIG)
-    adapt(model, new_speaker_data(), variant="v4", epochs_per_phase=1, copy_speaker_from=None,
-          restore_best_per_phase=False, verbose=0)
+    adapt(
+        model,
+        new_speaker_data(),
+        variant="v4",
+        epochs_per_phase=1,
+        copy_speaker_from=None,
+        restore_best_per_phase=False,
+        verbose=0,
+    )
     assert all(w.trainable for w in model.weights)
 
 
@@ -132,8 +154,12 @@ def model_ready_to_adapt(seed=None):
 
 def started_schedule(model, groups, variant, epochs_per_phase, best_state_path=None):
     """A `PhaseSchedule` with `restore_best_per_phase`, attached to `model` as `fit` would (`on_train_begin`)."""
-    schedule = PhaseSchedule(adaptation_phases(variant, epochs_per_phase), groups, restore_best_per_phase=True,
-                             best_state_path=best_state_path)
+    schedule = PhaseSchedule(
+        adaptation_phases(variant, epochs_per_phase),
+        groups,
+        restore_best_per_phase=True,
+        best_state_path=best_state_path,
+    )
     schedule.set_model(model)
     schedule.on_train_begin()
     return schedule
@@ -146,8 +172,13 @@ def test_restore_best_per_phase_keeps_the_lowest_dev_loss_epoch():
     train, dev = new_speaker_data(), new_speaker_data(seed=5)
     phases = adaptation_phases("v1", 4)
     schedule = PhaseSchedule(phases, adaptation_weight_groups(model, language, speaker), restore_best_per_phase=True)
-    model.fit(with_ids(train, language, speaker), validation_data=with_ids(dev, language, speaker),
-              epochs=schedule.total_epochs, callbacks=[recorder, schedule], verbose=0)
+    model.fit(
+        with_ids(train, language, speaker),
+        validation_data=with_ids(dev, language, speaker),
+        epochs=schedule.total_epochs,
+        callbacks=[recorder, schedule],
+        verbose=0,
+    )
     best_epoch = int(np.argmin(recorder.val_losses))
     final = snapshot(model)
     for path, value in recorder.snapshots[best_epoch].items():
@@ -244,15 +275,22 @@ def test_one_hot_fixed_codes_stay_fixed_while_the_new_code_adapts():
     keras.utils.set_random_seed(5)
     model = build_mlms_model(config)
     codes = model.get_layer("towers").language_codes.codes
-    adapt(model, new_speaker_data(), variant="v2", epochs_per_phase=1, copy_speaker_from=None,
-          restore_best_per_phase=False, verbose=0)
+    adapt(
+        model,
+        new_speaker_data(),
+        variant="v2",
+        epochs_per_phase=1,
+        copy_speaker_from=None,
+        restore_best_per_phase=False,
+        verbose=0,
+    )
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(codes[0]), [1.0, 0.0])
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(codes[1]), [0.0, 1.0])
     assert len(codes) == 3 and codes[2].trainable
 
 
 def test_an_slss_model_cannot_be_adapted():
-    from mlms_keras.models import build_slss_model
+    from mlms_keras.models.acoustic import build_slss_model
 
     model = build_slss_model(CONFIG)
     with pytest.raises(ValueError, match="no language space"):
@@ -276,8 +314,17 @@ def test_a_killed_adaptation_resumes_in_the_right_phase(tmp_path):
 
     backup = str(tmp_path / "backup")
     with pytest.raises(KeyboardInterrupt):
-        adapt(grown_model(), new_speaker_data(), variant="v3", epochs_per_phase=2, language=3, speaker=4,
-              restore_best_per_phase=False, callbacks=[KillAt(), keras.callbacks.BackupAndRestore(backup)], verbose=0)
+        adapt(
+            grown_model(),
+            new_speaker_data(),
+            variant="v3",
+            epochs_per_phase=2,
+            language=3,
+            speaker=4,
+            restore_best_per_phase=False,
+            callbacks=[KillAt(), keras.callbacks.BackupAndRestore(backup)],
+            verbose=0,
+        )
     model = grown_model()
     restored = {}
 
@@ -293,9 +340,17 @@ def test_a_killed_adaptation_resumes_in_the_right_phase(tmp_path):
         def on_epoch_end(self, epoch, logs=None):
             schedule_log.append((epoch, logs["adaptation_phase"]))
 
-    adapt(model, new_speaker_data(), variant="v3", epochs_per_phase=2, language=3, speaker=4,
-          restore_best_per_phase=False, callbacks=[keras.callbacks.BackupAndRestore(backup), AtResume(), PhaseLog()],
-          verbose=0)
+    adapt(
+        model,
+        new_speaker_data(),
+        variant="v3",
+        epochs_per_phase=2,
+        language=3,
+        speaker=4,
+        restore_best_per_phase=False,
+        callbacks=[keras.callbacks.BackupAndRestore(backup), AtResume(), PhaseLog()],
+        verbose=0,
+    )
     assert restored.pop("_epoch") == 3 and schedule_log == [(3, 2.0)]
     end = snapshot(model)
     changed = {path for path in end if not np.array_equal(restored[path], end[path])}

@@ -1,6 +1,6 @@
 """Audio I/O on both backends.
 
-This file imports only ``mlms_keras.audio`` (plus soundfile / pysptk for reference data), because CI runs it a
+This file imports only ``mlms_keras.vocoder.audio`` (plus soundfile / pysptk for reference data), because CI runs it a
 second time in a venv with TensorFlow 2.17.1 + tensorflow-io 0.37.1, where ``MLMS_REQUIRE_TFIO=1`` demands that
 the tensorflow-io backend is the one in use. Reference values always come from soundfile read directly (an
 independent decoder when the backend is tensorflow-io) or from closed-form signals.
@@ -13,7 +13,7 @@ import pysptk
 import pytest
 import soundfile
 
-from mlms_keras import audio
+from mlms_keras.vocoder import audio
 
 REQUIRE_TFIO = os.environ.get("MLMS_REQUIRE_TFIO") == "1"
 

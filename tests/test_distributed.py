@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from mlms_keras import distributed
+from mlms_keras.training import distributed
 
 INPUT_DIM = 6
 NUM_LANGUAGES = 2
@@ -50,7 +50,7 @@ def synthetic_dataset(num_shards, shard_index, batch_size=2):
 
 
 def _tiny_config():
-    from mlms_keras.models import MLMSConfig
+    from mlms_keras.models.acoustic import MLMSConfig
 
     return MLMSConfig.preset("tiny", input_dim=INPUT_DIM, num_languages=NUM_LANGUAGES, num_speakers=NUM_SPEAKERS)
 
@@ -135,7 +135,7 @@ def _single_process_checkpoint(path, seed=0):
     """A `.keras` checkpoint of a fresh tiny model, compiled as single-process training would save it."""
     import keras
 
-    from mlms_keras.models import build_mlms_model
+    from mlms_keras.models.acoustic import build_mlms_model
 
     keras.utils.set_random_seed(seed)
     model = build_mlms_model(_tiny_config())
@@ -173,7 +173,9 @@ def test_read_tf_config_accepts_the_standard_layout():
     assert not task.is_chief
     assert distributed.read_tf_config(json.dumps({"cluster": cluster, "task": {"type": "chief", "index": 0}})).is_chief
     # Without a chief job, worker 0 is the chief.
-    assert distributed.read_tf_config({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}).is_chief
+    assert distributed.read_tf_config(
+        {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}
+    ).is_chief
 
 
 @pytest.mark.parametrize(
@@ -203,11 +205,13 @@ def test_missing_tf_config_says_how_to_set_it(monkeypatch):
 def test_cluster_must_fit_the_mode():
     sync_only = distributed.ClusterTask({"worker": ["a:1", "b:2"]}, "worker", 0)
     distributed.check_cluster_for_mode(sync_only, "sync")
-    with pytest.raises(ValueError, match=r"needs a \"chief\", \"worker\" and \"ps\" job; TF_CONFIG lacks \['chief', 'ps'\]"):
+    with pytest.raises(
+        ValueError, match=r"needs a \"chief\", \"worker\" and \"ps\" job; TF_CONFIG lacks \['chief', 'ps'\]"
+    ):
         distributed.check_cluster_for_mode(sync_only, "async")
     with_ps = distributed.ClusterTask({"chief": ["c:1"], "worker": ["a:1"], "ps": ["p:1"]}, "chief", 0)
     distributed.check_cluster_for_mode(with_ps, "async")
-    with pytest.raises(ValueError, match="takes no \"ps\" job"):
+    with pytest.raises(ValueError, match='takes no "ps" job'):
         distributed.check_cluster_for_mode(with_ps, "sync")
     with pytest.raises(ValueError, match="`mode` must be one of"):
         distributed.check_cluster_for_mode(with_ps, "hogwild")
@@ -224,7 +228,7 @@ def test_masked_squared_error_equals_keras_masked_mse():
     import keras
     import tensorflow as tf
 
-    from mlms_keras.models import build_mlms_model
+    from mlms_keras.models.acoustic import build_mlms_model
 
     keras.utils.set_random_seed(1)
     model = build_mlms_model(_tiny_config(), jit_recurrence="never")
@@ -235,7 +239,9 @@ def test_masked_squared_error_equals_keras_masked_mse():
     error_sum, valid_frames = distributed.masked_squared_error(
         targets, predictions, distributed.frames_mask_of(features["linguistic"])
     )
-    assert float(error_sum / valid_frames) == pytest.approx(float(keras.losses.MeanSquaredError()(targets, predictions)), rel=1e-6)
+    assert float(error_sum / valid_frames) == pytest.approx(
+        float(keras.losses.MeanSquaredError()(targets, predictions)), rel=1e-6
+    )
     weighted_sum, _ = distributed.masked_squared_error(
         targets, predictions, distributed.frames_mask_of(features["linguistic"]), frame_weights
     )
@@ -327,7 +333,11 @@ def test_async_chief_two_workers_one_ps_complete_training(tmp_path, start_cluste
     start = _single_process_checkpoint(initial)
     cluster = start_cluster(
         distributed.local_cluster(2, num_ps=1, chief=True),
-        mode="async", steps=steps, learning_rate=1e-2, initial_checkpoint=str(initial), checkpoint_every=12,
+        mode="async",
+        steps=steps,
+        learning_rate=1e-2,
+        initial_checkpoint=str(initial),
+        checkpoint_every=12,
     )
     assert cluster.wait("chief0") == 0, cluster.log_tail("chief0")
     # Once the chief is gone, the ps and worker processes stop by themselves.
@@ -358,7 +368,10 @@ def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_clust
     steps, kill_after = 40, 10
     cluster = start_cluster(
         distributed.local_cluster(2, num_ps=1, chief=True),
-        mode="async", steps=steps, learning_rate=1e-2, checkpoint_every=5,
+        mode="async",
+        steps=steps,
+        learning_rate=1e-2,
+        checkpoint_every=5,
     )
     state = tmp_path / "out" / distributed.CHECKPOINT_STATE
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
@@ -383,13 +396,30 @@ def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_clust
 @pytest.mark.slow
 def test_mlms_train_distributed_async_writes_an_mlms_train_run(tmp_path, prepared, start_cluster):
     from mlms_keras.data import Manifest, load_dataset
-    from mlms_keras.training import load_run, remap_ids
+    from mlms_keras.training.fit import load_run, remap_ids
 
     out = tmp_path / "run"
     command = [
-        sys.executable, "-m", "mlms_keras.cli", "train", str(prepared), "--out", str(out), "--preset", "tiny",
-        "--batch-size", "2", "--learning-rate", "0.01", "--distributed", "async", "--steps", "8",
-        "--checkpoint-every", "4", "--quiet",
+        sys.executable,
+        "-m",
+        "mlms_keras.cli",
+        "train",
+        str(prepared),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "2",
+        "--learning-rate",
+        "0.01",
+        "--distributed",
+        "async",
+        "--steps",
+        "8",
+        "--checkpoint-every",
+        "4",
+        "--quiet",
     ]
     cluster = start_cluster(distributed.local_cluster(2, num_ps=1, chief=True), command=command)
     assert cluster.wait("chief0") == 0, cluster.log_tail("chief0")

@@ -3,14 +3,21 @@
 import keras
 import numpy as np
 import pytest
+from voice_testing import tiny_prepared_dataset
 
 from mlms_keras.data.manifest import Manifest
 from mlms_keras.data.pipeline import read_utterances
-from mlms_keras.duration import (
-    PHONEME_BUCKETS, build_duration_model, compute_duration_statistics, duration_config, evaluate_duration_model,
-    load_duration_dataset, predict_durations, silence_rows, train_duration_on_prepared,
+from mlms_keras.models.duration import (
+    PHONEME_BUCKETS,
+    build_duration_model,
+    compute_duration_statistics,
+    duration_config,
+    evaluate_duration_model,
+    load_duration_dataset,
+    predict_durations,
+    silence_rows,
+    train_duration_on_prepared,
 )
-from voice_testing import tiny_prepared_dataset
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +76,12 @@ def test_batches_are_normalised_records_padded_to_a_bucket(prepared, records):
             real = np.any(linguistic[row] != 0.0, axis=1)
             length = int(real.sum())
             assert real[:length].all() and not real[length:].any()  # padding only at the end
-            matches = [r for r in dev.values() if r["durations"].shape[0] == length
-                       and np.allclose(stats.normalise_inputs(r["phoneme_linguistic"]), linguistic[row, :length],
-                                       atol=1e-5)]
+            matches = [
+                r
+                for r in dev.values()
+                if r["durations"].shape[0] == length
+                and np.allclose(stats.normalise_inputs(r["phoneme_linguistic"]), linguistic[row, :length], atol=1e-5)
+            ]
             assert len(matches) == 1
             expected = (matches[0]["durations"] - stats.duration_mean) / stats.duration_std
             np.testing.assert_allclose(targets[row, :length, 0], expected, rtol=1e-5, atol=1e-5)
@@ -87,8 +97,9 @@ def test_silence_rows_are_the_sil_and_pau_phonemes(prepared, records):
     record = records[0]
     rows = silence_rows(record["phoneme_linguistic"], layout)
     assert rows[0] and rows[-1]  # every teacher utterance starts and ends with silence
-    symbol_columns = {name.split("=", 1)[1]: i for i, name in enumerate(layout.feature_names)
-                      if name.startswith("C_phoneme=")}
+    symbol_columns = {
+        name.split("=", 1)[1]: i for i, name in enumerate(layout.feature_names) if name.startswith("C_phoneme=")
+    }
     symbols = [next(s for s, i in symbol_columns.items() if row[i] == 1.0) for row in record["phoneme_linguistic"]]
     assert list(rows) == [symbol in ("sil", "pau") for symbol in symbols]
 
@@ -96,9 +107,19 @@ def test_silence_rows_are_the_sil_and_pau_phonemes(prepared, records):
 @pytest.mark.slow
 def test_training_and_adaptation_beat_the_mean_and_keep_the_dataset_ids(prepared, tmp_path):
     manifest = Manifest.load(prepared)
-    record = train_duration_on_prepared(prepared, tmp_path / "duration", preset="tiny", epochs=40, patience=40,
-                                        batch_size=8, learning_rate=3e-3, adapt_languages=["pl", "pt-br"],
-                                        variant="v2", epochs_per_phase=2, verbose=0)
+    record = train_duration_on_prepared(
+        prepared,
+        tmp_path / "duration",
+        preset="tiny",
+        epochs=40,
+        patience=40,
+        batch_size=8,
+        learning_rate=3e-3,
+        adapt_languages=["pl", "pt-br"],
+        variant="v2",
+        epochs_per_phase=2,
+        verbose=0,
+    )
     assert record["languages"] == sorted(manifest.languages, key=manifest.languages.get)
     assert record["speakers"] == sorted(manifest.speakers, key=lambda s: manifest.speakers[s]["id"])
     model = keras.models.load_model(tmp_path / "duration" / "duration.keras")
@@ -123,18 +144,34 @@ def test_training_and_adaptation_beat_the_mean_and_keep_the_dataset_ids(prepared
 
 def test_predicted_durations_are_whole_frames_with_fixed_edge_silences(prepared, records):
     keras.utils.set_random_seed(1)
-    from mlms_keras.duration import DurationStatistics
+    from mlms_keras.models.duration import DurationStatistics
 
     layout = Manifest.load(prepared).layout
     rows = records[0]["phoneme_linguistic"]
-    model = build_duration_model(duration_config("tiny", phoneme_dim=layout.dimension, num_languages=1,
-                                                 num_speakers=1))
-    stats = DurationStatistics(np.zeros(layout.dimension, "float32"), np.full(layout.dimension, 0.1, "float32"),
-                               duration_mean=2.0, duration_std=5.0, layout_fingerprint=layout.fingerprint, count=1,
-                               edge_silence_frames=37.4)
+    model = build_duration_model(duration_config("tiny", phoneme_dim=layout.dimension, num_languages=1, num_speakers=1))
+    stats = DurationStatistics(
+        np.zeros(layout.dimension, "float32"),
+        np.full(layout.dimension, 0.1, "float32"),
+        duration_mean=2.0,
+        duration_std=5.0,
+        layout_fingerprint=layout.fingerprint,
+        count=1,
+        edge_silence_frames=37.4,
+    )
     frames = predict_durations(model, stats, rows, 0, 0, layout)
-    raw = np.asarray(model({"linguistic": (rows / 0.1)[None].astype("float32"), "language": np.zeros(1, "int32"),
-                            "speaker": np.zeros(1, "int32")}))[0, :, 0] * 5.0 + 2.0
+    raw = (
+        np.asarray(
+            model(
+                {
+                    "linguistic": (rows / 0.1)[None].astype("float32"),
+                    "language": np.zeros(1, "int32"),
+                    "speaker": np.zeros(1, "int32"),
+                }
+            )
+        )[0, :, 0]
+        * 5.0
+        + 2.0
+    )
     assert frames.dtype == np.int64 and frames.shape == (rows.shape[0],)
     assert frames[0] == frames[-1] == 37  # teacher utterances open and close with silence
     np.testing.assert_array_equal(frames[1:-1], np.maximum(np.rint(raw[1:-1]), 0))

@@ -116,9 +116,9 @@ def test_synthesis_events_cover_the_analysed_phonemes():
     spoken = [espeak.split_event_symbol(event.symbol, "fr") for event in result.events]
     assert [s for s in spoken if s] == [p.symbol for p in espeak.analyze(text, "fr").phonemes]
     starts = [event.start_sample for event in result.events]
-    assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] <= len(result.waveform)
+    assert starts == sorted(starts) and starts[0] >= 0 and starts[-1] <= len(result.waveform)
     # Speech, not silence: RMS well above the 16-bit noise floor.
-    assert float(np.sqrt(np.mean(result.waveform ** 2))) > 0.01
+    assert float(np.sqrt(np.mean(result.waveform**2))) > 0.01
     # A comma makes a pause inside the utterance.
     assert any(event.symbol.startswith("_") for event in result.events[: len(result.events) // 2 + 2])
 
@@ -159,8 +159,9 @@ def test_synthesis_in_a_fresh_process_is_byte_exact():
     import sys
 
     outputs = [
-        subprocess.run([sys.executable, "-c", _FRESH_PROCESS_SYNTHESIS], capture_output=True, text=True, check=True,
-                       timeout=120).stdout
+        subprocess.run(
+            [sys.executable, "-c", _FRESH_PROCESS_SYNTHESIS], capture_output=True, text=True, check=True, timeout=120
+        ).stdout
         for _ in range(2)
     ]
     assert outputs[0] == outputs[1] and len(outputs[0]) > 64

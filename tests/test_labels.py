@@ -34,9 +34,7 @@ def test_hts_write_uses_exact_100ns_integers_and_round_trips(tmp_path):
     path = tmp_path / "out" / "utt.lab"
     write_hts_labels(path, segments)
     # 0.1234567 s = 1,234,567 units; 1.00000005 s = 10,000,000.5 units, which rounds half up to 10,000,001.
-    assert path.read_text(encoding="utf-8") == (
-        "0 1234567 sil\n1234567 5000000 h\n5000000 10000001 @U\n"
-    )
+    assert path.read_text(encoding="utf-8") == ("0 1234567 sil\n1234567 5000000 h\n5000000 10000001 @U\n")
     back = read_hts_labels(path)
     assert [s.label for s in back] == ["sil", "h", "@U"]
     assert [s.end_s for s in back] == [0.1234567, 0.5, 1.0000001]
@@ -75,7 +73,9 @@ def test_textgrid_reader_prefers_the_phones_tier_of_an_mfa_file(tmp_path):
     path = tmp_path / "mfa.TextGrid"
     path.write_text(text, encoding="utf-8")
     assert [(s.start_s, s.end_s, s.label) for s in read_textgrid(path)] == [
-        (0.0, 0.1, ""), (0.1, 0.3, "HH"), (0.3, 0.6, "AH0")
+        (0.0, 0.1, ""),
+        (0.1, 0.3, "HH"),
+        (0.3, 0.6, "AH0"),
     ]
     assert [s.label for s in read_textgrid(path, tier="spk - words")] == ["", "hello"]
     with pytest.raises(ValueError, match="no tier named 'syllables'"):
@@ -84,10 +84,10 @@ def test_textgrid_reader_prefers_the_phones_tier_of_an_mfa_file(tmp_path):
 
 def test_segments_to_frames_matches_hand_computed_frames():
     segments = [
-        Segment(0.0, 0.0124, "a"),     # 2.48 frames -> boundary at frame 2
+        Segment(0.0, 0.0124, "a"),  # 2.48 frames -> boundary at frame 2
         Segment(0.0124, 0.0125, "b"),  # 2.5 rounds half up -> frame 3: 1 frame
         Segment(0.0125, 0.0126, "c"),  # 2.52 -> 3: zero frames, kept
-        Segment(0.0126, 0.05, "d"),    # 10.0 -> frame 10
+        Segment(0.0126, 0.05, "d"),  # 10.0 -> frame 10
     ]
     assert segments_to_frames(segments, frame_period_ms=5.0) == [(0, 2, "a"), (2, 3, "b"), (3, 3, "c"), (3, 10, "d")]
     assert segments_to_frames([Segment(0.0, 0.034, "x")], frame_period_ms=10.0) == [(0, 3, "x")]

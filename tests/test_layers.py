@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from layer_testing import run_layer_test
+
 from mlms_keras.layers import ClusterAdaptiveTowers, ProjectedLSTM, ProjectedLSTMCell, SpeakerRNNOutput
 
 TOWER_SIZES = dict(relu_units=12, lstm_layers=3, lstm_cells=10, lstm_projection=6)
@@ -189,7 +189,10 @@ def test_fused_towers_train_like_separate_stacks(frames):
     reference_gradients = tape.gradient(loss, towers.trainable_weights)
     for weight, fused, reference in zip(towers.trainable_weights, fused_gradients, reference_gradients):
         np.testing.assert_allclose(
-            tf.convert_to_tensor(fused).numpy(), tf.convert_to_tensor(reference).numpy(), rtol=1e-4, atol=1e-6,
+            tf.convert_to_tensor(fused).numpy(),
+            tf.convert_to_tensor(reference).numpy(),
+            rtol=1e-4,
+            atol=1e-6,
             err_msg=weight.path,
         )
 
@@ -277,7 +280,10 @@ def test_weight_groups_freeze_independently(frames):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda t: t(np.zeros((2, 4, 5), "float32"), np.array([0, 3])), r"`language` ids must be in \[0, 3\); received \[3\]"),
+        (
+            lambda t: t(np.zeros((2, 4, 5), "float32"), np.array([0, 3])),
+            r"`language` ids must be in \[0, 3\); received \[3\]",
+        ),
         (lambda t: t(np.zeros((2, 4, 5), "float32"), np.array([-1, 0])), r"`language` ids .* received \[-1\]"),
         (lambda t: t(np.zeros((2, 4, 6), "float32"), np.array([0, 1])), r"`frames` must have 5 features"),
         (lambda t: t(np.zeros((2, 4, 5), "float32"), np.array([[0], [1]])), r"`language` must have shape \(batch,\)"),
@@ -299,7 +305,10 @@ def test_towers_bad_rank_at_build():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(num_languages=0, language_space_dim=2), r"`num_languages` must be an integer >= 1. Received: num_languages=0"),
+        (
+            dict(num_languages=0, language_space_dim=2),
+            r"`num_languages` must be an integer >= 1. Received: num_languages=0",
+        ),
         (dict(num_languages=2, language_space_dim=-1), r"`language_space_dim` must be an integer >= 0"),
         (dict(num_languages=2, language_space_dim=2, code_init="zeros"), r"`code_init` must be one of"),
         (dict(num_languages=4, language_space_dim=2, code_init="one_hot"), r"Use code_init='random'"),

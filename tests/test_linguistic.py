@@ -97,27 +97,50 @@ def test_hello_world_rows_hand_checked(english_french):
 
     h, d = 1, 8
     expected_h = {
-        "phoneme_position_in_syllable_forward": 1, "phoneme_position_in_syllable_backward": 2,
-        "phonemes_in_syllable": 2, "syllable_position_in_word_forward": 1,
-        "syllable_position_in_word_backward": 2, "syllables_in_word": 2,
-        "syllable_position_in_phrase_forward": 1, "syllable_position_in_phrase_backward": 3,
-        "syllables_in_phrase": 3, "stressed_syllables_before_in_phrase": 0,
-        "stressed_syllables_after_in_phrase": 2, "word_position_in_phrase_forward": 1,
-        "word_position_in_phrase_backward": 2, "words_in_phrase": 2, "syllables_in_previous_word": 0,
-        "syllables_in_next_word": 1, "phrase_position_in_utterance_forward": 1, "phrases_in_utterance": 1,
-        "syllables_in_utterance": 3, "words_in_utterance": 2, "phrase_ending=statement": 1,
-        "phrase_ending=question": 0, "syllable_stress=primary": 0, "previous_syllable_stressed": 0,
+        "phoneme_position_in_syllable_forward": 1,
+        "phoneme_position_in_syllable_backward": 2,
+        "phonemes_in_syllable": 2,
+        "syllable_position_in_word_forward": 1,
+        "syllable_position_in_word_backward": 2,
+        "syllables_in_word": 2,
+        "syllable_position_in_phrase_forward": 1,
+        "syllable_position_in_phrase_backward": 3,
+        "syllables_in_phrase": 3,
+        "stressed_syllables_before_in_phrase": 0,
+        "stressed_syllables_after_in_phrase": 2,
+        "word_position_in_phrase_forward": 1,
+        "word_position_in_phrase_backward": 2,
+        "words_in_phrase": 2,
+        "syllables_in_previous_word": 0,
+        "syllables_in_next_word": 1,
+        "phrase_position_in_utterance_forward": 1,
+        "phrases_in_utterance": 1,
+        "syllables_in_utterance": 3,
+        "words_in_utterance": 2,
+        "phrase_ending=statement": 1,
+        "phrase_ending=question": 0,
+        "syllable_stress=primary": 0,
+        "previous_syllable_stressed": 0,
         "next_syllable_stressed": 1,
     }
     for name, expected in expected_h.items():
         assert value(h, name) == expected, name
     expected_d = {
-        "phoneme_position_in_syllable_forward": 4, "phoneme_position_in_syllable_backward": 1,
-        "phonemes_in_syllable": 4, "syllables_in_word": 1, "syllable_position_in_phrase_forward": 3,
-        "syllable_position_in_phrase_backward": 1, "stressed_syllables_before_in_phrase": 1,
-        "stressed_syllables_after_in_phrase": 0, "word_position_in_phrase_forward": 2,
-        "word_position_in_phrase_backward": 1, "syllables_in_previous_word": 2, "syllables_in_next_word": 0,
-        "syllable_stress=primary": 1, "previous_syllable_stressed": 1, "next_syllable_stressed": 0,
+        "phoneme_position_in_syllable_forward": 4,
+        "phoneme_position_in_syllable_backward": 1,
+        "phonemes_in_syllable": 4,
+        "syllables_in_word": 1,
+        "syllable_position_in_phrase_forward": 3,
+        "syllable_position_in_phrase_backward": 1,
+        "stressed_syllables_before_in_phrase": 1,
+        "stressed_syllables_after_in_phrase": 0,
+        "word_position_in_phrase_forward": 2,
+        "word_position_in_phrase_backward": 1,
+        "syllables_in_previous_word": 2,
+        "syllables_in_next_word": 0,
+        "syllable_stress=primary": 1,
+        "previous_syllable_stressed": 1,
+        "next_syllable_stressed": 0,
     }
     for name, expected in expected_d.items():
         assert value(d, name) == expected, name
@@ -220,9 +243,18 @@ def _hello_world_segments():
     # (start s, end s, label): leading silence, a short pause the aligner put between the words, and a
     # trailing pau+sil pair that must merge into one "sil".
     spans = [
-        (0.0, 0.1, "sil"), (0.1, 0.15, "h"), (0.15, 0.2, "@"), (0.2, 0.25, "l"), (0.25, 0.4, "oU"),
-        (0.4, 0.45, "sp"), (0.45, 0.5, "w"), (0.5, 0.6, "3:"), (0.6, 0.65, "l"), (0.65, 0.7, "d"),
-        (0.7, 0.8, "pau"), (0.8, 0.9, "sil"),
+        (0.0, 0.1, "sil"),
+        (0.1, 0.15, "h"),
+        (0.15, 0.2, "@"),
+        (0.2, 0.25, "l"),
+        (0.25, 0.4, "oU"),
+        (0.4, 0.45, "sp"),
+        (0.45, 0.5, "w"),
+        (0.5, 0.6, "3:"),
+        (0.6, 0.65, "l"),
+        (0.65, 0.7, "d"),
+        (0.7, 0.8, "pau"),
+        (0.8, 0.9, "sil"),
     ]
     return [Segment(start, end, label) for start, end, label in spans]
 
@@ -290,7 +322,10 @@ def test_features_from_hts_and_textgrid_files_agree(english_french, tmp_path):
     from_lab = features_for_label_file("Hello world.", "en-us", tmp_path / "utt-3.lab", english_french)
     from_grid = features_for_label_file("Hello world.", "en-us", tmp_path / "utt-3.TextGrid", english_french)
     np.testing.assert_array_equal(from_lab.phoneme_features, from_grid.phoneme_features)
-    assert list(from_lab.durations_frames) == list(from_grid.durations_frames) == [20, 10, 10, 10, 30, 10, 10, 20,
-                                                                                   10, 10, 40]
+    assert (
+        list(from_lab.durations_frames)
+        == list(from_grid.durations_frames)
+        == [20, 10, 10, 10, 30, 10, 10, 20, 10, 10, 40]
+    )
     with pytest.raises(AlignmentMismatchError, match="utt-3"):
         features_for_label_file("Hello there.", "en-us", tmp_path / "utt-3.lab", english_french)

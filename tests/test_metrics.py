@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from mlms_keras import metrics, vocoder
+from mlms_keras import vocoder
+from mlms_keras.evaluation import metrics
 
 # 10 / ln(10) * sqrt(2), by hand: 4.3429448 * 1.4142136 = 6.1418514
 MCD_SCALE_BY_HAND = 6.1418514

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from mlms_keras.models import (
+from mlms_keras.models.acoustic import (
     MLMSConfig,
     build_mlms_model,
     build_slss_model,
@@ -60,8 +60,12 @@ def test_padded_frames_change_neither_valid_outputs_nor_the_loss():
     reference_loss = model.evaluate(inputs, targets, verbose=0)
 
     padded_inputs = {key: value.copy() for key, value in inputs.items()}
-    padded_inputs["linguistic"] = np.concatenate([inputs["linguistic"], np.zeros((2, 5, CONFIG.input_dim), "float32")], axis=1)
-    padded_targets = np.concatenate([targets, np.random.default_rng(9).standard_normal((2, 5, 49)).astype("float32")], axis=1)
+    padded_inputs["linguistic"] = np.concatenate(
+        [inputs["linguistic"], np.zeros((2, 5, CONFIG.input_dim), "float32")], axis=1
+    )
+    padded_targets = np.concatenate(
+        [targets, np.random.default_rng(9).standard_normal((2, 5, 49)).astype("float32")], axis=1
+    )
     padded_outputs = model.predict(padded_inputs, verbose=0)
     np.testing.assert_allclose(padded_outputs[:, :8], reference_outputs, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(padded_outputs[:, 8:], 0.0)
@@ -105,7 +109,9 @@ def test_adapted_model_round_trips_with_its_new_language_and_speaker(tmp_path):
 def test_streaming_in_chunks_of_7_frames_equals_one_pass():
     keras.utils.set_random_seed(5)
     model = build_mlms_model(CONFIG)
-    for layer_weights in model.get_layer("acoustic").speaker_weights:  # a stable, non-trivial output recurrence (spectral radius ~0.35)
+    for layer_weights in model.get_layer(
+        "acoustic"
+    ).speaker_weights:  # a stable, non-trivial output recurrence (spectral radius ~0.35)
         layer_weights[1].assign(0.05 * np.random.default_rng(0).standard_normal(layer_weights[1].shape))
     inputs, _ = batch(languages=[2], speakers=[1], frames=30)
     full = model.predict(inputs, verbose=0)

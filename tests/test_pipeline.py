@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mlms_keras import metrics
 from mlms_keras.data import Manifest, load_dataset, read_utterances
 from mlms_keras.data.readers import read_corpus
+from mlms_keras.evaluation import metrics
 from mlms_keras.frontend.labels import read_hts_labels, segments_to_frames
 
 # `corpus` and `prepared` (a tiny 3-speaker teacher corpus, prepared) come from conftest.py.
@@ -17,19 +17,26 @@ def manifest(prepared):
 
 
 def _numpy(dataset):
-    return [tuple({k: v.numpy() for k, v in part.items()} if isinstance(part, dict) else part.numpy()
-                  for part in element) for element in dataset]
+    return [
+        tuple({k: v.numpy() for k, v in part.items()} if isinstance(part, dict) else part.numpy() for part in element)
+        for element in dataset
+    ]
 
 
 def _tiny_model(manifest, seed=0):
     import keras
 
-    from mlms_keras.models import MLMSConfig, build_mlms_model
+    from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 
     keras.utils.set_random_seed(seed)
-    model = build_mlms_model(MLMSConfig.preset("tiny", input_dim=manifest.input_dim,
-                                               num_languages=manifest.num_languages,
-                                               num_speakers=manifest.num_speakers))
+    model = build_mlms_model(
+        MLMSConfig.preset(
+            "tiny",
+            input_dim=manifest.input_dim,
+            num_languages=manifest.num_languages,
+            num_speakers=manifest.num_speakers,
+        )
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     return model
 
@@ -48,8 +55,9 @@ def test_batches_hold_normalised_utterances_then_all_zero_padding(prepared, mani
         assert mask[0].tolist() == [1.0] * frames + [0.0] * (mask.shape[1] - frames)
         assert inputs["language"].tolist() == [record["language"]] and inputs["speaker"].tolist() == [record["speaker"]]
         assert inputs["language"].dtype == np.int32 and inputs["linguistic"].dtype == np.float32
-        np.testing.assert_allclose(manifest.denormalise_outputs(acoustic[0, :frames]), record["acoustic"],
-                                   rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(
+            manifest.denormalise_outputs(acoustic[0, :frames]), record["acoustic"], rtol=1e-5, atol=1e-4
+        )
 
 
 def test_masks_mark_exactly_the_real_frames_and_real_frames_are_never_all_zero(prepared, manifest):
@@ -62,7 +70,9 @@ def test_masks_mark_exactly_the_real_frames_and_real_frames_are_never_all_zero(p
         shapes.add(inputs["linguistic"].shape[1])
     assert total == manifest.num_frames("train")
     lengths = [manifest.utterances[u]["frames"] for u in manifest.utterance_ids("train")]
-    boundaries = sorted({int(np.ceil(q / 16) * 16) for q in np.quantile(lengths, [.25, .5, .75, 1], method="higher")})
+    boundaries = sorted(
+        {int(np.ceil(q / 16) * 16) for q in np.quantile(lengths, [0.25, 0.5, 0.75, 1], method="higher")}
+    )
     assert shapes <= set(boundaries) and len(boundaries) <= 4  # few shapes: the model compiles one per shape
 
 
@@ -86,8 +96,11 @@ def test_padded_batch_loss_equals_the_loss_of_the_unpadded_utterances(prepared, 
     padded_loss = model.evaluate(inputs, acoustic, batch_size=len(lengths), verbose=0)
     squared, count = 0.0, 0
     for row, frames in enumerate(lengths):
-        alone = {"linguistic": inputs["linguistic"][row : row + 1, :frames],
-                 "language": inputs["language"][row : row + 1], "speaker": inputs["speaker"][row : row + 1]}
+        alone = {
+            "linguistic": inputs["linguistic"][row : row + 1, :frames],
+            "language": inputs["language"][row : row + 1],
+            "speaker": inputs["speaker"][row : row + 1],
+        }
         predicted = model.predict_on_batch(alone)[0]
         squared += float(((predicted - acoustic[row, :frames]) ** 2).sum())
         count += frames * acoustic.shape[-1]
@@ -104,17 +117,20 @@ def test_model_fit_takes_load_dataset_output_directly(prepared, manifest):
 
 def test_seeded_runs_are_deterministic(prepared):
     def signature(seed, **options):
-        return [(inputs["language"].tolist(), inputs["speaker"].tolist(), inputs["linguistic"].shape,
-                 float(acoustic.sum()))
-                for inputs, acoustic in _numpy(load_dataset(prepared, "train", 4, seed=seed, **options))]
+        return [
+            (inputs["language"].tolist(), inputs["speaker"].tolist(), inputs["linguistic"].shape, float(acoustic.sum()))
+            for inputs, acoustic in _numpy(load_dataset(prepared, "train", 4, seed=seed, **options))
+        ]
 
     first = signature(7)
     assert first == signature(7)
     assert first != signature(8)  # the seed matters (fixed seeds: not a chance outcome)
     assert signature(7, chunk_frames=64) == signature(7, chunk_frames=64)
     balanced = load_dataset(prepared, "train", 4, seed=7, balance_languages=True)
-    draws = [_numpy(balanced.take(5)), _numpy(load_dataset(prepared, "train", 4, seed=7,
-                                                           balance_languages=True).take(5))]
+    draws = [
+        _numpy(balanced.take(5)),
+        _numpy(load_dataset(prepared, "train", 4, seed=7, balance_languages=True).take(5)),
+    ]
     for a, b in zip(*draws):
         np.testing.assert_array_equal(a[1], b[1])
 
@@ -157,8 +173,10 @@ def test_truncated_bptt_chunks_cover_each_utterance_in_order(prepared, manifest)
 
 def test_worker_shards_partition_the_split(prepared, manifest):
     def frames(**options):
-        return sum(int(m.sum()) for _, _, m in _numpy(load_dataset(prepared, "train", 4, frame_mask="padding",
-                                                                      shuffle=False, **options)))
+        return sum(
+            int(m.sum())
+            for _, _, m in _numpy(load_dataset(prepared, "train", 4, frame_mask="padding", shuffle=False, **options))
+        )
 
     assert frames(shard=(0, 2)) + frames(shard=(1, 2)) == manifest.num_frames("train")
     assert 0 < frames(shard=(0, 2)) < manifest.num_frames("train")

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from mlms_keras import audio, vocoder
+# `corpus` and `prepared` (a tiny teacher corpus of these speakers, prepared) come from conftest.py.
+from conftest import TINY_CORPUS_SPEAKERS as SPEAKERS  # noqa: E402
+
+from mlms_keras import vocoder
 from mlms_keras.cli import main as mlms_main
 from mlms_keras.data.manifest import MIN_STD, Manifest, is_identity_feature
 from mlms_keras.data.pipeline import read_utterances
@@ -20,9 +23,7 @@ from mlms_keras.data.prepare import (
 )
 from mlms_keras.data.readers import read_corpus
 from mlms_keras.frontend import linguistic
-
-# `corpus` and `prepared` (a tiny teacher corpus of these speakers, prepared) come from conftest.py.
-from conftest import TINY_CORPUS_SPEAKERS as SPEAKERS  # noqa: E402
+from mlms_keras.vocoder import audio
 
 
 def _records(folder, split=None):
@@ -50,12 +51,12 @@ def test_records_hold_world_frames_and_aligned_linguistic_frames(corpus, prepare
         wave, sample_rate = audio.load(item.wav_path)
         speaker = speakers[item.speaker]
         # Independent expectation: the vocoder run directly with the speaker's corpus.json F0 range.
-        expected_acoustic = vocoder.analyze(wave, sample_rate, f0_method="dio", f0_floor=speaker["f0_floor_hz"],
-                                            f0_ceil=speaker["f0_ceil_hz"]).to_vector()
+        expected_acoustic = vocoder.analyze(
+            wave, sample_rate, f0_method="dio", f0_floor=speaker["f0_floor_hz"], f0_ceil=speaker["f0_ceil_hz"]
+        ).to_vector()
         np.testing.assert_array_equal(record["acoustic"], expected_acoustic)
         assert record["num_frames"] == vocoder.num_frames_for(len(wave), sample_rate) == record["linguistic"].shape[0]
-        aligned = linguistic.features_for_label_file(item.text, item.language, item.alignment_path,
-                                                     manifest.layout)
+        aligned = linguistic.features_for_label_file(item.text, item.language, item.alignment_path, manifest.layout)
         # The alignment ends at the wav's last sample: the rule moves at most one frame, onto the final silence.
         assert 0 <= record["num_frames"] - aligned.durations_frames.sum() <= 1
         assert record["durations"][:-1].tolist() == aligned.durations_frames[:-1].tolist()
@@ -131,8 +132,9 @@ def test_splits_are_disjoint_and_follow_the_corpus(corpus, prepared):
 @pytest.mark.slow
 def test_resumed_run_gives_the_same_dataset_as_an_uninterrupted_one(corpus, prepared, tmp_path):
     out = tmp_path / "resumed"
-    first = prepare_dataset(corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, max_shards=2,
-                            progress=False)
+    first = prepare_dataset(
+        corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, max_shards=2, progress=False
+    )
     assert not first.complete and first.shards_written == 2
     assert not (out / "dataset.json").exists()
     stale = out / "shards" / ".train-00003-of-00004.tfrecord.gz.tmp"
@@ -186,8 +188,13 @@ def test_corrupt_wav_and_unparsable_label_are_skipped_and_reported(corpus, prepa
     for name in SPEAKERS:
         speaker = manifest.speakers[name]
         assert speaker["f0_range_source"].startswith("estimated from")
-        voiced = np.concatenate([np.exp(r["acoustic"][r["acoustic"][:, vocoder.VUV] > 0.5, vocoder.LF0])
-                                 for r in read_utterances(prepared) if r["speaker_name"] == name])
+        voiced = np.concatenate(
+            [
+                np.exp(r["acoustic"][r["acoustic"][:, vocoder.VUV] > 0.5, vocoder.LF0])
+                for r in read_utterances(prepared)
+                if r["speaker_name"] == name
+            ]
+        )
         # Invariant: the estimated range holds the speaker's typical pitch (measured with corpus.json's range).
         assert speaker["f0_floor_hz"] < np.percentile(voiced, 10) and np.percentile(voiced, 90) < speaker["f0_ceil_hz"]
         assert reference.speakers[name]["f0_range_source"] == "corpus.json"
@@ -202,8 +209,21 @@ def test_a_killed_run_resumes_to_the_same_dataset(corpus, prepared, tmp_path):
     import time
 
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "mlms_keras.cli", "prepare", str(corpus), str(out), "--workers", "1",
-               "--f0-method", "dio", "--utterances-per-shard", "1", "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlms_keras.cli",
+        "prepare",
+        str(corpus),
+        str(out),
+        "--workers",
+        "1",
+        "--f0-method",
+        "dio",
+        "--utterances-per-shard",
+        "1",
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240

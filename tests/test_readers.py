@@ -25,11 +25,14 @@ def write_lines(path, lines):
 
 def test_ljspeech_layout_uses_normalized_text_and_finds_labels(tmp_path):
     root = tmp_path / "LJSpeech-1.1"
-    write_lines(root / "metadata.csv", [
-        "LJ001-0001|Printing, in the only sense|Printing, in the only sense",
-        "LJ001-0002|in 1869 it was|in eighteen sixty-nine it was",
-        "LJ001-0003|Dr. Smith said|",
-    ])
+    write_lines(
+        root / "metadata.csv",
+        [
+            "LJ001-0001|Printing, in the only sense|Printing, in the only sense",
+            "LJ001-0002|in 1869 it was|in eighteen sixty-nine it was",
+            "LJ001-0003|Dr. Smith said|",
+        ],
+    )
     for utterance_id in ("LJ001-0001", "LJ001-0002", "LJ001-0003"):
         write_tone(root / "wavs" / f"{utterance_id}.wav")
     (root / "labels").mkdir()
@@ -38,12 +41,18 @@ def test_ljspeech_layout_uses_normalized_text_and_finds_labels(tmp_path):
 
     items = read_corpus(root, language="en-us")
     assert [item.utterance_id for item in items] == ["LJ001-0001", "LJ001-0002", "LJ001-0003"]
-    assert [item.text for item in items] == ["Printing, in the only sense", "in eighteen sixty-nine it was",
-                                             "Dr. Smith said"]
+    assert [item.text for item in items] == [
+        "Printing, in the only sense",
+        "in eighteen sixty-nine it was",
+        "Dr. Smith said",
+    ]
     assert {item.language for item in items} == {"en-us"} and {item.speaker for item in items} == {"LJSpeech-1.1"}
     assert items[0].wav_path == root.absolute() / "wavs" / "LJ001-0001.wav"
     assert [item.alignment_path for item in items] == [
-        None, root.absolute() / "labels" / "LJ001-0002.lab", root.absolute() / "wavs" / "LJ001-0003.TextGrid"]
+        None,
+        root.absolute() / "labels" / "LJ001-0002.lab",
+        root.absolute() / "wavs" / "LJ001-0003.TextGrid",
+    ]
     assert items.skipped == []
 
 
@@ -56,10 +65,13 @@ def test_ljspeech_without_language_is_an_error_that_says_what_to_pass(tmp_path):
 
 
 def test_teacher_layout_reads_language_and_speaker_columns(tmp_path):
-    write_lines(tmp_path / "metadata.csv", [
-        "en-us_f1_0000|The dog sleeps at home.|en-us|en-us_f1",
-        "pl_f1_0000|Czy kot śpi?|pl|pl_f1",
-    ])
+    write_lines(
+        tmp_path / "metadata.csv",
+        [
+            "en-us_f1_0000|The dog sleeps at home.|en-us|en-us_f1",
+            "pl_f1_0000|Czy kot śpi?|pl|pl_f1",
+        ],
+    )
     write_tone(tmp_path / "wavs" / "en-us_f1_0000.wav")
     write_tone(tmp_path / "wavs" / "pl_f1_0000.wav")
     write_lines(tmp_path / "labels" / "pl_f1_0000.lab", ["0 500000 sil"])
@@ -73,18 +85,21 @@ def test_teacher_layout_reads_language_and_speaker_columns(tmp_path):
 
 
 def test_bad_metadata_lines_are_reported_with_line_numbers_and_skipped(tmp_path, caplog):
-    write_lines(tmp_path / "metadata.csv", [
-        "u1|Good line.|de|spk",            # 1 ok
-        "u2|Too few columns|de",            # 2 column count
-        "",                                 # 3 blank: ignored, not an error
-        "u3||de|spk",                       # 4 empty text
-        "u4|?!...|de|spk",                  # 5 punctuation only
-        "u5|Hallo Welt.|xx|spk",            # 6 unknown language
-        "u6|Keine Audiodatei.|de|spk",      # 7 missing wav
-        "u1|Wiederholt.|de|spk",            # 8 repeated id
-        "u7|Kaputte Datei.|de|spk",         # 9 unreadable wav
-        "u8|Auch gut.|de|spk",              # 10 ok
-    ])
+    write_lines(
+        tmp_path / "metadata.csv",
+        [
+            "u1|Good line.|de|spk",  # 1 ok
+            "u2|Too few columns|de",  # 2 column count
+            "",  # 3 blank: ignored, not an error
+            "u3||de|spk",  # 4 empty text
+            "u4|?!...|de|spk",  # 5 punctuation only
+            "u5|Hallo Welt.|xx|spk",  # 6 unknown language
+            "u6|Keine Audiodatei.|de|spk",  # 7 missing wav
+            "u1|Wiederholt.|de|spk",  # 8 repeated id
+            "u7|Kaputte Datei.|de|spk",  # 9 unreadable wav
+            "u8|Auch gut.|de|spk",  # 10 ok
+        ],
+    )
     (tmp_path / "metadata.csv").open("ab").write(b"u9|caf\xe9|de|spk\n")  # 11: Latin-1 byte, not UTF-8
     for utterance_id in ("u1", "u2", "u3", "u4", "u5", "u8", "u9"):
         write_tone(tmp_path / "wavs" / f"{utterance_id}.wav")
@@ -95,8 +110,19 @@ def test_bad_metadata_lines_are_reported_with_line_numbers_and_skipped(tmp_path,
     assert [item.utterance_id for item in items] == ["u1", "u8"]
     assert [entry.line_number for entry in items.skipped] == [2, 4, 5, 6, 7, 8, 9, 11]
     reasons = [entry.reason for entry in items.skipped]
-    for expected, reason in zip(["columns", "empty text", "no letters", "unknown language", "missing wav",
-                                 "repeats", "unreadable audio", "UTF-8"], reasons):
+    for expected, reason in zip(
+        [
+            "columns",
+            "empty text",
+            "no letters",
+            "unknown language",
+            "missing wav",
+            "repeats",
+            "unreadable audio",
+            "UTF-8",
+        ],
+        reasons,
+    ):
         assert expected in reason
     assert str(items.skipped[0]).startswith(f"{(tmp_path / 'metadata.csv').absolute()}:2: ")
     assert "metadata.csv:7: missing wav file" in caplog.text
@@ -131,8 +157,12 @@ def test_mailabs_layout_maps_locales_genders_speakers_and_mix(tmp_path):
     ]
     assert {item.language for item in items} == {"en-us"}
     assert items[0].text == "Text of dorothy_01_f000001, twelve."
-    assert items[0].wav_path == (tmp_path / "en_US/by_book/female/judy_bieber/dorothy_and_wizard_oz/wavs"
-                                 / "dorothy_01_f000001.wav").absolute()
+    assert (
+        items[0].wav_path
+        == (
+            tmp_path / "en_US/by_book/female/judy_bieber/dorothy_and_wizard_oz/wavs" / "dorothy_01_f000001.wav"
+        ).absolute()
+    )
     assert len(items.skipped) == 1 and "ru_RU" in items.skipped[0].reason
     # A single locale folder reads the same way.
     assert [i.utterance_id for i in read_mailabs(tmp_path / "en_US")] == [t[0] for t in triples]
@@ -140,12 +170,15 @@ def test_mailabs_layout_maps_locales_genders_speakers_and_mix(tmp_path):
 
 def test_css10_layout_reads_transcript_and_reports_bad_lines(tmp_path):
     root = tmp_path / "css10_de"
-    write_lines(root / "transcript.txt", [
-        "achtgesichter/achtgesichter_0000.wav|Es war 1 Mal.|Es war einmal.|1.5",
-        "achtgesichter/achtgesichter_0001.wav|Zweiter Satz.||2.25",
-        "achtgesichter/achtgesichter_0002.wav|Dauer fehlt.|Dauer fehlt.|lang",
-        "achtgesichter/achtgesichter_0003.wav|Zu wenig|Spalten",
-    ])
+    write_lines(
+        root / "transcript.txt",
+        [
+            "achtgesichter/achtgesichter_0000.wav|Es war 1 Mal.|Es war einmal.|1.5",
+            "achtgesichter/achtgesichter_0001.wav|Zweiter Satz.||2.25",
+            "achtgesichter/achtgesichter_0002.wav|Dauer fehlt.|Dauer fehlt.|lang",
+            "achtgesichter/achtgesichter_0003.wav|Zu wenig|Spalten",
+        ],
+    )
     write_tone(root / "achtgesichter" / "achtgesichter_0000.wav")
     write_tone(root / "achtgesichter" / "achtgesichter_0001.wav")
     write_tone(root / "achtgesichter" / "achtgesichter_0002.wav")
@@ -158,7 +191,9 @@ def test_css10_layout_reads_transcript_and_reports_bad_lines(tmp_path):
     ]
     assert items[1].alignment_path == (root / "achtgesichter" / "achtgesichter_0001.lab").absolute()
     assert [(entry.line_number, entry.path.name) for entry in items.skipped] == [
-        (3, "transcript.txt"), (4, "transcript.txt")]
+        (3, "transcript.txt"),
+        (4, "transcript.txt"),
+    ]
     with pytest.raises(ValueError, match="pass its language"):
         read_corpus(root)
     assert read_css10(root, "de", speaker="hokuspokus")[0].speaker == "hokuspokus"

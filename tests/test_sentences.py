@@ -18,8 +18,14 @@ PAPER_LANGUAGES = ("en-us", "en-gb", "fr", "it", "de", "es", "pl", "pt-br")
 
 # Independent of the shipped grammars: each language's letters, and its number words for 2..12.
 LETTERS = {
-    "en-us": "a-z", "en-gb": "a-z", "fr": "a-zàâæçéèêëîïôœùûüÿ", "it": "a-zàèéìíîòóùú", "de": "a-zäöüß",
-    "es": "a-záéíóúüñ", "pl": "a-ząćęłńóśźż", "pt-br": "a-záâãàçéêíóôõú",
+    "en-us": "a-z",
+    "en-gb": "a-z",
+    "fr": "a-zàâæçéèêëîïôœùûüÿ",
+    "it": "a-zàèéìíîòóùú",
+    "de": "a-zäöüß",
+    "es": "a-záéíóúüñ",
+    "pl": "a-ząćęłńóśźż",
+    "pt-br": "a-záâãàçéêíóôõú",
 }
 NUMBER_WORDS = {
     "en-us": "two three four five six seven eight nine ten eleven twelve",
@@ -32,10 +38,26 @@ NUMBER_WORDS = {
     "pt-br": "dois três quatro cinco seis sete oito nove dez onze doze",
 }
 # One-letter tokens that are words (espeak-ng reads them as words, not letter names).
-REAL_ONE_LETTER_WORDS = {"en-us": set(), "en-gb": set(), "fr": {"à"}, "it": {"è", "e", "a"}, "de": set(),
-                         "es": {"y", "a"}, "pl": {"i"}, "pt-br": {"o", "a", "e", "é", "à"}}
-WORDFREQ_CODE = {"en-us": "en", "en-gb": "en", "fr": "fr", "it": "it", "de": "de", "es": "es", "pl": "pl",
-                 "pt-br": "pt"}
+REAL_ONE_LETTER_WORDS = {
+    "en-us": set(),
+    "en-gb": set(),
+    "fr": {"à"},
+    "it": {"è", "e", "a"},
+    "de": set(),
+    "es": {"y", "a"},
+    "pl": {"i"},
+    "pt-br": {"o", "a", "e", "é", "à"},
+}
+WORDFREQ_CODE = {
+    "en-us": "en",
+    "en-gb": "en",
+    "fr": "fr",
+    "it": "it",
+    "de": "de",
+    "es": "es",
+    "pl": "pl",
+    "pt-br": "pt",
+}
 
 
 def test_every_paper_language_is_supported():
@@ -91,7 +113,8 @@ def test_sentences_mix_statements_questions_and_numbers(language):
 def test_grammar_words_are_real_words_of_the_language(language):
     # wordfreq's shipped frequency lists are an independent spelling check on the hand-written grammars.
     unknown = sorted(
-        word for word in vocabulary(language)
+        word
+        for word in vocabulary(language)
         if wordfreq.zipf_frequency(word, WORDFREQ_CODE[language]) == 0.0
         and not all(wordfreq.zipf_frequency(part, WORDFREQ_CODE[language]) > 0 for part in re.split("['-]", word))
     )
@@ -119,8 +142,14 @@ def test_english_verbs_get_objects_that_fit_and_places_do_not_repeat_the_object(
     readable = {"letter", "book", "newspaper", "ticket", "map"}
     checked = 0
     for sentence in sentences:
-        for verb, allowed in (("opens", openable), ("open", openable), ("closes", openable), ("close", openable),
-                              ("reads", readable), ("read", readable)):
+        for verb, allowed in (
+            ("opens", openable),
+            ("open", openable),
+            ("closes", openable),
+            ("close", openable),
+            ("reads", readable),
+            ("read", readable),
+        ):
             for match in re.finditer(rf"\b{verb} the (\w+)", sentence):
                 assert match.group(1) in allowed, sentence
                 checked += 1

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-
-from mlms_keras import metrics, vocoder
-from mlms_keras.cli import main
-from mlms_keras.frontend.espeak import FrontendInputError
-from mlms_keras.synthesis import STREAM_CROSSFADE_FRAMES, Synthesizer, split_sentences
-from mlms_keras.zoo import load_voice
 from voice_testing import TEST_LANGUAGES, TEST_SPEAKERS, build_test_voice
+
+from mlms_keras import vocoder
+from mlms_keras.cli import main
+from mlms_keras.evaluation import metrics
+from mlms_keras.frontend.espeak import FrontendInputError
+from mlms_keras.synthesis.synthesizer import STREAM_CROSSFADE_FRAMES, Synthesizer, split_sentences
+from mlms_keras.zoo import load_voice
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SAMPLES_PER_FRAME = vocoder.DEFAULT_SAMPLE_RATE * 0.005
@@ -90,13 +91,15 @@ def test_streamed_audio_matches_the_one_pass_audio_without_clicks(synthesizer):
     assert len(streamed) == len(one_pass)
     # Same sound: WORLD re-analysis of both is close, closer than to another speaker saying the same thing.
     reference = vocoder.analyze(one_pass.astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE, f0_method="dio").to_vector()
-    streamed_features = vocoder.analyze(streamed.astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE,
-                                        f0_method="dio").to_vector()
+    streamed_features = vocoder.analyze(
+        streamed.astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE, f0_method="dio"
+    ).to_vector()
     close = metrics.evaluate_acoustic(reference, streamed_features)
     other = synthesizer.synthesize(text, "en-us", "pl-female")
     frames = min(len(other), len(one_pass))
-    other_features = vocoder.analyze(other[:frames].astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE,
-                                     f0_method="dio").to_vector()
+    other_features = vocoder.analyze(
+        other[:frames].astype(np.float64), vocoder.DEFAULT_SAMPLE_RATE, f0_method="dio"
+    ).to_vector()
     far = metrics.evaluate_acoustic(reference[: len(other_features)], other_features[: len(reference)])
     assert close["mcd_db"] < 2.0 and close["mcd_db"] < far["mcd_db"]
     assert close["f0_rmse_hz"] < 5.0
@@ -104,7 +107,7 @@ def test_streamed_audio_matches_the_one_pass_audio_without_clicks(synthesizer):
     joins = np.cumsum([len(piece) for piece in pieces])[:-1]
     window = int(STREAM_CROSSFADE_FRAMES * SAMPLES_PER_FRAME)
     steps = np.abs(np.diff(streamed.astype(np.float64)))
-    around_joins = np.concatenate([steps[max(0, j - window): j + window] for j in joins])
+    around_joins = np.concatenate([steps[max(0, j - window) : j + window] for j in joins])
     assert around_joins.max() <= 1.1 * np.abs(np.diff(one_pass.astype(np.float64))).max()
 
 
@@ -124,8 +127,9 @@ def test_a_2000_word_text_streams_to_a_file_in_bounded_memory(synthesizer, tmp_p
     peaks = {}
     for repeats in (17, 167):  # about 200 and 2 004 words
         tracemalloc.start()
-        seconds = synthesizer.synthesize_to_file(" ".join([sentence] * repeats), "en-us", "en-us-female",
-                                                 tmp_path / f"long-{repeats}.flac")
+        seconds = synthesizer.synthesize_to_file(
+            " ".join([sentence] * repeats), "en-us", "en-us-female", tmp_path / f"long-{repeats}.flac"
+        )
         peaks[repeats] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         audio, rate = soundfile.read(tmp_path / f"long-{repeats}.flac")
@@ -138,16 +142,29 @@ def test_a_2000_word_text_streams_to_a_file_in_bounded_memory(synthesizer, tmp_p
 
 def test_mlms_say_writes_a_wav_and_lists_speakers(voice_folder, tmp_path, capsys):
     out = tmp_path / "out.wav"
-    code = main(["say", "--voice", str(voice_folder), "--lang", "fr", "--speaker", "en-us-female",
-                 "Bonjour tout le monde.", "-o", str(out)])
+    code = main(
+        [
+            "say",
+            "--voice",
+            str(voice_folder),
+            "--lang",
+            "fr",
+            "--speaker",
+            "en-us-female",
+            "Bonjour tout le monde.",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     audio, rate = soundfile.read(out)
     assert rate == vocoder.DEFAULT_SAMPLE_RATE and len(audio) > rate * 0.3
     assert main(["say", "--voice", str(voice_folder), "--list-speakers"]) == 0
     listing = capsys.readouterr().out
     assert all(name in listing for name in TEST_SPEAKERS)
-    assert main(["say", "--voice", str(voice_folder), "--lang", "fr", "--speaker", "bob", "Salut.", "-o",
-                 str(out)]) == 2
+    assert (
+        main(["say", "--voice", str(voice_folder), "--lang", "fr", "--speaker", "bob", "Salut.", "-o", str(out)]) == 2
+    )
     assert "en-us-female" in capsys.readouterr().err
 
 
@@ -155,14 +172,24 @@ def test_mlms_say_writes_a_wav_and_lists_speakers(voice_folder, tmp_path, capsys
 def test_the_shipped_voice_speaks_its_training_languages_with_each_speakers_pitch():
     registry = json.loads((REPOSITORY / "zoo" / "registry.json").read_text())
     synthesizer = Synthesizer.from_zoo(sorted(registry["voices"])[0])
-    texts = {"en-us": "Hello, how are you doing today?", "fr": "Bonjour, je suis content de vous voir.",
-             "de": "Guten Morgen, wie geht es dir heute?", "es": "Hola, ¿cómo estás hoy, amigo?"}
+    texts = {
+        "en-us": "Hello, how are you doing today?",
+        "fr": "Bonjour, je suis content de vous voir.",
+        "de": "Guten Morgen, wie geht es dir heute?",
+        "es": "Hola, ¿cómo estás hoy, amigo?",
+    }
     median_f0 = {}
-    for speaker, language in (("en-us-female", "en-us"), ("en-us-male", "en-us"), ("fr-female", "fr"),
-                              ("de-female", "de"), ("es-female", "es")):
+    for speaker, language in (
+        ("en-us-female", "en-us"),
+        ("en-us-male", "en-us"),
+        ("fr-female", "fr"),
+        ("de-female", "de"),
+        ("es-female", "es"),
+    ):
         wave = synthesizer.synthesize(texts[language], language, speaker)
-        features = vocoder.analyze(wave.astype(np.float64), synthesizer.sample_rate, f0_method="dio",
-                                   max_clipped_fraction=0.05)
+        features = vocoder.analyze(
+            wave.astype(np.float64), synthesizer.sample_rate, f0_method="dio", max_clipped_fraction=0.05
+        )
         voiced = features.vuv > 0.5
         assert voiced.mean() > 0.3, (speaker, language)  # it speaks: a good share of voiced frames
         median_f0[speaker] = float(np.median(np.exp(features.lf0[voiced])))

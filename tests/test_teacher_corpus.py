@@ -14,8 +14,16 @@ from mlms_keras.frontend.linguistic import FeatureLayout, expand_to_frames
 
 # Table 1 of Li & Zen (2016): training utterances per speaker.
 TABLE_1 = {
-    "en-us-female": 35493, "en-us-male": 7652, "en-gb-female": 21403, "en-gb-male": 3587, "fr-female": 29924,
-    "it-female": 29897, "de-female": 24535, "es-female": 19872, "pl-female": 900, "pt-br-female": 900,
+    "en-us-female": 35493,
+    "en-us-male": 7652,
+    "en-gb-female": 21403,
+    "en-gb-male": 3587,
+    "fr-female": 29924,
+    "it-female": 29897,
+    "de-female": 24535,
+    "es-female": 19872,
+    "pl-female": 900,
+    "pt-br-female": 900,
 }
 SUBSET = ["en-gb-male", "it-female", "pl-female"]
 
@@ -63,7 +71,9 @@ def test_speakers_are_distinct_voices():
 def test_tiny_corpus_layout(tiny_corpus):
     out, report = tiny_corpus
     assert report.skipped == {} and report.built == 46 and report.reused == 0
-    rows = [line.rstrip("\n").split("|") for line in (out / "metadata.csv").read_text(encoding="utf-8").splitlines(True)]
+    rows = [
+        line.rstrip("\n").split("|") for line in (out / "metadata.csv").read_text(encoding="utf-8").splitlines(True)
+    ]
     assert len(rows) == 46 and all(len(row) == 4 for row in rows)
     index = json.loads((out / "corpus.json").read_text(encoding="utf-8"))
     assert index["seed"] == 3 and index["preset"] == "tiny" and index["total_utterances"] == 46
@@ -135,8 +145,9 @@ def test_build_is_deterministic_across_worker_counts(tmp_path):
     second = teacher.build_teacher_corpus(tmp_path / "b", "tiny", seed=5, workers=2, speakers=SUBSET, progress=False)
     assert first.built == second.built == 13  # (4 + 1) + (4 + 1) + (2 + 1)
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
-    other_seed = teacher.build_teacher_corpus(tmp_path / "c", "tiny", seed=6, workers=1, speakers=SUBSET,
-                                              progress=False)
+    other_seed = teacher.build_teacher_corpus(
+        tmp_path / "c", "tiny", seed=6, workers=1, speakers=SUBSET, progress=False
+    )
     assert other_seed.built == first.built
     assert (tmp_path / "c" / "metadata.csv").read_text() != (tmp_path / "a" / "metadata.csv").read_text()
 
@@ -187,7 +198,9 @@ def test_corpus_build_verb_builds_and_reports(tmp_path, capsys):
     assert args.handler(args) == 0
     assert "5 built, 0 reused, 0 skipped" in capsys.readouterr().out
     assert len((tmp_path / "cli" / "metadata.csv").read_text(encoding="utf-8").splitlines()) == 5
-    again = _corpus_parser().parse_args(["corpus", "build", str(tmp_path / "cli"), "--speakers", "fr-female", "--quiet"])
+    again = _corpus_parser().parse_args(
+        ["corpus", "build", str(tmp_path / "cli"), "--speakers", "fr-female", "--quiet"]
+    )
     assert again.handler(again) == 0
     assert "0 built, 5 reused" in capsys.readouterr().out
     bad = _corpus_parser().parse_args(["corpus", "build", str(tmp_path / "cli2"), "--speakers", "xx-female"])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mlms_keras.models import MLMSConfig, build_mlms_model
-from mlms_keras.training import PerLanguageDevMSE, load_run, train
+from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
+from mlms_keras.training.fit import PerLanguageDevMSE, load_run, train
 
 CONFIG = MLMSConfig.preset("tiny", input_dim=5, num_languages=3, num_speakers=3)
 
@@ -77,8 +77,17 @@ def test_model_keras_holds_the_best_dev_epoch_and_the_run_is_recorded(tmp_path):
     train_data, *_ = make_data(seed=2)
     dev_data, *_ = make_data(seed=3)
     model = fresh_model(learning_rate=0.05)
-    result = train(model, train_data, dev_data, tmp_path / "run", epochs=4, early_stopping_patience=None,
-                   language_names=["en-us", "fr", "pl"], run_info={"dataset": "somewhere/dataset.json"}, verbose=0)
+    result = train(
+        model,
+        train_data,
+        dev_data,
+        tmp_path / "run",
+        epochs=4,
+        early_stopping_patience=None,
+        language_names=["en-us", "fr", "pl"],
+        run_info={"dataset": "somewhere/dataset.json"},
+        verbose=0,
+    )
     info = json.loads((tmp_path / "run" / "training.json").read_text())
     val_losses = info["history"]["val_loss"]
     assert len(val_losses) == 4 and info["complete"] and info["dataset"] == "somewhere/dataset.json"
@@ -99,17 +108,40 @@ def test_model_keras_holds_the_best_dev_epoch_and_the_run_is_recorded(tmp_path):
 def test_a_killed_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_one(tmp_path):
     train_data, *_ = make_data(seed=4)
     dev_data, *_ = make_data(seed=5)
-    whole = train(fresh_model(), train_data, dev_data, tmp_path / "whole", epochs=4, early_stopping_patience=None, verbose=0)
+    whole = train(
+        fresh_model(), train_data, dev_data, tmp_path / "whole", epochs=4, early_stopping_patience=None, verbose=0
+    )
 
     with pytest.raises(KeyboardInterrupt):
-        train(fresh_model(), train_data, dev_data, tmp_path / "killed", epochs=4, early_stopping_patience=None,
-              callbacks=[KillAt(2)], verbose=0)
+        train(
+            fresh_model(),
+            train_data,
+            dev_data,
+            tmp_path / "killed",
+            epochs=4,
+            early_stopping_patience=None,
+            callbacks=[KillAt(2)],
+            verbose=0,
+        )
     assert len(json.loads((tmp_path / "killed" / "history.json").read_text())["epochs"]) == 2
     epochs = EpochLog()
-    resumed = train(fresh_model(seed=99), train_data, dev_data, tmp_path / "killed", epochs=4,
-                    early_stopping_patience=None, callbacks=[epochs], verbose=0)
+    resumed = train(
+        fresh_model(seed=99),
+        train_data,
+        dev_data,
+        tmp_path / "killed",
+        epochs=4,
+        early_stopping_patience=None,
+        callbacks=[epochs],
+        verbose=0,
+    )
     assert epochs.epochs == [2, 3]
-    assert [r["epoch"] for r in json.loads((tmp_path / "killed" / "history.json").read_text())["epochs"]] == [0, 1, 2, 3]
+    assert [r["epoch"] for r in json.loads((tmp_path / "killed" / "history.json").read_text())["epochs"]] == [
+        0,
+        1,
+        2,
+        3,
+    ]
     # Weights and optimizer state came back: the dev curve and the final model are those of the uninterrupted run.
     np.testing.assert_allclose(resumed.history["val_loss"], whole.history["val_loss"], rtol=1e-5)
     for a, b in zip(resumed.model.get_weights(), whole.model.get_weights()):
@@ -121,10 +153,25 @@ def test_early_stopping_counts_the_epochs_before_a_kill(tmp_path):
     dev_data, *_ = make_data(seed=7)
     frozen = lambda: keras.optimizers.SGD(learning_rate=0.0)  # noqa: E731 - dev MSE never improves after epoch 0
     with pytest.raises(KeyboardInterrupt):
-        train(fresh_model(optimizer=frozen()), train_data, dev_data, tmp_path / "run", epochs=10,
-              early_stopping_patience=2, callbacks=[KillAt(2)], verbose=0)
-    result = train(fresh_model(optimizer=frozen()), train_data, dev_data, tmp_path / "run", epochs=10,
-                   early_stopping_patience=2, verbose=0)
+        train(
+            fresh_model(optimizer=frozen()),
+            train_data,
+            dev_data,
+            tmp_path / "run",
+            epochs=10,
+            early_stopping_patience=2,
+            callbacks=[KillAt(2)],
+            verbose=0,
+        )
+    result = train(
+        fresh_model(optimizer=frozen()),
+        train_data,
+        dev_data,
+        tmp_path / "run",
+        epochs=10,
+        early_stopping_patience=2,
+        verbose=0,
+    )
     # Epoch 0 is the best, epochs 1 and 2 are the two without improvement: an uninterrupted run stops after 3.
     assert result.epochs_run == 3 and result.best_epoch == 0
 
@@ -135,7 +182,15 @@ def test_acoustic_metrics_are_logged_in_vocoder_units(tmp_path):
     output_mean = np.zeros(49)
     output_mean[40] = 5.0  # lf0 around e^5 = 148 Hz
     output_std = np.ones(49)
-    result = train(fresh_model(), train_data, dev_data, tmp_path / "run", epochs=1, early_stopping_patience=None,
-                   output_stats=(output_mean, output_std), verbose=0)
+    result = train(
+        fresh_model(),
+        train_data,
+        dev_data,
+        tmp_path / "run",
+        epochs=1,
+        early_stopping_patience=None,
+        output_stats=(output_mean, output_std),
+        verbose=0,
+    )
     assert {"val_mcd_db", "val_f0_rmse_hz", "val_vuv_error_percent"} <= set(result.history)
     assert result.history["val_mcd_db"][0] > 0 and 0 <= result.history["val_vuv_error_percent"][0] <= 100

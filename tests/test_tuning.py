@@ -17,7 +17,7 @@ from mlms_keras import cli
 from mlms_keras.data.pipeline import load_dataset
 from mlms_keras.data.prepare import prepare_dataset
 from mlms_keras.data.teacher import build_teacher_corpus
-from mlms_keras.models import MLMSConfig
+from mlms_keras.models.acoustic import MLMSConfig
 from tuning.export import load_preset
 from tuning.hypermodel import MLMSHyperModel
 from tuning.results import TrialResult, best_result, read_results, results_markdown, write_results
@@ -29,10 +29,31 @@ SPEAKERS = ["en-us-female", "fr-female", "de-female", "pl-female"]
 TRAINING_LANGUAGES = {"en-us", "fr", "de"}
 TRAINING_SPEAKERS = {"en-us-female", "fr-female", "de-female"}
 # One chunk shape (one XLA compile per trial), two steps, one epoch: the smallest real training.
-SWEEP = dict(preset="tiny", epochs=1, batch_size=4, steps_per_epoch=2, chunk_frames=64, patience=3, seed=0,
-             verbose=0, progress=False, command="mlms tune (pytest)")
-CLI_SWEEP = ["--preset", "tiny", "--epochs", "1", "--batch-size", "4", "--steps-per-epoch", "2",
-             "--chunk-frames", "64", "--quiet"]
+SWEEP = dict(
+    preset="tiny",
+    epochs=1,
+    batch_size=4,
+    steps_per_epoch=2,
+    chunk_frames=64,
+    patience=3,
+    seed=0,
+    verbose=0,
+    progress=False,
+    command="mlms tune (pytest)",
+)
+CLI_SWEEP = [
+    "--preset",
+    "tiny",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "4",
+    "--steps-per-epoch",
+    "2",
+    "--chunk-frames",
+    "64",
+    "--quiet",
+]
 
 
 def tiny_tower_parameters(input_dim):
@@ -232,16 +253,20 @@ def test_hypermodel_searches_l_up_to_the_language_count_and_optional_width_and_l
     with pytest.raises(ValueError, match="max_language_space_dim.*exceeds the number of languages"):
         MLMSHyperModel(config, max_language_space_dim=4)
     with pytest.raises(ValueError, match="code_init='random'"):
-        MLMSHyperModel(MLMSConfig.preset("tiny", input_dim=5, num_languages=3, num_speakers=2, language_space_dim=3,
-                                         code_init="one_hot"))
+        MLMSHyperModel(
+            MLMSConfig.preset(
+                "tiny", input_dim=5, num_languages=3, num_speakers=2, language_space_dim=3, code_init="one_hot"
+            )
+        )
     with pytest.raises(ValueError, match="tower_widths"):
         MLMSHyperModel(config, tower_widths=[16, 16])
 
 
 def _run_grid(directory, max_trials, hyperparameters):
     """Runs a ResumableGridOracle without training: each trial scores its L; returns the values tried now."""
-    oracle = ResumableGridOracle(objective=keras_tuner.Objective("val_loss", "min"), max_trials=max_trials,
-                                 hyperparameters=hyperparameters)
+    oracle = ResumableGridOracle(
+        objective=keras_tuner.Objective("val_loss", "min"), max_trials=max_trials, hyperparameters=hyperparameters
+    )
     oracle._set_project_dir(str(directory), "grid")  # what keras_tuner.Tuner does with `directory`
     if (directory / "grid" / "oracle.json").exists():
         oracle.reload()
@@ -309,7 +334,9 @@ def test_a_sweep_killed_during_a_trial_resumes_with_that_trial_and_keeps_the_fin
     with pytest.raises(KeyboardInterrupt):
         run_sweep(make_tuner(hypermodel, tmp_path, max_trials=2), data, data, epochs=1)
     assert [(r.language_space_dim, r.status) for r in trial_results(make_tuner(hypermodel, tmp_path, 2))] == [
-        (1, "COMPLETED"), (2, "RUNNING")]
+        (1, "COMPLETED"),
+        (2, "RUNNING"),
+    ]
 
     resumed = make_tuner(hypermodel, tmp_path, max_trials=2)
     run_sweep(resumed, data, data, epochs=1)
@@ -347,7 +374,9 @@ def test_cli_help_shows_an_example(capsys):
 
 
 def test_importing_tuning_and_its_cli_module_loads_neither_tensorflow_nor_keras_tuner():
-    code = ("import sys, tuning, tuning.sweep; "
-            "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))")
+    code = (
+        "import sys, tuning, tuning.sweep; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))"
+    )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert completed.stdout.strip() == "[]"

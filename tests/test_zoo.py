@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from voice_testing import TEST_LANGUAGES, TEST_SPEAKERS, build_test_voice
 
 from mlms_keras import zoo
 from mlms_keras.cli import main
-from voice_testing import TEST_LANGUAGES, TEST_SPEAKERS, build_test_voice
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
@@ -59,8 +59,11 @@ def test_a_loaded_voice_computes_what_the_saved_models_computed(voice):
     rng = np.random.default_rng(0)
     for original, restored in ((acoustic, loaded.acoustic_model), (duration, loaded.duration_model)):
         dim = original.input["linguistic"].shape[-1]
-        inputs = {"linguistic": rng.normal(size=(2, 7, dim)).astype("float32"),
-                  "language": np.array([0, 2], "int32"), "speaker": np.array([1, 2], "int32")}
+        inputs = {
+            "linguistic": rng.normal(size=(2, 7, dim)).astype("float32"),
+            "language": np.array([0, 2], "int32"),
+            "speaker": np.array([1, 2], "int32"),
+        }
         np.testing.assert_allclose(np.asarray(restored(inputs)), np.asarray(original(inputs)), rtol=1e-5, atol=1e-6)
     assert loaded.languages == {code: i for i, code in enumerate(TEST_LANGUAGES)}
     assert {name: entry["language"] for name, entry in loaded.speakers.items()} == TEST_SPEAKERS
@@ -116,7 +119,9 @@ def test_a_corrupted_download_is_refused_and_dropped_from_the_cache(voice, keras
 def test_a_url_metadata_hash_is_checked_when_given(voice, keras_home, tmp_path):
     folder, entry, _, _ = voice
     wrong = "0" * 64
-    with pytest.raises(zoo.VoiceHashError, match=f"metadata.json.*expected {wrong}.*got {entry['files']['metadata.json']}"):
+    with pytest.raises(
+        zoo.VoiceHashError, match=f"metadata.json.*expected {wrong}.*got {entry['files']['metadata.json']}"
+    ):
         zoo.load_voice(folder.as_uri(), sha256=wrong)
     assert zoo.load_voice(folder.as_uri(), sha256=entry["files"]["metadata.json"]).name == "test-voice"
 
@@ -180,17 +185,37 @@ def test_cli_lists_and_describes_voices(voice, capsys):
 @pytest.mark.slow
 def test_a_plain_install_ships_the_voices_and_loads_them_from_anywhere(tmp_path):
     wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPOSITORY), "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(wheel_dir)], check=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPOSITORY),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+        ],
+        check=True,
+        cwd=tmp_path,
+    )
     wheel = next(wheel_dir.glob("mlms_keras-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
-                   check=True, cwd=tmp_path)
-    script = ("import mlms_keras, zoo as shipped; from mlms_keras.zoo import list_voices, load_voice;"
-              "v = load_voice(list_voices()[0]['name']);"
-              "print(mlms_keras.__file__, shipped.__file__, v.folder, len(v.speakers))")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+        check=True,
+        cwd=tmp_path,
+    )
+    script = (
+        "import mlms_keras, zoo as shipped; from mlms_keras.zoo import list_voices, load_voice;"
+        "v = load_voice(list_voices()[0]['name']);"
+        "print(mlms_keras.__file__, shipped.__file__, v.folder, len(v.speakers))"
+    )
     environment = dict(os.environ, PYTHONPATH=str(site), TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=environment,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=True, cwd=tmp_path, env=environment, capture_output=True, text=True
+    )
     package_file, zoo_file, voice_folder, speakers = result.stdout.split()
     for path in (package_file, zoo_file, voice_folder):
         assert path.startswith(str(site)), path  # the installed copy, not the source checkout

@@ -9,10 +9,10 @@ WORLD pulse train (the hard part of streaming synthesis) is exercised.
 import numpy as np
 
 from mlms_keras import vocoder
-from mlms_keras.duration import DurationStatistics, build_duration_model, duration_config
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.linguistic import FeatureLayout
-from mlms_keras.models import MLMSConfig, build_mlms_model
+from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
+from mlms_keras.models.duration import DurationStatistics, build_duration_model, duration_config
 from mlms_keras.zoo import save_voice
 
 TEST_LANGUAGES = ("en-us", "fr", "pl")
@@ -35,25 +35,44 @@ def build_test_voice(folder, name="test-voice", seed=0):
 
     keras.utils.set_random_seed(seed)
     layout = FeatureLayout.for_languages(TEST_LANGUAGES)
-    acoustic = build_mlms_model(MLMSConfig.preset("tiny", input_dim=layout.frame_dimension,
-                                                  num_languages=len(TEST_LANGUAGES), num_speakers=len(TEST_SPEAKERS)))
+    acoustic = build_mlms_model(
+        MLMSConfig.preset(
+            "tiny", input_dim=layout.frame_dimension, num_languages=len(TEST_LANGUAGES), num_speakers=len(TEST_SPEAKERS)
+        )
+    )
     duration = build_duration_model(duration_config("tiny", layout.dimension, len(TEST_LANGUAGES), len(TEST_SPEAKERS)))
     output_mean, output_std = speech_statistics()
     input_mean = np.zeros(layout.frame_dimension, np.float32)
     input_std = np.ones(layout.frame_dimension, np.float32)
     input_std[-1] = 10.0  # the duration-in-frames input, so that it stays of order one
-    statistics = DurationStatistics(np.zeros(layout.dimension, np.float32), np.ones(layout.dimension, np.float32),
-                                    duration_mean=9.0, duration_std=3.0, layout_fingerprint=layout.fingerprint,
-                                    count=1)
+    statistics = DurationStatistics(
+        np.zeros(layout.dimension, np.float32),
+        np.ones(layout.dimension, np.float32),
+        duration_mean=9.0,
+        duration_std=3.0,
+        layout_fingerprint=layout.fingerprint,
+        count=1,
+    )
     entry = save_voice(
-        folder, name=name, acoustic_model=acoustic, duration_model=duration, layout=layout,
-        normalisation={"input_mean": input_mean, "input_std": input_std, "output_mean": output_mean,
-                       "output_std": output_std},
+        folder,
+        name=name,
+        acoustic_model=acoustic,
+        duration_model=duration,
+        layout=layout,
+        normalisation={
+            "input_mean": input_mean,
+            "input_std": input_std,
+            "output_mean": output_mean,
+            "output_std": output_std,
+        },
         duration_statistics=statistics,
         languages={code: index for index, code in enumerate(TEST_LANGUAGES)},
-        speakers={speaker: {"id": index, "language": language}
-                  for index, (speaker, language) in enumerate(TEST_SPEAKERS.items())},
-        sample_rate=vocoder.DEFAULT_SAMPLE_RATE, description="untrained test voice",
+        speakers={
+            speaker: {"id": index, "language": language}
+            for index, (speaker, language) in enumerate(TEST_SPEAKERS.items())
+        },
+        sample_rate=vocoder.DEFAULT_SAMPLE_RATE,
+        description="untrained test voice",
         extra_metadata={"metrics": {}, "commands": ["tests/voice_testing.py"]},
     )
     return entry, acoustic, duration, layout
@@ -73,6 +92,7 @@ def tiny_prepared_dataset(base_folder):
     prepared = base_folder / "prepared"
     if not (prepared / "dataset.json").is_file():
         build_teacher_corpus(base_folder / "corpus", preset="tiny", seed=0, workers=1, progress=False)
-        prepare_dataset(base_folder / "corpus", prepared, workers=1, f0_method="dio", utterances_per_shard=16,
-                        progress=False)
+        prepare_dataset(
+            base_folder / "corpus", prepared, workers=1, f0_method="dio", utterances_per_shard=16, progress=False
+        )
     return prepared

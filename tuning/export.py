@@ -65,7 +65,7 @@ def export_preset(model, out_dir, metadata):
     """Writes `model` as a preset folder `out_dir` (replacing an existing one atomically).
 
     Args:
-        model: a Keras model built by `mlms_keras.models.build_mlms_model` (its `config_of` is recorded).
+        model: a Keras model built by `mlms_keras.models.acoustic.build_mlms_model` (its `config_of` is recorded).
         out_dir: the preset folder to create.
         metadata: JSON-serialisable dict merged into `metadata.json` (languages, speakers, normalisation
             statistics, metrics, command, ...). NaN and infinity are rejected.
@@ -75,7 +75,7 @@ def export_preset(model, out_dir, metadata):
     """
     import keras
 
-    from mlms_keras.models import config_of
+    from mlms_keras.models.acoustic import config_of
     from mlms_keras.zoo import sha256_of
 
     out_dir = Path(out_dir)

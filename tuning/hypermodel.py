@@ -19,7 +19,7 @@ import dataclasses
 import keras
 import keras_tuner
 
-from mlms_keras.models import MLMSConfig, build_mlms_model
+from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 
 HP_LANGUAGE_SPACE_DIM = "language_space_dim"
 HP_TOWER_WIDTH = "tower_width"
@@ -93,8 +93,10 @@ class MLMSHyperModel(keras_tuner.HyperModel):
             )
         if max_language_space_dim is None:
             max_language_space_dim = base_config.num_languages
-        for arg, value in (("min_language_space_dim", min_language_space_dim),
-                           ("max_language_space_dim", max_language_space_dim)):
+        for arg, value in (
+            ("min_language_space_dim", min_language_space_dim),
+            ("max_language_space_dim", max_language_space_dim),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{arg}` must be an integer >= 1; received {arg}={value!r}")
         if max_language_space_dim > base_config.num_languages:

@@ -9,7 +9,7 @@ import json
 import math
 from pathlib import Path
 
-from mlms_keras.fileio import atomic_output, atomic_write_text
+from mlms_keras.utils.fileio import atomic_output, atomic_write_text
 
 RESULTS_JSON = "results.json"
 RESULTS_MARKDOWN = "results.md"
@@ -33,7 +33,7 @@ class TrialResult:
         parameter_count: trainable and non-trainable parameters of the trial's model.
         seconds: wall-clock seconds of the trial's training (build, fit and validation).
         dev_mse_per_language: `{language code: dev MSE}` at the best epoch, pooled over each language's
-            unmasked frames (`mlms_keras.training.PerLanguageDevMSE`); `None` when not recorded.
+            unmasked frames (`mlms_keras.training.fit.PerLanguageDevMSE`); `None` when not recorded.
         error: last line of the error of a failed trial.
     """
 
@@ -106,8 +106,9 @@ def results_markdown(results, header=None):
             f"{result.status} |"
         )
     lines.append("")
-    languages = sorted({code for r in results if r.completed and r.dev_mse_per_language
-                        for code in r.dev_mse_per_language})
+    languages = sorted(
+        {code for r in results if r.completed and r.dev_mse_per_language for code in r.dev_mse_per_language}
+    )
     if languages:
         lines += [
             "Dev MSE per language at each trial's best epoch (squared errors pooled over the language's unmasked "
@@ -131,12 +132,15 @@ def results_markdown(results, header=None):
     failed = [result for result in results if not result.completed and result.status != "RUNNING"]
     if failed:
         lines += ["", "Trials that did not complete (not re-run on resume; use a new directory to retry them):", ""]
-        lines += [f"- trial {r.trial_id} (L = {r.language_space_dim}): {r.status}: {r.error or 'no message'}"
-                  for r in failed]
+        lines += [
+            f"- trial {r.trial_id} (L = {r.language_space_dim}): {r.status}: {r.error or 'no message'}" for r in failed
+        ]
     interrupted = [result for result in results if result.status == "RUNNING"]
     if interrupted:
-        lines += ["", "Interrupted trials (re-run when the sweep resumes): "
-                  + ", ".join(r.trial_id for r in interrupted)]
+        lines += [
+            "",
+            "Interrupted trials (re-run when the sweep resumes): " + ", ".join(r.trial_id for r in interrupted),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -207,21 +211,35 @@ def plot_dev_mse(results, path, title="MLMS sweep: dev MSE against the language-
     axes = figure.add_subplot()
     groups = sorted({(r.tower_width, r.learning_rate) for r in completed})
     for width, learning_rate in groups:
-        points = sorted((r.language_space_dim, r.dev_mse) for r in completed
-                        if (r.tower_width, r.learning_rate) == (width, learning_rate))
+        points = sorted(
+            (r.language_space_dim, r.dev_mse)
+            for r in completed
+            if (r.tower_width, r.learning_rate) == (width, learning_rate)
+        )
         label = f"width {width}, lr {learning_rate:g}"
         axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     if len(groups) == 1:
         languages = sorted({code for r in completed if r.dev_mse_per_language for code in r.dev_mse_per_language})
         for code in languages:
-            points = sorted((r.language_space_dim, r.dev_mse_per_language[code]) for r in completed
-                            if r.dev_mse_per_language and r.dev_mse_per_language.get(code) is not None)
-            axes.plot([p[0] for p in points], [p[1] for p in points], linestyle="--", linewidth=0.9, alpha=0.6,
-                      label=code)
+            points = sorted(
+                (r.language_space_dim, r.dev_mse_per_language[code])
+                for r in completed
+                if r.dev_mse_per_language and r.dev_mse_per_language.get(code) is not None
+            )
+            axes.plot(
+                [p[0] for p in points], [p[1] for p in points], linestyle="--", linewidth=0.9, alpha=0.6, label=code
+            )
     best = best_result(results)
     if best is not None:
-        axes.plot([best.language_space_dim], [best.dev_mse], marker="*", markersize=16, linestyle="none",
-                  color="black", label=f"best (L = {best.language_space_dim})")
+        axes.plot(
+            [best.language_space_dim],
+            [best.dev_mse],
+            marker="*",
+            markersize=16,
+            linestyle="none",
+            color="black",
+            label=f"best (L = {best.language_space_dim})",
+        )
     if not completed:
         axes.text(0.5, 0.5, "no completed trial", ha="center", va="center", transform=axes.transAxes)
     axes.set_xlabel("language-space dimension L (basis towers)")

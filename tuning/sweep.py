@@ -75,8 +75,9 @@ def training_tables(manifest):
         key=lambda entry: entry["id"],
     )
     codes = {entry["code"] for entry in languages}
-    speakers = sorted((entry for entry in manifest.data["speakers"] if entry["language"] in codes),
-                      key=lambda entry: entry["id"])
+    speakers = sorted(
+        (entry for entry in manifest.data["speakers"] if entry["language"] in codes), key=lambda entry: entry["id"]
+    )
     for kind, table in (("language", languages), ("speaker", speakers)):
         ids = [int(entry["id"]) for entry in table]
         if ids != list(range(len(ids))):
@@ -150,7 +151,7 @@ def tune_dataset(
 
     from mlms_keras.data.manifest import Manifest
     from mlms_keras.data.pipeline import load_dataset
-    from mlms_keras.models import MLMSConfig
+    from mlms_keras.models.acoustic import MLMSConfig
     from mlms_keras.zoo import sha256_of
     from tuning.hypermodel import MLMSHyperModel
     from tuning.results import best_result, write_results
@@ -158,8 +159,14 @@ def tune_dataset(
 
     if preset not in MODEL_PRESETS:
         raise ValueError(f"`preset` must be one of {MODEL_PRESETS}; received preset={preset!r}")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
-                        ("validation_steps", validation_steps), ("patience", patience), ("chunk_frames", chunk_frames)):
+    for name, value in (
+        ("epochs", epochs),
+        ("batch_size", batch_size),
+        ("steps_per_epoch", steps_per_epoch),
+        ("validation_steps", validation_steps),
+        ("patience", patience),
+        ("chunk_frames", chunk_frames),
+    ):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"`{name}` must be an integer >= 1 (or None where optional); received {name}={value!r}")
     manifest = Manifest.load(dataset)
@@ -195,12 +202,12 @@ def tune_dataset(
         "training languages": ", ".join(codes),
         "speakers": len(speakers),
         "model preset": f"{preset}: ReLU {base_config.relu_units}, {base_config.lstm_layers} LSTMP layers of "
-                        f"{base_config.lstm_cells} cells projected to {base_config.lstm_projection}",
+        f"{base_config.lstm_cells} cells projected to {base_config.lstm_projection}",
         "search": f"{search}, L in [{hypermodel.min_language_space_dim}, {hypermodel.max_language_space_dim}], "
-                  f"max {max_trials} trials, seed {seed}",
+        f"max {max_trials} trials, seed {seed}",
         "budget per trial": f"{epochs} epochs"
-                            + (f" x {steps_per_epoch} steps" if steps_per_epoch else "")
-                            + f", batch {batch_size}, early stopping patience {patience}",
+        + (f" x {steps_per_epoch} steps" if steps_per_epoch else "")
+        + f", batch {batch_size}, early stopping patience {patience}",
         "objective": "val_loss (min)",
     }
     if command:
@@ -209,23 +216,49 @@ def tune_dataset(
     def write_table(tuner):
         write_results(trial_results(tuner), directory, header)
 
-    tuner = make_tuner(hypermodel, directory, max_trials=max_trials, search=search, seed=seed,
-                       settings=settings, overwrite=overwrite, progress=progress, after_trial=write_table)
+    tuner = make_tuner(
+        hypermodel,
+        directory,
+        max_trials=max_trials,
+        search=search,
+        seed=seed,
+        settings=settings,
+        overwrite=overwrite,
+        progress=progress,
+        after_trial=write_table,
+    )
     trials_before = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values())
 
     repeat = steps_per_epoch is not None
     # Full batches only: every distinct batch shape costs the XLA time loops a compile.
-    train_data = load_dataset(manifest.folder, "train", batch_size, languages=codes, seed=seed, repeat=repeat,
-                              chunk_frames=chunk_frames, cache=cache, drop_remainder=True)
+    train_data = load_dataset(
+        manifest.folder,
+        "train",
+        batch_size,
+        languages=codes,
+        seed=seed,
+        repeat=repeat,
+        chunk_frames=chunk_frames,
+        cache=cache,
+        drop_remainder=True,
+    )
     # The dev set is scored on whole utterances, also when training uses truncated-BPTT chunks.
     dev_data = load_dataset(manifest.folder, "dev", batch_size, languages=codes, shuffle=False, cache=cache)
     # A known length spares Keras's "input ran out of data" warning after each validation pass.
     dev_data = dev_data.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in dev_data)))
     try:
-        run_sweep(tuner, train_data, dev_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  validation_steps=validation_steps, patience=patience,
-                  tensorboard_dir=directory / "logs" if tensorboard else None, language_names=codes,
-                  verbose=verbose)
+        run_sweep(
+            tuner,
+            train_data,
+            dev_data,
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            patience=patience,
+            tensorboard_dir=directory / "logs" if tensorboard else None,
+            language_names=codes,
+            verbose=verbose,
+        )
     except RuntimeError as error:
         if "consecutive failures" not in str(error):
             raise
@@ -244,15 +277,26 @@ def tune_dataset(
 
     preset_dir = None
     if export and best is not None:
-        preset_dir = export_best_model(tuner, best, directory / BEST_MODEL_FOLDER, manifest, languages, speakers,
-                                       search=search, directory=directory, project_name=PROJECT_NAME,
-                                       command=command)
-    return SweepSummary(results=results, best=best, files=files, preset_dir=preset_dir, tuner=tuner,
-                        trials_run=trials_run)
+        preset_dir = export_best_model(
+            tuner,
+            best,
+            directory / BEST_MODEL_FOLDER,
+            manifest,
+            languages,
+            speakers,
+            search=search,
+            directory=directory,
+            project_name=PROJECT_NAME,
+            command=command,
+        )
+    return SweepSummary(
+        results=results, best=best, files=files, preset_dir=preset_dir, tuner=tuner, trials_run=trials_run
+    )
 
 
-def export_best_model(tuner, best, out_dir, manifest, languages, speakers, search, directory, project_name,
-                      command=None):
+def export_best_model(
+    tuner, best, out_dir, manifest, languages, speakers, search, directory, project_name, command=None
+):
     """Exports trial `best` (a `TrialResult`) of `tuner` as a zoo preset folder; returns its path."""
     from mlms_keras.zoo import sha256_of
     from tuning.export import export_preset
@@ -287,8 +331,11 @@ def export_best_model(tuner, best, out_dir, manifest, languages, speakers, searc
             "output_dim": manifest.output_dim,
             "acoustic_layout": manifest.data.get("acoustic_layout"),
         },
-        "metrics": {"dev_mse": best.dev_mse, "val_loss": best.dev_mse,
-                    "dev_mse_per_language": best.dev_mse_per_language},
+        "metrics": {
+            "dev_mse": best.dev_mse,
+            "val_loss": best.dev_mse,
+            "dev_mse_per_language": best.dev_mse_per_language,
+        },
         "training": {
             "objective": "val_loss",
             "search": search,
@@ -318,9 +365,23 @@ def _comma_list(kind):
 
 def _command_line(prefix, args):
     """The canonical command line of a parsed `tune` invocation (every option spelled out)."""
-    words = shlex.split(prefix) + [args.dataset, "--directory", args.directory, "--max-trials", str(args.max_trials),
-                                   "--preset", args.preset, "--search", args.search, "--epochs", str(args.epochs),
-                                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    words = shlex.split(prefix) + [
+        args.dataset,
+        "--directory",
+        args.directory,
+        "--max-trials",
+        str(args.max_trials),
+        "--preset",
+        args.preset,
+        "--search",
+        args.search,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--seed",
+        str(args.seed),
+    ]
     optional = (
         ("--min-language-space-dim", args.min_language_space_dim),
         ("--max-language-space-dim", args.max_language_space_dim),
@@ -345,22 +406,40 @@ def _configure_parser(parser, command_prefix):
     parser.add_argument("--max-trials", type=int, default=6, help="trials in all, finished ones included (default 6)")
     parser.add_argument("--preset", choices=MODEL_PRESETS, default="small", help="model size besides L (default small)")
     parser.add_argument("--min-language-space-dim", type=int, default=None, help="smallest L (default 1)")
-    parser.add_argument("--max-language-space-dim", type=int, default=None,
-                        help="largest L (default: the number of training languages)")
-    parser.add_argument("--tower-widths", type=_comma_list(int), default=None,
-                        help="also search tower widths, e.g. 64,128 (ReLU units = LSTMP cells; projection = width/2)")
-    parser.add_argument("--learning-rates", type=_comma_list(float), default=None,
-                        help="also search Adam learning rates, e.g. 1e-3,3e-4")
+    parser.add_argument(
+        "--max-language-space-dim", type=int, default=None, help="largest L (default: the number of training languages)"
+    )
+    parser.add_argument(
+        "--tower-widths",
+        type=_comma_list(int),
+        default=None,
+        help="also search tower widths, e.g. 64,128 (ReLU units = LSTMP cells; projection = width/2)",
+    )
+    parser.add_argument(
+        "--learning-rates",
+        type=_comma_list(float),
+        default=None,
+        help="also search Adam learning rates, e.g. 1e-3,3e-4",
+    )
     parser.add_argument("--learning-rate", type=float, default=None, help="fixed Adam learning rate (default 1e-3)")
-    parser.add_argument("--search", choices=("grid", "random", "bayesian"), default="grid",
-                        help="search algorithm (default grid: L = 1, 2, ... in order)")
+    parser.add_argument(
+        "--search",
+        choices=("grid", "random", "bayesian"),
+        default="grid",
+        help="search algorithm (default grid: L = 1, 2, ... in order)",
+    )
     parser.add_argument("--epochs", type=int, default=10, help="epoch budget per trial (default 10)")
     parser.add_argument("--batch-size", type=int, default=16, help="utterances per batch (default 16)")
-    parser.add_argument("--steps-per-epoch", type=int, default=None,
-                        help="training batches per epoch (default: one pass)")
+    parser.add_argument(
+        "--steps-per-epoch", type=int, default=None, help="training batches per epoch (default: one pass)"
+    )
     parser.add_argument("--validation-steps", type=int, default=None, help="dev batches per validation (default: all)")
-    parser.add_argument("--patience", type=int, default=3,
-                        help="early stopping after this many epochs without a lower val_loss (default 3)")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=3,
+        help="early stopping after this many epochs without a lower val_loss (default 3)",
+    )
     parser.add_argument("--chunk-frames", type=int, default=None, help="truncated-BPTT chunk length in frames")
     parser.add_argument("--seed", type=int, default=0, help="seed of data order, oracle and initialisation")
     parser.add_argument("--cache", action="store_true", help="keep decoded utterances in memory")
@@ -434,21 +513,26 @@ def _run_tune(args):
         print(f"{args.command_prefix}: error: {error}", file=sys.stderr)
         return 1
     completed = sum(result.completed for result in summary.results)
-    print(f"{args.directory}: {summary.trials_run} trials run now, {completed} completed in all, "
-          f"{len(summary.results) - completed} not completed")
+    print(
+        f"{args.directory}: {summary.trials_run} trials run now, {completed} completed in all, "
+        f"{len(summary.results) - completed} not completed"
+    )
     print(f"table: {summary.files['markdown']}  plot: {summary.files['plot']}")
     if summary.best is None:
         print("no trial completed; see the table for the errors", file=sys.stderr)
         return 1
-    print(f"best: trial {summary.best.trial_id}, L = {summary.best.language_space_dim}, "
-          f"dev MSE {summary.best.dev_mse:.4f}" + (f"; exported to {summary.preset_dir}" if summary.preset_dir else ""))
+    print(
+        f"best: trial {summary.best.trial_id}, L = {summary.best.language_space_dim}, "
+        f"dev MSE {summary.best.dev_mse:.4f}" + (f"; exported to {summary.preset_dir}" if summary.preset_dir else "")
+    )
     return 0
 
 
 def main(argv=None):
     """`python -m tuning.sweep DATASET --max-trials N --directory DIR` (the same options as `mlms tune`)."""
-    parser = argparse.ArgumentParser(prog="python -m tuning.sweep", description=_EXAMPLE,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tuning.sweep", description=_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     _configure_parser(parser, "python -m tuning.sweep")
     args = parser.parse_args(argv)
     return args.handler(args)

@@ -22,7 +22,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from mlms_keras.training import PerLanguageDevMSE
+from mlms_keras.training.fit import PerLanguageDevMSE
 from tuning.hypermodel import HP_LANGUAGE_SPACE_DIM, HP_LEARNING_RATE, HP_TOWER_WIDTH
 from tuning.results import TrialResult, write_text_atomically
 
@@ -120,7 +120,9 @@ class SweepTuner(keras_tuner.Tuner):
             message = (trial.message or "").strip().splitlines()
             logger.warning(
                 "trial %s (L=%s) %s: %s; it is recorded and skipped, the sweep goes on",
-                trial.trial_id, values.get(HP_LANGUAGE_SPACE_DIM), trial.status.lower(),
+                trial.trial_id,
+                values.get(HP_LANGUAGE_SPACE_DIM),
+                trial.status.lower(),
                 message[-1] if message else "no message",
             )
         if self._bar is not None:
@@ -172,8 +174,18 @@ def _check_settings(directory, settings, overwrite):
     write_text_atomically(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
-def make_tuner(hypermodel, directory, max_trials, search="grid", seed=0, project_name=PROJECT_NAME,
-               settings=None, overwrite=False, progress=False, after_trial=None):
+def make_tuner(
+    hypermodel,
+    directory,
+    max_trials,
+    search="grid",
+    seed=0,
+    project_name=PROJECT_NAME,
+    settings=None,
+    overwrite=False,
+    progress=False,
+    after_trial=None,
+):
     """Creates the sweep's tuner, or reloads the sweep already in `directory`.
 
     Args:
@@ -197,16 +209,35 @@ def make_tuner(hypermodel, directory, max_trials, search="grid", seed=0, project
         raise ValueError(f"`max_trials` must be an integer >= 1; received max_trials={max_trials!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    recorded = dict(settings or {}, search=search, seed=int(seed), project_name=project_name,
-                    search_space=hypermodel.describe())
+    recorded = dict(
+        settings or {}, search=search, seed=int(seed), project_name=project_name, search_space=hypermodel.describe()
+    )
     oracle = _oracle(search, max_trials, seed)  # validates `search` before anything is written
     _check_settings(directory, recorded, overwrite)
-    return SweepTuner(oracle, hypermodel, seed=seed, progress=progress, after_trial=after_trial,
-                      directory=str(directory), project_name=project_name, overwrite=overwrite)
+    return SweepTuner(
+        oracle,
+        hypermodel,
+        seed=seed,
+        progress=progress,
+        after_trial=after_trial,
+        directory=str(directory),
+        project_name=project_name,
+        overwrite=overwrite,
+    )
 
 
-def run_sweep(tuner, train_data, dev_data, epochs, steps_per_epoch=None, validation_steps=None, patience=None,
-              tensorboard_dir=None, language_names=None, verbose=0):
+def run_sweep(
+    tuner,
+    train_data,
+    dev_data,
+    epochs,
+    steps_per_epoch=None,
+    validation_steps=None,
+    patience=None,
+    tensorboard_dir=None,
+    language_names=None,
+    verbose=0,
+):
     """Runs the trials the tuner still has to run (none when the sweep is finished).
 
     Args:
@@ -219,7 +250,7 @@ def run_sweep(tuner, train_data, dev_data, epochs, steps_per_epoch=None, validat
         patience: early stopping on `val_loss` after this many epochs without improvement (`None`: off).
         tensorboard_dir: optional TensorBoard log folder (one subfolder per trial, with the hyperparameters).
         language_names: optional language codes by id; when given, each epoch also records the dev MSE of each
-            language (`mlms_keras.training.PerLanguageDevMSE`, `val_mse_<code>`; an extra pass over the dev set).
+            language (`mlms_keras.training.fit.PerLanguageDevMSE`, `val_mse_<code>`; an extra pass over the dev set).
         verbose: `model.fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     """
     callbacks = [keras.callbacks.TerminateOnNaN()]
@@ -285,7 +316,7 @@ def _values_at_step(trial, prefix, step):
         if name.startswith(prefix):
             at_step = [observation for observation in trial.metrics.get_history(name) if observation.step == step]
             if at_step:
-                values[name[len(prefix):]] = float(np.mean(at_step[-1].value))
+                values[name[len(prefix) :]] = float(np.mean(at_step[-1].value))
     return values
 
 

@@ -108,7 +108,7 @@ class Manifest:
         self._layout = None
 
     @classmethod
-    def load(cls, path) -> "Manifest":
+    def load(cls, path) -> Manifest:
         """Read ``dataset.json`` from a prepared dataset folder (or the file itself); errors name the file."""
         path = Path(path)
         file = path if path.is_file() else path / MANIFEST_NAME
@@ -232,5 +232,7 @@ class Manifest:
 
     def __repr__(self):
         counts = {split: len(self.utterance_ids(split)) for split in self.split_names}
-        return (f"Manifest({str(self.folder)!r}, input_dim={self.input_dim}, languages={list(self.languages)}, "
-                f"speakers={self.num_speakers}, utterances={counts})")
+        return (
+            f"Manifest({str(self.folder)!r}, input_dim={self.input_dim}, languages={list(self.languages)}, "
+            f"speakers={self.num_speakers}, utterances={counts})"
+        )

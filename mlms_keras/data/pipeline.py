@@ -93,12 +93,15 @@ def parse_example(serialized, input_dim, phoneme_dim, output_dim=49):
     import tensorflow as tf
 
     record = tf.io.parse_single_example(serialized, _record_spec())
-    record["linguistic"] = tf.reshape(tf.io.decode_raw(record["linguistic"], tf.float32, little_endian=True),
-                                      [-1, input_dim])
-    record["acoustic"] = tf.reshape(tf.io.decode_raw(record["acoustic"], tf.float32, little_endian=True),
-                                    [-1, output_dim])
+    record["linguistic"] = tf.reshape(
+        tf.io.decode_raw(record["linguistic"], tf.float32, little_endian=True), [-1, input_dim]
+    )
+    record["acoustic"] = tf.reshape(
+        tf.io.decode_raw(record["acoustic"], tf.float32, little_endian=True), [-1, output_dim]
+    )
     record["phoneme_linguistic"] = tf.reshape(
-        tf.io.decode_raw(record["phoneme_linguistic"], tf.float32, little_endian=True), [-1, phoneme_dim])
+        tf.io.decode_raw(record["phoneme_linguistic"], tf.float32, little_endian=True), [-1, phoneme_dim]
+    )
     record["durations"] = tf.sparse.to_dense(record["durations"])
     return record
 
@@ -122,8 +125,11 @@ def read_utterances(path, split=None, ids=None):
     splits = [split] if split is not None else list(manifest.split_names)
     files = [file for name in splits for file in manifest.shard_paths(name)]
     if wanted is not None:
-        files = [file for file in files if any(manifest.utterances[i]["shard"] in file for i in wanted
-                                               if i in manifest.utterances)]
+        files = [
+            file
+            for file in files
+            if any(manifest.utterances[i]["shard"] in file for i in wanted if i in manifest.utterances)
+        ]
     for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         record = parse_example(serialized, manifest.input_dim, manifest.layout.dimension, manifest.output_dim)
         utterance_id = record["utterance_id"].numpy().decode("utf-8")
@@ -161,15 +167,34 @@ def _normalisation_source(manifest, normalisation):
         manifest.layout.require_compatible(source.layout, what="normalisation statistics")
     identity = [index for index, name in enumerate(manifest.layout.frame_feature_names) if is_identity_feature(name)]
     if not (np.all(source.input_mean[identity] == 0.0) and np.all(source.input_std[identity] == 1.0)):
-        raise ValueError(f"{source.folder}: phoneme-identity inputs are normalised in this manifest, so a real frame "
-                         "could become an all-zero (padding) row; re-run `mlms prepare` with this package version.")
+        raise ValueError(
+            f"{source.folder}: phoneme-identity inputs are normalised in this manifest, so a real frame "
+            "could become an all-zero (padding) row; re-run `mlms prepare` with this package version."
+        )
     return source
 
 
-def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers=None, shuffle=None, seed=None,
-                 deterministic=None, bucket_boundaries=None, chunk_frames=None, balance_languages=False,
-                 frame_mask=None, repeat=False, drop_remainder=False, shard=None, normalisation=None, cache=False,
-                 shuffle_buffer=None):
+def load_dataset(
+    path,
+    split="train",
+    batch_size=16,
+    *,
+    languages=None,
+    speakers=None,
+    shuffle=None,
+    seed=None,
+    deterministic=None,
+    bucket_boundaries=None,
+    chunk_frames=None,
+    balance_languages=False,
+    frame_mask=None,
+    repeat=False,
+    drop_remainder=False,
+    shard=None,
+    normalisation=None,
+    cache=False,
+    shuffle_buffer=None,
+):
     """A tf.data.Dataset of ``({"linguistic", "language", "speaker"}, acoustic[, frame_mask])`` batches.
 
     Args:
@@ -219,8 +244,10 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
     if shard is not None:
         index, count = shard
         if not 0 <= index < count or count > len(files):
-            raise ValueError(f"shard=({index}, {count}): need 0 <= index < count <= {len(files)} (the {split!r} "
-                             "split's shard files); prepare with a smaller --utterances-per-shard for more workers.")
+            raise ValueError(
+                f"shard=({index}, {count}): need 0 <= index < count <= {len(files)} (the {split!r} "
+                "split's shard files); prepare with a smaller --utterances-per-shard for more workers."
+            )
         files = files[index::count]
     shuffle = (split == "train") if shuffle is None else shuffle
     # Unshuffled data keeps its order, and seeded data its seeded order; only unseeded shuffling may reorder freely.
@@ -228,13 +255,19 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
     source = _normalisation_source(manifest, normalisation)
     language_ids, speaker_ids = _resolve_ids(manifest, languages, speakers)
 
-    selected = {uid: entry for uid, entry in manifest.utterances.items()
-                if entry["split"] == split and (languages is None or entry["language"] in languages)
-                and (speakers is None or entry["speaker"] in speakers)
-                and (shard is None or entry["shard"] in {os.path.basename(f) for f in files})}
+    selected = {
+        uid: entry
+        for uid, entry in manifest.utterances.items()
+        if entry["split"] == split
+        and (languages is None or entry["language"] in languages)
+        and (speakers is None or entry["speaker"] in speakers)
+        and (shard is None or entry["shard"] in {os.path.basename(f) for f in files})
+    }
     if not selected:
-        raise ValueError(f"{manifest.folder}: split {split!r} with languages={languages} and speakers={speakers} "
-                         "selects no utterance.")
+        raise ValueError(
+            f"{manifest.folder}: split {split!r} with languages={languages} and speakers={speakers} "
+            "selects no utterance."
+        )
     lengths = [entry["frames"] for entry in selected.values()]
     if cache == "auto":
         cache = sum(lengths) * (manifest.input_dim + manifest.output_dim + 1) * 4 <= AUTO_CACHE_BYTES
@@ -246,16 +279,24 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
             raise ValueError(f"bucket_boundaries must be ascending positive frame counts, got {bucket_boundaries}.")
         if max(lengths) > boundaries[-1]:
             longest = max(selected, key=lambda uid: selected[uid]["frames"])
-            raise ValueError(f"bucket_boundaries: utterance {longest} has {max(lengths)} frames, more than the last "
-                             f"boundary {boundaries[-1]}; add a larger boundary.")
+            raise ValueError(
+                f"bucket_boundaries: utterance {longest} has {max(lengths)} frames, more than the last "
+                f"boundary {boundaries[-1]}; add a larger boundary."
+            )
 
     input_dim, output_dim = manifest.input_dim, manifest.output_dim
     input_mean = tf.constant(source.input_mean)
     input_std = tf.constant(source.input_std)
     output_mean = tf.constant(source.output_mean)
     output_std = tf.constant(source.output_std)
-    silence_dims = tf.constant([index for index, name in enumerate(manifest.layout.frame_feature_names)
-                                if name in ("C_phoneme=sil", "C_phoneme=pau")], tf.int32)
+    silence_dims = tf.constant(
+        [
+            index
+            for index, name in enumerate(manifest.layout.frame_feature_names)
+            if name in ("C_phoneme=sil", "C_phoneme=pau")
+        ],
+        tf.int32,
+    )
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
 
@@ -265,9 +306,15 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
     dataset = file_dataset.interleave(
         _graph_function(lambda file: tf.data.TFRecordDataset(file, compression_type="GZIP")),
         cycle_length=min(4, len(files)) if shuffle else 1,  # unshuffled: one shard after the other
-        block_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
-    dataset = dataset.map(_graph_function(lambda record: tf.io.parse_single_example(record, _record_spec())),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic))
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=bool(deterministic),
+    )
+    dataset = dataset.map(
+        _graph_function(lambda record: tf.io.parse_single_example(record, _record_spec())),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=bool(deterministic),
+    )
     if language_ids is not None:
         dataset = dataset.filter(_graph_function(lambda r: tf.reduce_any(tf.equal(r["language"], language_ids))))
     if speaker_ids is not None:
@@ -289,8 +336,9 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
             element["mask"] = 1.0 - tf.reduce_max(tf.gather(linguistic, silence_dims, axis=1), axis=1)
         return element
 
-    dataset = dataset.map(_graph_function(decode), num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=bool(deterministic))
+    dataset = dataset.map(
+        _graph_function(decode), num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic)
+    )
     if cache:
         dataset = dataset.cache()
     if shuffle:
@@ -309,14 +357,14 @@ def load_dataset(path, split="train", batch_size=16, *, languages=None, speakers
         dataset = _bucket(dataset, boundaries, batch_size, drop_remainder, input_dim, output_dim)
 
     def to_model_inputs(element):
-        inputs = {"linguistic": element["linguistic"], "language": element["language"],
-                  "speaker": element["speaker"]}
+        inputs = {"linguistic": element["linguistic"], "language": element["language"], "speaker": element["speaker"]}
         if frame_mask is None:
             return inputs, element["acoustic"]
         return inputs, element["acoustic"], element["mask"]
 
-    dataset = dataset.map(_graph_function(to_model_inputs), num_parallel_calls=tf.data.AUTOTUNE,
-                          deterministic=bool(deterministic))
+    dataset = dataset.map(
+        _graph_function(to_model_inputs), num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic)
+    )
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
@@ -328,10 +376,12 @@ def _balance(dataset, manifest, selected, seed):
     counts = np.zeros(manifest.num_languages, np.float64)
     for entry in selected.values():
         counts[manifest.language_id(entry["language"])] += 1
-    keep_probability = tf.constant(np.where(counts > 0, counts[counts > 0].min() / np.maximum(counts, 1), 0.0),
-                                   tf.float64)
+    keep_probability = tf.constant(
+        np.where(counts > 0, counts[counts > 0].min() / np.maximum(counts, 1), 0.0), tf.float64
+    )
     draws = tf.data.Dataset.random(seed=seed).map(
-        _graph_function(lambda value: tf.cast(value % (2 ** 31), tf.float64) / 2.0 ** 31))
+        _graph_function(lambda value: tf.cast(value % (2**31), tf.float64) / 2.0**31)
+    )
     paired = tf.data.Dataset.zip((dataset, draws))
     kept = paired.filter(_graph_function(lambda element, draw: draw < tf.gather(keep_probability, element["language"])))
     return kept.map(_graph_function(lambda element, draw: element))
@@ -349,13 +399,15 @@ def _chunk(dataset, chunk_frames, input_dim, output_dim):
             padded = tf.pad(values, [[0, padding], [0, 0]])
             return tf.reshape(padded, [chunks, chunk_frames, dim])
 
-        return tf.data.Dataset.from_tensor_slices({
-            "linguistic": cut(element["linguistic"], input_dim),
-            "acoustic": cut(element["acoustic"], output_dim),
-            "mask": tf.reshape(tf.pad(element["mask"], [[0, padding]]), [chunks, chunk_frames]),
-            "language": tf.fill([chunks], element["language"]),
-            "speaker": tf.fill([chunks], element["speaker"]),
-        })
+        return tf.data.Dataset.from_tensor_slices(
+            {
+                "linguistic": cut(element["linguistic"], input_dim),
+                "acoustic": cut(element["acoustic"], output_dim),
+                "mask": tf.reshape(tf.pad(element["mask"], [[0, padding]]), [chunks, chunk_frames]),
+                "language": tf.fill([chunks], element["language"]),
+                "speaker": tf.fill([chunks], element["speaker"]),
+            }
+        )
 
     return dataset.flat_map(_graph_function(split))
 
@@ -374,10 +426,15 @@ def _bucket(dataset, boundaries, batch_size, drop_remainder, input_dim, output_d
         length = boundary_tensor[bucket]
         return window.padded_batch(
             batch_size,
-            padded_shapes={"linguistic": tf.stack([length, input_dim]), "acoustic": tf.stack([length, output_dim]),
-                           "mask": tf.reshape(length, [1]), "language": tf.constant([], tf.int64),
-                           "speaker": tf.constant([], tf.int64)},
-            drop_remainder=drop_remainder)
+            padded_shapes={
+                "linguistic": tf.stack([length, input_dim]),
+                "acoustic": tf.stack([length, output_dim]),
+                "mask": tf.reshape(length, [1]),
+                "language": tf.constant([], tf.int64),
+                "speaker": tf.constant([], tf.int64),
+            },
+            drop_remainder=drop_remainder,
+        )
 
     return dataset.group_by_window(_graph_function(key), _graph_function(reduce), window_size=batch_size)
 
@@ -386,9 +443,13 @@ def steps_per_epoch(path, split, batch_size, languages=None, speakers=None, chun
     """Batches in one pass over the selection (ignoring per-bucket partial batches): for ``fit(steps_per_epoch=)``
     with ``repeat=True`` or ``balance_languages=True``."""
     manifest = Manifest.load(path)
-    items = [entry for entry in manifest.utterances.values() if entry["split"] == split
-             and (languages is None or entry["language"] in languages)
-             and (speakers is None or entry["speaker"] in speakers)]
+    items = [
+        entry
+        for entry in manifest.utterances.values()
+        if entry["split"] == split
+        and (languages is None or entry["language"] in languages)
+        and (speakers is None or entry["speaker"] in speakers)
+    ]
     if chunk_frames:
         count = sum(math.ceil(entry["frames"] / chunk_frames) for entry in items)
     else:

@@ -69,7 +69,6 @@ from pathlib import Path
 
 import numpy as np
 
-from mlms_keras.fileio import atomic_write_text
 from mlms_keras.data.manifest import (
     LAYOUT_NAME,
     MANIFEST_FORMAT,
@@ -81,6 +80,7 @@ from mlms_keras.data.manifest import (
     effective_normalisation,
     is_identity_feature,
 )
+from mlms_keras.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,9 @@ class FrameCountMismatchError(ValueError):
     """The alignment and the wav's WORLD analysis differ by more frames than allowed."""
 
 
-def fit_durations_to_frames(durations_frames, start_frame, num_frames, max_frame_mismatch=DEFAULT_MAX_FRAME_MISMATCH,
-                            name="utterance"):
+def fit_durations_to_frames(
+    durations_frames, start_frame, num_frames, max_frame_mismatch=DEFAULT_MAX_FRAME_MISMATCH, name="utterance"
+):
     """Fit phoneme durations (frames) to ``num_frames`` acoustic frames by the rule in the module docstring.
 
     Args:
@@ -156,8 +157,9 @@ class PreparedUtterance:
     sample_rate: int
 
 
-def extract_utterance(item, layout, f0_range_hz, f0_method="harvest",
-                      max_frame_mismatch=DEFAULT_MAX_FRAME_MISMATCH) -> PreparedUtterance:
+def extract_utterance(
+    item, layout, f0_range_hz, f0_method="harvest", max_frame_mismatch=DEFAULT_MAX_FRAME_MISMATCH
+) -> PreparedUtterance:
     """WORLD analysis and frame-level linguistic features of one `CorpusItem`, aligned frame-exactly.
 
     Args:
@@ -171,29 +173,40 @@ def extract_utterance(item, layout, f0_range_hz, f0_method="harvest",
         ValueError (and subclasses) naming the file: no alignment, corrupt audio, unparsable labels, text and
         alignment disagree, too large a frame mismatch, a frame without phoneme identity.
     """
-    from mlms_keras import audio, vocoder
+    from mlms_keras import vocoder
     from mlms_keras.frontend import linguistic
+    from mlms_keras.vocoder import audio
 
     if item.alignment_path is None:
-        raise ValueError(f"{item.wav_path}: no alignment (.lab or .TextGrid) beside the wav or in labels/; align the "
-                         "corpus first (e.g. with the Montreal Forced Aligner).")
-    aligned = linguistic.features_for_label_file(item.text, item.language, item.alignment_path, layout,
-                                                 utterance_id=item.utterance_id)
+        raise ValueError(
+            f"{item.wav_path}: no alignment (.lab or .TextGrid) beside the wav or in labels/; align the "
+            "corpus first (e.g. with the Montreal Forced Aligner)."
+        )
+    aligned = linguistic.features_for_label_file(
+        item.text, item.language, item.alignment_path, layout, utterance_id=item.utterance_id
+    )
     wave, sample_rate = audio.load(item.wav_path)
-    features = vocoder.analyze(wave, sample_rate, f0_method=f0_method, f0_floor=f0_range_hz[0],
-                               f0_ceil=f0_range_hz[1], name=str(item.wav_path))
-    durations = fit_durations_to_frames(aligned.durations_frames, aligned.start_frame, features.num_frames,
-                                        max_frame_mismatch, name=f"{item.utterance_id} ({item.alignment_path})")
+    features = vocoder.analyze(
+        wave, sample_rate, f0_method=f0_method, f0_floor=f0_range_hz[0], f0_ceil=f0_range_hz[1], name=str(item.wav_path)
+    )
+    durations = fit_durations_to_frames(
+        aligned.durations_frames,
+        aligned.start_frame,
+        features.num_frames,
+        max_frame_mismatch,
+        name=f"{item.utterance_id} ({item.alignment_path})",
+    )
     frames = linguistic.expand_to_frames(aligned.phoneme_features, durations)
     acoustic = features.to_vector()
     if frames.shape[0] != acoustic.shape[0]:  # the rule guarantees this; a failure is a bug, not bad data
         raise RuntimeError(f"{item.utterance_id}: {frames.shape[0]} linguistic vs {acoustic.shape[0]} acoustic frames")
     identity = _centre_identity_mask(layout, item.language)
     if not np.all(frames[:, : layout.dimension][:, identity].any(axis=1)):
-        raise ValueError(f"{item.alignment_path}: a frame has no phoneme identity; the layout does not cover the "
-                         f"phonemes of {item.language!r}.")
-    return PreparedUtterance(frames, acoustic, aligned.phoneme_features.astype(np.float32), durations,
-                             int(sample_rate))
+        raise ValueError(
+            f"{item.alignment_path}: a frame has no phoneme identity; the layout does not cover the "
+            f"phonemes of {item.language!r}."
+        )
+    return PreparedUtterance(frames, acoustic, aligned.phoneme_features.astype(np.float32), durations, int(sample_rate))
 
 
 def _centre_identity_mask(layout, language):
@@ -218,7 +231,7 @@ def _combine_moments(first, second):
     return {
         "count": count,
         "mean": first["mean"] + delta * (second["count"] / count),
-        "m2": first["m2"] + second["m2"] + delta ** 2 * (first["count"] * second["count"] / count),
+        "m2": first["m2"] + second["m2"] + delta**2 * (first["count"] * second["count"] / count),
     }
 
 
@@ -318,8 +331,9 @@ def _tables(items, corpus_index):
     languages = [code for code in language_order if code in present_languages]
     speaker_language = {item.speaker: item.language for item in items}
     speaker_order = [name for name in speaker_order if name in present_speakers]
-    speaker_order += sorted(present_speakers - set(speaker_order),
-                            key=lambda name: (languages.index(speaker_language[name]), name))
+    speaker_order += sorted(
+        present_speakers - set(speaker_order), key=lambda name: (languages.index(speaker_language[name]), name)
+    )
     roles = {}
     for code in languages:
         try:
@@ -358,14 +372,20 @@ def _f0_ranges(items, corpus_index, f0_method, workers, progress):
     if to_estimate:
         wide = vocoder.F0_RANGE_HZ["unknown"]
         paths = [path for files in to_estimate.values() for path in files]
-        results, _ = vocoder.analyze_files(paths, workers=workers, progress=progress, f0_method="dio",
-                                           f0_floor=wide[0], f0_ceil=wide[1])
+        results, _ = vocoder.analyze_files(
+            paths, workers=workers, progress=progress, f0_method="dio", f0_floor=wide[0], f0_ceil=wide[1]
+        )
         for speaker, files in to_estimate.items():
-            voiced = [np.exp(results[os.fspath(p)].lf0[results[os.fspath(p)].vuv > 0.5])
-                      for p in files if os.fspath(p) in results]
+            voiced = [
+                np.exp(results[os.fspath(p)].lf0[results[os.fspath(p)].vuv > 0.5])
+                for p in files
+                if os.fspath(p) in results
+            ]
             try:
-                ranges[speaker] = (vocoder.estimate_f0_range(np.concatenate(voiced) if voiced else []),
-                                   f"estimated from {len(voiced)} files")
+                ranges[speaker] = (
+                    vocoder.estimate_f0_range(np.concatenate(voiced) if voiced else []),
+                    f"estimated from {len(voiced)} files",
+                )
             except ValueError as error:
                 logger.warning("speaker %s: cannot estimate an F0 range (%s); using %s", speaker, error, wide)
                 ranges[speaker] = (tuple(wide), "wide default (estimate failed)")
@@ -379,8 +399,9 @@ def _fingerprint(payload):
 def _plan_shards(items, split_of, utterances_per_shard, f0_ranges, language_ids, speaker_ids, options):
     tasks = []
     for split in ("train", "dev"):
-        split_items = sorted((item for item in items if split_of[item.utterance_id] == split),
-                             key=lambda item: item.utterance_id)
+        split_items = sorted(
+            (item for item in items if split_of[item.utterance_id] == split), key=lambda item: item.utterance_id
+        )
         if not split_items:
             continue
         count = math.ceil(len(split_items) / utterances_per_shard)
@@ -390,15 +411,25 @@ def _plan_shards(items, split_of, utterances_per_shard, f0_ranges, language_ids,
             speakers = sorted({item.speaker for item in shard_items})
             ranges = {speaker: list(f0_ranges[speaker][0]) for speaker in speakers}
             payload = {
-                "items": [[item.utterance_id, str(item.wav_path), str(item.alignment_path), item.text,
-                           item.language, item.speaker] for item in shard_items],
+                "items": [
+                    [
+                        item.utterance_id,
+                        str(item.wav_path),
+                        str(item.alignment_path),
+                        item.text,
+                        item.language,
+                        item.speaker,
+                    ]
+                    for item in shard_items
+                ],
                 "f0_ranges": ranges,
                 "language_ids": language_ids,
                 "speaker_ids": speaker_ids,
                 "options": options,
             }
-            tasks.append(ShardTask(name, split, shard_items, ranges, language_ids, speaker_ids, options,
-                                   _fingerprint(payload)))
+            tasks.append(
+                ShardTask(name, split, shard_items, ranges, language_ids, speaker_ids, options, _fingerprint(payload))
+            )
     return tasks
 
 
@@ -432,14 +463,23 @@ def _extract_task(arguments):
     """Worker: one utterance -> ("ok", item, PreparedUtterance, moments or None) or ("skip", item, entry)."""
     item, split, f0_range, options = arguments
     try:
-        prepared = extract_utterance(item, _WORKER["layout"], f0_range, options["f0_method"],
-                                     options["max_frame_mismatch"])
+        prepared = extract_utterance(
+            item, _WORKER["layout"], f0_range, options["f0_method"], options["max_frame_mismatch"]
+        )
     except Exception as error:  # one bad utterance must not stop the run
         reason = f"{type(error).__name__}: {error}"
         logger.warning("skipping %s (%s): %s", item.utterance_id, item.wav_path, reason)
-        return "skip", item, {"id": item.utterance_id, "file": str(item.wav_path),
-                              "alignment": str(item.alignment_path) if item.alignment_path else None,
-                              "stage": "extract", "reason": reason}
+        return (
+            "skip",
+            item,
+            {
+                "id": item.utterance_id,
+                "file": str(item.wav_path),
+                "alignment": str(item.alignment_path) if item.alignment_path else None,
+                "stage": "extract",
+                "reason": reason,
+            },
+        )
     moments = None
     if split == "train":
         moments = {"linguistic": _moments_of(prepared.linguistic), "acoustic": _moments_of(prepared.acoustic)}
@@ -467,12 +507,25 @@ class _ShardWriter:
         else:
             prepared, moments = outcome[2], outcome[3]
             task = self.task
-            self.writer.write(serialize_example(item.utterance_id, task.language_ids[item.language],
-                                                task.speaker_ids[item.speaker], item.language, item.speaker,
-                                                prepared))
-            self.utterances.append({"id": item.utterance_id, "language": item.language, "speaker": item.speaker,
-                                    "frames": int(prepared.linguistic.shape[0]),
-                                    "sample_rate_hz": prepared.sample_rate})
+            self.writer.write(
+                serialize_example(
+                    item.utterance_id,
+                    task.language_ids[item.language],
+                    task.speaker_ids[item.speaker],
+                    item.language,
+                    item.speaker,
+                    prepared,
+                )
+            )
+            self.utterances.append(
+                {
+                    "id": item.utterance_id,
+                    "language": item.language,
+                    "speaker": item.speaker,
+                    "frames": int(prepared.linguistic.shape[0]),
+                    "sample_rate_hz": prepared.sample_rate,
+                }
+            )
             if moments is not None:
                 for key in self.moments:
                     self.moments[key] = _combine_moments(self.moments[key], moments[key])
@@ -507,13 +560,15 @@ def _ordered_map(pool, function, arguments, window):
 
 def _extract_shards(pending, shard_dir, layout, workers, bar):
     """Extract the pending shards' utterances (in a pool when workers > 1) and write each shard when complete."""
-    arguments = [(item, task.split, tuple(task.f0_ranges[item.speaker]), task.options)
-                 for task in pending for item in task.items]
+    arguments = [
+        (item, task.split, tuple(task.f0_ranges[item.speaker]), task.options) for task in pending for item in task.items
+    ]
     pool = None
     if workers > 1 and len(arguments) > 1:
         # Spawned, not forked: this process may hold TensorFlow threads and a used libespeak-ng.
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(arguments)), initializer=_worker_init,
-                                                         initargs=(layout.get_config(),))
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(workers, len(arguments)), initializer=_worker_init, initargs=(layout.get_config(),)
+        )
         outcomes = _ordered_map(pool, _extract_task, arguments, window=4 * workers)
     else:
         _worker_init(layout.get_config())
@@ -560,8 +615,11 @@ def _versions():
     import mlms_keras
     from mlms_keras.frontend import espeak
 
-    versions = {"mlms_keras": mlms_keras.__version__, "python": platform.python_version(),
-                "espeak_ng": espeak.espeak_version()}
+    versions = {
+        "mlms_keras": mlms_keras.__version__,
+        "python": platform.python_version(),
+        "espeak_ng": espeak.espeak_version(),
+    }
     for package in ("tensorflow", "keras", "numpy", "pyworld", "pysptk", "soundfile"):
         try:
             versions[package] = importlib.metadata.version(package)
@@ -594,15 +652,28 @@ def _resolve_layout(layout, languages):
         layout = FeatureLayout.load(layout)
     missing = [code for code in languages if code not in layout.languages]
     if missing:
-        raise ValueError(f"the feature layout covers {list(layout.languages)} but the corpus has {missing}; pass a "
-                         "layout that includes them (FeatureLayout.add_language) or leave --layout out.")
+        raise ValueError(
+            f"the feature layout covers {list(layout.languages)} but the corpus has {missing}; pass a "
+            "layout that includes them (FeatureLayout.add_language) or leave --layout out."
+        )
     return layout
 
 
-def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
-                    utterances_per_shard=DEFAULT_UTTERANCES_PER_SHARD, dev_per_speaker=None, layout=None,
-                    max_frame_mismatch=DEFAULT_MAX_FRAME_MISMATCH, language=None, speaker=None, max_shards=None,
-                    progress=True, command=None) -> PrepareReport:
+def prepare_dataset(
+    corpus,
+    out_dir,
+    workers=None,
+    f0_method="harvest",
+    utterances_per_shard=DEFAULT_UTTERANCES_PER_SHARD,
+    dev_per_speaker=None,
+    layout=None,
+    max_frame_mismatch=DEFAULT_MAX_FRAME_MISMATCH,
+    language=None,
+    speaker=None,
+    max_shards=None,
+    progress=True,
+    command=None,
+) -> PrepareReport:
     """Extract a corpus into TFRecord shards and ``dataset.json`` (resuming an interrupted run).
 
     Args:
@@ -643,13 +714,22 @@ def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
     shard_dir.mkdir(parents=True, exist_ok=True)
     for stale in list(shard_dir.glob(".*.tmp")) + list(out_dir.glob(".*.tmp")):  # left by an interrupted run
         stale.unlink()
-    command = command or (f"prepare_dataset({str(corpus)!r}, {str(out_dir)!r}, f0_method={f0_method!r}, "
-                          f"utterances_per_shard={utterances_per_shard}, dev_per_speaker={dev_per_speaker}, "
-                          f"max_frame_mismatch={max_frame_mismatch})")
+    command = command or (
+        f"prepare_dataset({str(corpus)!r}, {str(out_dir)!r}, f0_method={f0_method!r}, "
+        f"utterances_per_shard={utterances_per_shard}, dev_per_speaker={dev_per_speaker}, "
+        f"max_frame_mismatch={max_frame_mismatch})"
+    )
 
     items = read_corpus(corpus, language=language, speaker=speaker)
-    skipped = [{"id": None, "file": str(entry.path) + (f":{entry.line_number}" if entry.line_number else ""),
-                "stage": "read", "reason": entry.reason} for entry in items.skipped]
+    skipped = [
+        {
+            "id": None,
+            "file": str(entry.path) + (f":{entry.line_number}" if entry.line_number else ""),
+            "stage": "read",
+            "reason": entry.reason,
+        }
+        for entry in items.skipped
+    ]
     corpus_index = _load_corpus_index(corpus)
     usable = []
     for item in items:
@@ -668,8 +748,12 @@ def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
     speaker_ids = {name: index for index, name in enumerate(speakers)}
     split_of = _split_items(usable, corpus_index, dev_per_speaker)
     f0_ranges = _f0_ranges(usable, corpus_index, f0_method, workers, progress)
-    options = {"f0_method": f0_method, "max_frame_mismatch": int(max_frame_mismatch),
-               "layout_fingerprint": layout.fingerprint, "record_format": 1}
+    options = {
+        "f0_method": f0_method,
+        "max_frame_mismatch": int(max_frame_mismatch),
+        "layout_fingerprint": layout.fingerprint,
+        "record_format": 1,
+    }
     tasks = _plan_shards(usable, split_of, utterances_per_shard, f0_ranges, language_ids, speaker_ids, options)
     planned = {task.name for task in tasks}
     for old in shard_dir.glob(f"*{SHARD_SUFFIX}*"):  # shards of another plan (other shard size or corpus)
@@ -690,19 +774,49 @@ def prepare_dataset(corpus, out_dir, workers=None, f0_method="harvest",
     complete = all(_is_finished(shard_dir, task) for task in tasks)
     utterance_count = 0
     if complete:
-        manifest = _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_ranges, corpus,
-                                   corpus_index, skipped, options, utterances_per_shard, dev_per_speaker, command,
-                                   {item.speaker: item.gender for item in usable if item.gender})
+        manifest = _build_manifest(
+            out_dir,
+            tasks,
+            layout,
+            languages,
+            speakers,
+            roles,
+            f0_ranges,
+            corpus,
+            corpus_index,
+            skipped,
+            options,
+            utterances_per_shard,
+            dev_per_speaker,
+            command,
+            {item.speaker: item.gender for item in usable if item.gender},
+        )
         layout.save(out_dir / LAYOUT_NAME)
         atomic_write_text(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=1, ensure_ascii=False))
         skipped = manifest["skipped"]
         utterance_count = len(manifest["utterances"])
-    return PrepareReport(str(out_dir), complete, len(pending), reused, utterance_count, skipped,
-                         time.perf_counter() - started)
+    return PrepareReport(
+        str(out_dir), complete, len(pending), reused, utterance_count, skipped, time.perf_counter() - started
+    )
 
 
-def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_ranges, corpus, corpus_index, skipped,
-                    options, utterances_per_shard, dev_per_speaker, command, genders):
+def _build_manifest(
+    out_dir,
+    tasks,
+    layout,
+    languages,
+    speakers,
+    roles,
+    f0_ranges,
+    corpus,
+    corpus_index,
+    skipped,
+    options,
+    utterances_per_shard,
+    dev_per_speaker,
+    command,
+    genders,
+):
     from mlms_keras import vocoder
 
     shard_dir = out_dir / SHARD_FOLDER
@@ -716,8 +830,13 @@ def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_range
         split = splits.setdefault(task.split, {"utterances": [], "frames": 0, "shards": []})
         split["shards"].append(task.name)
         for entry in sidecar["utterances"]:
-            utterances[entry["id"]] = {"split": task.split, "language": entry["language"],
-                                       "speaker": entry["speaker"], "frames": entry["frames"], "shard": task.name}
+            utterances[entry["id"]] = {
+                "split": task.split,
+                "language": entry["language"],
+                "speaker": entry["speaker"],
+                "frames": entry["frames"],
+                "shard": task.name,
+            }
             split["utterances"].append(entry["id"])
             split["frames"] += entry["frames"]
             speaker_language[entry["speaker"]] = entry["language"]
@@ -728,8 +847,10 @@ def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_range
     for split in splits.values():
         split["utterances"].sort()
     if moments["linguistic"] is None:
-        raise ValueError(f"{corpus}: no training utterance could be prepared (see the skipped list in the log); "
-                         "statistics need the train split.")
+        raise ValueError(
+            f"{corpus}: no training utterance could be prepared (see the skipped list in the log); "
+            "statistics need the train split."
+        )
     identity_dims = [index for index, name in enumerate(layout.frame_feature_names) if is_identity_feature(name)]
     normalisation = {"computed_on": "train", "min_std": MIN_STD}
     for key, unnormalised, reason in (
@@ -740,9 +861,13 @@ def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_range
         raw_std = np.sqrt(stats["m2"] / stats["count"])
         mean, std = effective_normalisation(stats["mean"], raw_std, unnormalised)
         normalisation[key] = {
-            "frames": stats["count"], "mean": mean.tolist(), "std": std.tolist(),
-            "raw_mean": stats["mean"].tolist(), "raw_std": raw_std.tolist(),
-            "unnormalised": unnormalised, "unnormalised_reason": reason,
+            "frames": stats["count"],
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "raw_mean": stats["mean"].tolist(),
+            "raw_std": raw_std.tolist(),
+            "unnormalised": unnormalised,
+            "unnormalised_reason": reason,
             "centred_only": [int(i) for i in np.flatnonzero(raw_std < MIN_STD) if i not in set(unnormalised)],
         }
     language_table = [{"code": code, "id": index, "role": roles.get(code)} for index, code in enumerate(languages)]
@@ -753,23 +878,38 @@ def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_range
         for entry in (corpus_index or {}).get("speakers", []):
             if entry["id"] == name and entry.get("gender"):
                 gender = entry["gender"]
-        speaker_table.append({"name": name, "id": index, "language": speaker_language.get(name),
-                              "gender": gender, "f0_floor_hz": floor, "f0_ceil_hz": ceiling,
-                              "f0_range_source": source})
+        speaker_table.append(
+            {
+                "name": name,
+                "id": index,
+                "language": speaker_language.get(name),
+                "gender": gender,
+                "f0_floor_hz": floor,
+                "f0_ceil_hz": ceiling,
+                "f0_range_source": source,
+            }
+        )
     return {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_FORMAT_VERSION,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command,
-        "corpus": {"path": str(Path(corpus).absolute()),
-                   "format": (corpus_index or {}).get("format"), "preset": (corpus_index or {}).get("preset")},
+        "corpus": {
+            "path": str(Path(corpus).absolute()),
+            "format": (corpus_index or {}).get("format"),
+            "preset": (corpus_index or {}).get("preset"),
+        },
         "options": {**options, "utterances_per_shard": utterances_per_shard, "dev_per_speaker": dev_per_speaker},
         "feature_layout": layout.get_config(),
         "input_dim": layout.frame_dimension,
         "output_dim": vocoder.FEATURE_DIM,
-        "acoustic_layout": {"mcep": [0, vocoder.NUM_MCEP], "lf0": vocoder.LF0, "vuv": vocoder.VUV,
-                            "bap": [vocoder.NUM_MCEP + 2, vocoder.FEATURE_DIM],
-                            "frame_period_ms": vocoder.FRAME_PERIOD_MS},
+        "acoustic_layout": {
+            "mcep": [0, vocoder.NUM_MCEP],
+            "lf0": vocoder.LF0,
+            "vuv": vocoder.VUV,
+            "bap": [vocoder.NUM_MCEP + 2, vocoder.FEATURE_DIM],
+            "frame_period_ms": vocoder.FRAME_PERIOD_MS,
+        },
         "sample_rates_hz": sorted(sample_rates),
         "shard_compression": "GZIP",
         "languages": language_table,
@@ -785,11 +925,25 @@ def _build_manifest(out_dir, tasks, layout, languages, speakers, roles, f0_range
 # CLI -----------------------------------------------------------------------------------------------------------
 def _command_line(args) -> str:
     """The `mlms prepare` command with every option spelled out (recorded in the manifest)."""
-    words = ["mlms", "prepare", args.corpus, args.out, "--f0-method", args.f0_method,
-             "--utterances-per-shard", str(args.utterances_per_shard),
-             "--max-frame-mismatch", str(args.max_frame_mismatch)]
-    for flag, value in (("--workers", args.workers), ("--dev-per-speaker", args.dev_per_speaker),
-                        ("--layout", args.layout), ("--language", args.language), ("--speaker", args.speaker)):
+    words = [
+        "mlms",
+        "prepare",
+        args.corpus,
+        args.out,
+        "--f0-method",
+        args.f0_method,
+        "--utterances-per-shard",
+        str(args.utterances_per_shard),
+        "--max-frame-mismatch",
+        str(args.max_frame_mismatch),
+    ]
+    for flag, value in (
+        ("--workers", args.workers),
+        ("--dev-per-speaker", args.dev_per_speaker),
+        ("--layout", args.layout),
+        ("--language", args.language),
+        ("--speaker", args.speaker),
+    ):
         if value is not None:
             words += [flag, str(value)]
     return shlex.join(words)
@@ -799,16 +953,27 @@ def _run_prepare(args) -> int:
     command = _command_line(args)
     try:
         report = prepare_dataset(
-            args.corpus, args.out, workers=args.workers, f0_method=args.f0_method,
-            utterances_per_shard=args.utterances_per_shard, dev_per_speaker=args.dev_per_speaker,
-            layout=args.layout, max_frame_mismatch=args.max_frame_mismatch, language=args.language,
-            speaker=args.speaker, max_shards=args.max_shards, progress=not args.quiet, command=command,
+            args.corpus,
+            args.out,
+            workers=args.workers,
+            f0_method=args.f0_method,
+            utterances_per_shard=args.utterances_per_shard,
+            dev_per_speaker=args.dev_per_speaker,
+            layout=args.layout,
+            max_frame_mismatch=args.max_frame_mismatch,
+            language=args.language,
+            speaker=args.speaker,
+            max_shards=args.max_shards,
+            progress=not args.quiet,
+            command=command,
         )
     except (ValueError, FileNotFoundError) as error:
         print(f"mlms prepare: {error}", file=sys.stderr)
         return 2
-    print(f"{report.out_dir}: {report.shards_written} shards written, {report.shards_reused} reused, "
-          f"{report.utterances} utterances, {len(report.skipped)} skipped, {report.seconds:.1f} s")
+    print(
+        f"{report.out_dir}: {report.shards_written} shards written, {report.shards_reused} reused, "
+        f"{report.utterances} utterances, {len(report.skipped)} skipped, {report.seconds:.1f} s"
+    )
     for entry in report.skipped:
         print(f"  skipped {entry.get('id') or ''} {entry['file']}: {entry['reason']}", file=sys.stderr)
     if not report.complete:
@@ -834,14 +999,26 @@ def add_cli_parser(subparsers) -> None:
     parser.add_argument("corpus", help="corpus folder (teacher corpus, LJSpeech, M-AILABS or CSS10 layout)")
     parser.add_argument("out", help="output folder for shards/ and dataset.json")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    parser.add_argument("--f0-method", choices=F0_METHODS, default="harvest",
-                        help="WORLD F0 estimator (default harvest; dio is ~20x faster)")
+    parser.add_argument(
+        "--f0-method",
+        choices=F0_METHODS,
+        default="harvest",
+        help="WORLD F0 estimator (default harvest; dio is ~20x faster)",
+    )
     parser.add_argument("--utterances-per-shard", type=int, default=DEFAULT_UTTERANCES_PER_SHARD)
-    parser.add_argument("--dev-per-speaker", type=int, default=None,
-                        help="dev utterances per speaker when the corpus has no corpus.json splits (default 5%%)")
+    parser.add_argument(
+        "--dev-per-speaker",
+        type=int,
+        default=None,
+        help="dev utterances per speaker when the corpus has no corpus.json splits (default 5%%)",
+    )
     parser.add_argument("--layout", default=None, help="feature_layout.json to build with (default: package universe)")
-    parser.add_argument("--max-frame-mismatch", type=int, default=DEFAULT_MAX_FRAME_MISMATCH,
-                        help="most frames the alignment may be stretched or trimmed to fit the wav (default 5)")
+    parser.add_argument(
+        "--max-frame-mismatch",
+        type=int,
+        default=DEFAULT_MAX_FRAME_MISMATCH,
+        help="most frames the alignment may be stretched or trimmed to fit the wav (default 5)",
+    )
     parser.add_argument("--language", default=None, help="language code for layouts without one (LJSpeech, CSS10)")
     parser.add_argument("--speaker", default=None, help="speaker id for single-speaker layouts")
     parser.add_argument("--max-shards", type=int, default=None, help="stop after this many shards (resume later)")

@@ -154,8 +154,9 @@ def _finish_item(result, seen_ids, path, line_number, item, verify_audio) -> Non
     result.append(item)
 
 
-def read_metadata_csv(path, language: str | None = None, speaker: str | None = None, verify_audio: bool = True,
-                      gender: str | None = None) -> CorpusItems:
+def read_metadata_csv(
+    path, language: str | None = None, speaker: str | None = None, verify_audio: bool = True, gender: str | None = None
+) -> CorpusItems:
     """Read an LJSpeech-style or teacher-corpus ``metadata.csv`` (``|``-separated, UTF-8, no quoting).
 
     The column count of the first data line decides the layout: 2 or 3 columns (``id|text[|normalized_text]``,
@@ -203,7 +204,8 @@ def read_metadata_csv(path, language: str | None = None, speaker: str | None = N
                 continue
         if len(fields) != column_count:
             result._skip(
-                path, line_number,
+                path,
+                line_number,
                 f"expected {column_count} '|'-separated columns like the first line, found {len(fields)}",
             )
             continue
@@ -217,8 +219,11 @@ def read_metadata_csv(path, language: str | None = None, speaker: str | None = N
                 try:
                     get_language(line_language)  # a language registered at run time is fine
                 except ValueError:
-                    result._skip(path, line_number,
-                                 f"unknown language {line_language!r}; known codes: {', '.join(LANGUAGE_CODES)}")
+                    result._skip(
+                        path,
+                        line_number,
+                        f"unknown language {line_language!r}; known codes: {', '.join(LANGUAGE_CODES)}",
+                    )
                     continue
             if not line_speaker:
                 result._skip(path, line_number, "empty speaker column")
@@ -233,8 +238,9 @@ def read_metadata_csv(path, language: str | None = None, speaker: str | None = N
         if not _has_letters(text):
             result._skip(path, line_number, f"text {text!r} has no letters (punctuation or digits only)")
             continue
-        item = CorpusItem(utterance_id, wav_folder / f"{utterance_id}.wav", text, line_language, line_speaker,
-                          gender=gender)
+        item = CorpusItem(
+            utterance_id, wav_folder / f"{utterance_id}.wav", text, line_language, line_speaker, gender=gender
+        )
         _finish_item(result, seen_ids, path, line_number, item, verify_audio)
     if result.skipped:
         logger.warning("%s: read %d utterances, skipped %d lines", path, len(result), len(result.skipped))
@@ -267,8 +273,11 @@ def read_css10(root, language: str, speaker: str | None = None, verify_audio: bo
     for line_number, line in _read_lines(transcript, result):
         fields = [field.strip() for field in line.split("|")]
         if len(fields) != 4:
-            result._skip(transcript, line_number,
-                         f"expected 4 '|'-separated columns (wav_path|original|normalized|duration), found {len(fields)}")
+            result._skip(
+                transcript,
+                line_number,
+                f"expected 4 '|'-separated columns (wav_path|original|normalized|duration), found {len(fields)}",
+            )
             continue
         relative_wav, original, normalized, duration = fields
         try:
@@ -329,38 +338,52 @@ def read_mailabs(root, verify_audio: bool = True) -> CorpusItems:
     for locale_folder in locale_folders:
         language = MAILABS_LOCALES.get(locale_folder.name)
         if language is None:
-            result._skip(locale_folder, None, f"M-AILABS locale {locale_folder.name!r} has no language code here; "
-                                              f"known locales: {', '.join(MAILABS_LOCALES)}")
+            result._skip(
+                locale_folder,
+                None,
+                f"M-AILABS locale {locale_folder.name!r} has no language code here; "
+                f"known locales: {', '.join(MAILABS_LOCALES)}",
+            )
             continue
         books = []  # (gender, speaker, book folder)
         for gender_folder in sorted(p for p in (locale_folder / "by_book").iterdir() if p.is_dir()):
             gender = gender_folder.name
             if gender == "mix":
-                books += [(gender, f"mix-{book.name}", book) for book in sorted(gender_folder.iterdir()) if book.is_dir()]
+                books += [
+                    (gender, f"mix-{book.name}", book) for book in sorted(gender_folder.iterdir()) if book.is_dir()
+                ]
             else:
                 for speaker_folder in sorted(p for p in gender_folder.iterdir() if p.is_dir()):
-                    books += [(gender, speaker_folder.name, book)
-                              for book in sorted(speaker_folder.iterdir()) if book.is_dir()]
+                    books += [
+                        (gender, speaker_folder.name, book)
+                        for book in sorted(speaker_folder.iterdir())
+                        if book.is_dir()
+                    ]
         for gender, speaker, book in books:
             metadata = book / "metadata.csv"
             if not metadata.is_file():
                 result._skip(book, None, "book folder has no metadata.csv")
                 continue
-            book_items = read_metadata_csv(metadata, language=language, speaker=speaker, verify_audio=verify_audio,
-                                           gender=gender)
+            book_items = read_metadata_csv(
+                metadata, language=language, speaker=speaker, verify_audio=verify_audio, gender=gender
+            )
             result.skipped.extend(book_items.skipped)
             for item in book_items:
                 if item.utterance_id in seen_ids:
-                    result._skip(metadata, None,
-                                 f"utterance id {item.utterance_id!r} repeats one in {seen_ids[item.utterance_id]}")
+                    result._skip(
+                        metadata,
+                        None,
+                        f"utterance id {item.utterance_id!r} repeats one in {seen_ids[item.utterance_id]}",
+                    )
                     continue
                 seen_ids[item.utterance_id] = str(metadata)
                 result.append(item)
     return result
 
 
-def read_corpus(root, language: str | None = None, speaker: str | None = None,
-                verify_audio: bool = True) -> CorpusItems:
+def read_corpus(
+    root, language: str | None = None, speaker: str | None = None, verify_audio: bool = True
+) -> CorpusItems:
     """Read a corpus folder, detecting its layout.
 
     Detection order: ``transcript.txt`` (CSS10, needs ``language``), ``metadata.csv`` (LJSpeech-style, needs

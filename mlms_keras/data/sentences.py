@@ -129,7 +129,7 @@ def validate_grammar(grammar: dict, name: str = "<grammar>") -> None:
         raise ValueError(f"Sentence grammar {name} is invalid: " + "; ".join(problems) + ". Fix the grammar file.")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_grammar(name: str) -> dict:
     text = resources.files("mlms_keras").joinpath("resources", "sentences", f"{name}.json").read_text("utf-8")
     grammar = json.loads(text)
@@ -191,8 +191,14 @@ class _SentenceBuilder:
         else:
             finite = base = self.grammar["copula"]
             rest = _adjective_form(self.choose("adjectives"), gender)
-        return {"kind": kind, "subject": subject, "gender": gender, "finite": finite, "base": base or finite,
-                "rest": rest}
+        return {
+            "kind": kind,
+            "subject": subject,
+            "gender": gender,
+            "finite": finite,
+            "base": base or finite,
+            "rest": rest,
+        }
 
     @staticmethod
     def statement(clause: dict) -> str:
@@ -244,8 +250,11 @@ class _SentenceBuilder:
     def place_avoiding(self, core: str) -> str:
         """A place phrase that does not repeat a noun of ``core`` (no "the river near the river")."""
         stems = {word.lower()[:4] for word in core.split() if len(word) >= 4}
-        places = [place for place in self.grammar["places"]
-                  if not stems & {word.lower()[:4] for word in place.split() if len(word) >= 4}]
+        places = [
+            place
+            for place in self.grammar["places"]
+            if not stems & {word.lower()[:4] for word in place.split() if len(word) >= 4}
+        ]
         return self.rng.choice(places or self.grammar["places"])
 
     def adverbials(self, core: str, target_words: int, include_number: bool) -> list[str]:

@@ -62,9 +62,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlms_keras.fileio import atomic_write_bytes
 from mlms_keras.frontend import espeak
 from mlms_keras.languages import ADAPTATION, LANGUAGE_CODES, get_language
+from mlms_keras.utils.fileio import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class UtteranceSpec:
 
 
 def _speaker_seed(seed: int, speaker_id: str) -> int:
-    return zlib.crc32(f"{seed}/{speaker_id}".encode("utf-8"))
+    return zlib.crc32(f"{seed}/{speaker_id}".encode())
 
 
 def plan_utterances(preset: str, seed: int, speakers=None) -> list[UtteranceSpec]:
@@ -215,8 +215,14 @@ def plan_utterances(preset: str, seed: int, speakers=None) -> list[UtteranceSpec
             number = index + 1 if split == "train" else index - train + 1
             utterance_id = f"{speaker.speaker_id}-{split}-{number:05d}"
             specs.append(
-                UtteranceSpec(utterance_id, text, speaker.language, speaker.speaker_id, split,
-                              zlib.crc32(f"{seed}/{utterance_id}".encode("utf-8")))
+                UtteranceSpec(
+                    utterance_id,
+                    text,
+                    speaker.language,
+                    speaker.speaker_id,
+                    split,
+                    zlib.crc32(f"{seed}/{utterance_id}".encode()),
+                )
             )
     return specs
 
@@ -231,8 +237,7 @@ def _wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def event_segments(events, language: str, speech_samples: int, lead_samples: int, total_samples: int,
-                   sample_rate: int):
+def event_segments(events, language: str, speech_samples: int, lead_samples: int, total_samples: int, sample_rate: int):
     """Phone segments (start s, end s, label) from phoneme events, with sil at the ends and pau inside.
 
     Consecutive pauses merge; zero-length pauses are dropped; zero-length phonemes are kept (see the module
@@ -363,8 +368,9 @@ class BuildReport:
     skipped: dict
 
 
-def build_teacher_corpus(out_dir, preset: str = "tiny", seed: int = 0, workers: int = 1, speakers=None,
-                         progress: bool = True) -> BuildReport:
+def build_teacher_corpus(
+    out_dir, preset: str = "tiny", seed: int = 0, workers: int = 1, speakers=None, progress: bool = True
+) -> BuildReport:
     """Build (or resume building) the teacher corpus in `out_dir`.
 
     Args:
@@ -452,16 +458,18 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
     speaker_entries = []
     for speaker in speakers_used:
         floor, ceiling = speaker_f0_range_hz(speaker)
-        speaker_entries.append({
-            "id": speaker.speaker_id,
-            "language": speaker.language,
-            "gender": speaker.gender,
-            "role": get_language(speaker.language).role,
-            "espeak_voice": asdict(speaker.voice),
-            "f0_floor_hz": floor,
-            "f0_ceil_hz": ceiling,
-            "table1_train": speaker.table1_train,
-        })
+        speaker_entries.append(
+            {
+                "id": speaker.speaker_id,
+                "language": speaker.language,
+                "gender": speaker.gender,
+                "role": get_language(speaker.language).role,
+                "espeak_voice": asdict(speaker.voice),
+                "f0_floor_hz": floor,
+                "f0_ceil_hz": ceiling,
+                "table1_train": speaker.table1_train,
+            }
+        )
     index = {
         "format": CORPUS_FORMAT,
         "format_version": CORPUS_FORMAT_VERSION,
@@ -470,8 +478,12 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
         "sample_rate_hz": espeak.SAMPLE_RATE_HZ,
         "labels": "HTS mono labels (100 ns units), espeak-ng phoneme mnemonics, 'sil' at the ends, 'pau' inside",
         "languages": [
-            {"code": code, "display_name": get_language(code).display_name, "role": get_language(code).role,
-             "espeak_voice": get_language(code).espeak_voice}
+            {
+                "code": code,
+                "display_name": get_language(code).display_name,
+                "role": get_language(code).role,
+                "espeak_voice": get_language(code).espeak_voice,
+            }
             for code in languages_used
         ],
         "speakers": speaker_entries,
@@ -487,8 +499,12 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
 def _run_build(args) -> int:
     try:
         report = build_teacher_corpus(
-            args.out, preset=args.preset, seed=args.seed, workers=args.workers,
-            speakers=args.speakers.split(",") if args.speakers else None, progress=not args.quiet,
+            args.out,
+            preset=args.preset,
+            seed=args.seed,
+            workers=args.workers,
+            speakers=args.speakers.split(",") if args.speakers else None,
+            progress=not args.quiet,
         )
     except ValueError as error:
         print(f"mlms corpus build: {error}", file=sys.stderr)

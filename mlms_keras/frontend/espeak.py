@@ -29,7 +29,7 @@ import struct
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -54,7 +54,15 @@ _PARAM_PITCH = 3
 _PARAM_RANGE = 4
 _PARAM_WORDGAP = 7
 # espeak-ng phoneme types (phoneme.h) of real segments; 0 pause, 1 stress, 9 virtual are not phonemes here.
-_SEGMENT_TYPES = {2: "vowel", 3: "liquid", 4: "stop", 5: "voiced_stop", 6: "fricative", 7: "voiced_fricative", 8: "nasal"}
+_SEGMENT_TYPES = {
+    2: "vowel",
+    3: "liquid",
+    4: "stop",
+    5: "voiced_stop",
+    6: "fricative",
+    7: "voiced_fricative",
+    8: "nasal",
+}
 # A separator that never occurs in espeak-ng mnemonics (they use ASCII punctuation such as _ : ' , # -).
 _PHONEME_SEPARATOR = "\u2016"
 _STRESS_PREFIXES = {"'": 1, ",": 2}
@@ -265,8 +273,14 @@ class _Engine:
         library.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         library.espeak_Synth.restype = ctypes.c_int
         library.espeak_Synth.argtypes = [
-            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-            ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         library.espeak_Synchronize.restype = ctypes.c_int
         library.espeak_ng_SetRandSeed.restype = None
@@ -377,7 +391,7 @@ def select_voice(language: str, variant: str = "") -> None:
         _ENGINE.select_voice(get_language(language), variant)
 
 
-@lru_cache(maxsize=None)
+@cache
 def phoneme_inventory(language: str) -> dict[str, str]:
     """The language's phoneme inventory from espeak-ng's compiled `phontab`: mnemonic -> kind.
 
@@ -459,9 +473,7 @@ def validate_text(text: str, language: str) -> str:
             "split it into sentences and synthesise them one by one"
         )
     if not any(character.isalnum() for character in stripped):
-        raise FrontendInputError(
-            f"text {stripped[:40]!r} has no letters or digits ({language}): nothing to pronounce"
-        )
+        raise FrontendInputError(f"text {stripped[:40]!r} has no letters or digits ({language}): nothing to pronounce")
     foreign = sorted(
         {
             character
@@ -630,7 +642,9 @@ def _syllabify(phonemes: list[Phoneme]) -> list[Syllable]:
     return syllables
 
 
-def synthesize(text: str, language: str, voice: SpeakerVoice = SpeakerVoice(), random_seed: int | None = None) -> Synthesis:
+def synthesize(
+    text: str, language: str, voice: SpeakerVoice = SpeakerVoice(), random_seed: int | None = None
+) -> Synthesis:
     """Synthesise a text with espeak-ng and collect its phoneme events.
 
     The phonemes and their order never depend on earlier calls, but the samples do, slightly: libespeak-ng

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from pathlib import Path
 
-from mlms_keras.fileio import atomic_output, atomic_write_text
+from mlms_keras.utils.fileio import atomic_output, atomic_write_text
 
 HTS_UNITS_PER_SECOND = 10_000_000  # HTS time unit is 100 ns.
 
@@ -98,9 +98,7 @@ def read_hts_labels(path) -> list[Segment]:
                     f"{path}:{line_number}: end {end_units} is before start {start_units} (or start is negative); "
                     "fix the label file."
                 )
-            segments.append(
-                Segment(start_units / HTS_UNITS_PER_SECOND, end_units / HTS_UNITS_PER_SECOND, fields[2])
-            )
+            segments.append(Segment(start_units / HTS_UNITS_PER_SECOND, end_units / HTS_UNITS_PER_SECOND, fields[2]))
     return segments
 
 

@@ -54,8 +54,12 @@ PAUSE = "pau"
 QUINPHONE_POSITIONS = ("LL", "L", "C", "R", "RR")
 COARSE_CODING_MEANS = (0.0, 0.5, 1.0)
 COARSE_CODING_STD = 0.4
-FRAME_FEATURE_NAMES = ("frame_position_coarse_0", "frame_position_coarse_1", "frame_position_coarse_2",
-                       "phoneme_duration_frames")
+FRAME_FEATURE_NAMES = (
+    "frame_position_coarse_0",
+    "frame_position_coarse_1",
+    "frame_position_coarse_2",
+    "phoneme_duration_frames",
+)
 LAYOUT_FORMAT = "mlms-feature-layout"
 LAYOUT_FORMAT_VERSION = 1
 
@@ -311,14 +315,14 @@ class FeatureLayout:
 
     # Construction ---------------------------------------------------------------------------------------
     @classmethod
-    def for_languages(cls, languages=LANGUAGE_CODES) -> "FeatureLayout":
+    def for_languages(cls, languages=LANGUAGE_CODES) -> FeatureLayout:
         """The union of the given languages' feature sets, in the given order."""
         layout = cls({}, common_feature_names())
         for code in languages:
             layout = layout.add_language(code)
         return layout
 
-    def add_language(self, language: str) -> "FeatureLayout":
+    def add_language(self, language: str) -> FeatureLayout:
         """A new layout that also covers `language`; its missing features are appended at the end.
 
         Existing dimensions keep their index and meaning, so a model trained with this layout can be
@@ -382,7 +386,7 @@ class FeatureLayout:
         }
 
     @classmethod
-    def from_config(cls, config: dict) -> "FeatureLayout":
+    def from_config(cls, config: dict) -> FeatureLayout:
         """Rebuild from `get_config()`; checks format and fingerprint (no espeak-ng call)."""
         if not isinstance(config, dict) or config.get("format") != LAYOUT_FORMAT:
             raise ValueError(f"Not a feature layout (expected format {LAYOUT_FORMAT!r}); was it saved by to_json?")
@@ -403,17 +407,17 @@ class FeatureLayout:
         return json.dumps(self.get_config(), indent=1, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, text: str) -> "FeatureLayout":
+    def from_json(cls, text: str) -> FeatureLayout:
         return cls.from_config(json.loads(text))
 
     def save(self, path) -> None:
         """Write the layout as JSON (atomically: temporary file + os.replace), e.g. feature_layout.json."""
-        from mlms_keras.fileio import atomic_write_text
+        from mlms_keras.utils.fileio import atomic_write_text
 
         atomic_write_text(path, self.to_json())
 
     @classmethod
-    def load(cls, path) -> "FeatureLayout":
+    def load(cls, path) -> FeatureLayout:
         """Read a layout written by `save`; errors name the file."""
         try:
             with open(path, encoding="utf-8") as file:
@@ -631,9 +635,15 @@ def features_for_alignment(
     )
 
 
-def features_for_label_file(text: str, language: str, alignment_path, layout: FeatureLayout,
-                            utterance_id: str | None = None, match: str = "exact", tier: str | None = None
-                            ) -> AlignedFeatures:
+def features_for_label_file(
+    text: str,
+    language: str,
+    alignment_path,
+    layout: FeatureLayout,
+    utterance_id: str | None = None,
+    match: str = "exact",
+    tier: str | None = None,
+) -> AlignedFeatures:
     """`features_for_alignment` for an alignment file: HTS `.lab` or Praat `.TextGrid` (phone tier `tier`).
 
     Errors name the utterance (default: the file name without suffix).
@@ -694,4 +704,3 @@ def expand_to_frames(phoneme_features: np.ndarray, durations_frames) -> np.ndarr
 def default_layout() -> FeatureLayout:
     """The layout over the package's universe (the paper's 8 languages, training then adaptation)."""
     return FeatureLayout.for_languages(LANGUAGE_CODES)
-

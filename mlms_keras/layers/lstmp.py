@@ -156,9 +156,7 @@ def lstm_bias_initializer(units, unit_forget_bias=True):
         bias = ops.zeros(shape, dtype=dtype)
         if not unit_forget_bias:
             return bias
-        forget = ops.concatenate(
-            [ops.zeros((units,)), ops.ones((units,)), ops.zeros((2 * units,))]
-        )
+        forget = ops.concatenate([ops.zeros((units,)), ops.ones((units,)), ops.zeros((2 * units,))])
         return bias + ops.cast(forget, dtype or "float32")
 
     return initializer
@@ -214,7 +212,6 @@ class ProjectedLSTM(keras.layers.RNN):
     def from_config(cls, config):
         # keras.layers.RNN.from_config expects a serialized cell; ours is rebuilt from its arguments.
         return cls(**config)
-
 
 
 def lstmp_sequence(
@@ -303,8 +300,15 @@ def _with_backward_pass(forward_loop, backward_loop):
         def backward(d_outputs, d_final_projection, d_final_cells, variables=None):
             previous_projections, previous_cells, activations, new_cells = saved
             d_gates, d_new_projections, d_initial_projection, d_initial_cells = backward_loop(
-                d_outputs, d_final_projection, d_final_cells, recurrent_kernel, projection_kernel, mask,
-                previous_cells, activations, new_cells,
+                d_outputs,
+                d_final_projection,
+                d_final_cells,
+                recurrent_kernel,
+                projection_kernel,
+                mask,
+                previous_cells,
+                activations,
+                new_cells,
             )
             # Weight gradients: one contraction over all frames and the batch each, outside the loop.
             hidden = tf.split(activations, 4, axis=-1)[3] * tf.tanh(new_cells)
@@ -360,8 +364,15 @@ def _forward_loop(gate_inputs, recurrent_kernel, projection_kernel, initial_proj
 
 
 def _backward_loop(
-    d_outputs, d_final_projection, d_final_cells, recurrent_kernel, projection_kernel, mask,
-    previous_cells, activations, new_cells,
+    d_outputs,
+    d_final_projection,
+    d_final_cells,
+    recurrent_kernel,
+    projection_kernel,
+    mask,
+    previous_cells,
+    activations,
+    new_cells,
 ):
     """Reverse pass through the recurrence: gate gradients per frame and the gradient w.r.t. r_t."""
     num_frames = tf.shape(d_outputs)[0]

@@ -75,7 +75,9 @@ class SpeakerRNNOutput(keras.layers.Layer):
         speaker = len(self.speaker_weights)
         initializers = ("glorot_uniform", "zeros", "zeros")
         if copy_from is not None:
-            initializers = [keras.initializers.Constant(ops.convert_to_numpy(w)) for w in self.speaker_weights[copy_from]]
+            initializers = [
+                keras.initializers.Constant(ops.convert_to_numpy(w)) for w in self.speaker_weights[copy_from]
+            ]
         shapes = ((self.hidden_dim, self.output_dim), (self.output_dim, self.output_dim), (self.output_dim,))
         names = (f"forward_kernel_{speaker}", f"recurrent_kernel_{speaker}", f"bias_{speaker}")
         self.speaker_weights.append(
@@ -116,10 +118,13 @@ class SpeakerRNNOutput(keras.layers.Layer):
 
     def call(self, hidden, speaker=None, hidden_mask=None):
         if hidden.shape[-1] != self.hidden_dim:
-            raise ValueError(f"`hidden` must have {self.hidden_dim} features (last axis); received shape {tuple(hidden.shape)}")
+            raise ValueError(
+                f"`hidden` must have {self.hidden_dim} features (last axis); received shape {tuple(hidden.shape)}"
+            )
         speaker = self._check_speaker(speaker, ops.shape(hidden)[0])
         forward, recurrent, bias = (
-            ops.take(ops.stack([weights[part].value for weights in self.speaker_weights]), speaker, axis=0) for part in range(3)
+            ops.take(ops.stack([weights[part].value for weights in self.speaker_weights]), speaker, axis=0)
+            for part in range(3)
         )  # (batch, hidden, out), (batch, out, out), (batch, out)
         # The forward products do not depend on the recurrence: all frames at once, time-major.
         forward_outputs = ops.transpose(ops.matmul(hidden, forward) + bias[:, None, :], (1, 0, 2))

@@ -55,7 +55,9 @@ class TowerStack(keras.layers.Layer):
     def build(self, input_shape):
         towers, cells, projection = self.num_towers, self.lstm_cells, self.lstm_projection
         self.relu_kernel = self.add_weight(
-            name="relu_kernel", shape=(towers, input_shape[-1], self.relu_units), initializer=_per_tower("glorot_uniform")
+            name="relu_kernel",
+            shape=(towers, input_shape[-1], self.relu_units),
+            initializer=_per_tower("glorot_uniform"),
         )
         self.relu_bias = self.add_weight(name="relu_bias", shape=(towers, self.relu_units), initializer="zeros")
         self.lstm_weights = []
@@ -64,14 +66,18 @@ class TowerStack(keras.layers.Layer):
             self.lstm_weights.append(
                 (
                     self.add_weight(
-                        name=f"kernel_{j}", shape=(towers, layer_input, 4 * cells), initializer=_per_tower("glorot_uniform")
+                        name=f"kernel_{j}",
+                        shape=(towers, layer_input, 4 * cells),
+                        initializer=_per_tower("glorot_uniform"),
                     ),
                     self.add_weight(
                         name=f"recurrent_kernel_{j}",
                         shape=(towers, projection, 4 * cells),
                         initializer=_per_tower("orthogonal"),
                     ),
-                    self.add_weight(name=f"bias_{j}", shape=(towers, 4 * cells), initializer=lstm_bias_initializer(cells)),
+                    self.add_weight(
+                        name=f"bias_{j}", shape=(towers, 4 * cells), initializer=lstm_bias_initializer(cells)
+                    ),
                     self.add_weight(
                         name=f"projection_kernel_{j}",
                         shape=(towers, cells, projection),
@@ -119,7 +125,9 @@ class LanguageCodes(keras.layers.Layer):
             initializer = keras.initializers.RandomNormal(stddev=1.0 / np.sqrt(dim))
         else:
             initializer = keras.initializers.Constant(np.eye(dim, dtype="float32")[language])
-        self.codes.append(self.add_weight(name=f"code_{language}", shape=(dim,), initializer=initializer, trainable=trainable))
+        self.codes.append(
+            self.add_weight(name=f"code_{language}", shape=(dim,), initializer=initializer, trainable=trainable)
+        )
 
     def add_language(self, initial_code=None):
         """Appends a trainable code for a new language and returns its id."""
@@ -244,7 +252,9 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
         self.added_languages = int(added_languages)
         self.jit_recurrence = jit_recurrence
         self.supports_masking = True
-        sizes = dict(relu_units=relu_units, lstm_layers=lstm_layers, lstm_cells=lstm_cells, lstm_projection=lstm_projection)
+        sizes = dict(
+            relu_units=relu_units, lstm_layers=lstm_layers, lstm_cells=lstm_cells, lstm_projection=lstm_projection
+        )
         self.mean_tower = TowerStack(1, name="mean_tower", **sizes)
         self.basis_towers = None
         self.language_codes = None
@@ -262,7 +272,9 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
 
     def build(self, frames_shape, language_shape=None):
         if len(frames_shape) != 3:
-            raise ValueError(f"`frames` must have shape (batch, frames, features); received shape {tuple(frames_shape)}")
+            raise ValueError(
+                f"`frames` must have shape (batch, frames, features); received shape {tuple(frames_shape)}"
+            )
         if frames_shape[-1] is None:
             raise ValueError("`frames` needs a known feature dimension (last axis); received None")
         self.input_dim = int(frames_shape[-1])
@@ -321,7 +333,9 @@ class ClusterAdaptiveTowers(keras.layers.Layer):
 
     def call(self, frames, language=None, frames_mask=None, training=None):
         if frames.shape[-1] != self.input_dim:
-            raise ValueError(f"`frames` must have {self.input_dim} features (last axis); received shape {tuple(frames.shape)}")
+            raise ValueError(
+                f"`frames` must have {self.input_dim} features (last axis); received shape {tuple(frames.shape)}"
+            )
         language = self._check_language(language)
         batch_size, num_frames = ops.shape(frames)[0], ops.shape(frames)[1]
         towers = self.num_towers

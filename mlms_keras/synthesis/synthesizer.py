@@ -4,7 +4,7 @@ Pipeline per sentence (ARCHITECTURE.md's data flow):
 
 1. frontend: `FeatureLayout.phoneme_features(text, language)` (espeak-ng; sil, phonemes with pau between
    phrases, sil), the language's features with the other languages' dimensions zero;
-2. durations: the duration model (`mlms_keras.duration.predict_durations`), frames per phoneme;
+2. durations: the duration model (`mlms_keras.models.duration.predict_durations`), frames per phoneme;
 3. frame features: `expand_to_frames` (+3 coarse-coded positions, +1 duration), normalised with the voice's
    input statistics;
 4. acoustic model with the language's code and the speaker's output layer; de-normalisation;
@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 
 from mlms_keras import vocoder
-from mlms_keras.duration import edge_silences, frames_from_outputs
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.linguistic import expand_to_frames
+from mlms_keras.models.duration import edge_silences, frames_from_outputs
 
 DEFAULT_CHUNK_FRAMES = 48
 STREAM_CONTEXT_FRAMES = 12
@@ -96,9 +96,9 @@ def _best_lag(tail, wave, begin, max_lag):
     low, high = max(-max_lag, -begin), min(max_lag, len(wave) - begin - length)
     if length == 0 or high < low:
         return 0
-    segment = wave[begin + low: begin + high + length].astype(np.float64)
+    segment = wave[begin + low : begin + high + length].astype(np.float64)
     scores = np.correlate(segment, tail.astype(np.float64), mode="valid")
-    energy = np.convolve(segment ** 2, np.ones(length), mode="valid")
+    energy = np.convolve(segment**2, np.ones(length), mode="valid")
     return low + int(np.argmax(scores / np.sqrt(energy + 1e-12)))
 
 
@@ -108,7 +108,7 @@ class StageTimer:
     STAGES = ("frontend", "duration", "acoustic", "vocoder")
 
     def __init__(self):
-        self.seconds = {stage: 0.0 for stage in self.STAGES}
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
 
     def add(self, stage, seconds):
         self.seconds[stage] += seconds
@@ -131,8 +131,13 @@ class Synthesizer:
         ...     play(chunk)
     """
 
-    def __init__(self, voice, chunk_frames=DEFAULT_CHUNK_FRAMES, postfilter_beta=vocoder.DEFAULT_POSTFILTER_BETA,
-                 jit_streaming=False):
+    def __init__(
+        self,
+        voice,
+        chunk_frames=DEFAULT_CHUNK_FRAMES,
+        postfilter_beta=vocoder.DEFAULT_POSTFILTER_BETA,
+        jit_streaming=False,
+    ):
         if chunk_frames < _FRAME_GRID or chunk_frames % _FRAME_GRID:
             raise ValueError(f"chunk_frames must be a positive multiple of {_FRAME_GRID}, got {chunk_frames}")
         if chunk_frames <= STREAM_LOOKAHEAD_FRAMES:
@@ -172,11 +177,14 @@ class Synthesizer:
     def ids(self, language: str, speaker: str) -> tuple[int, int]:
         """(language id, speaker id) in the models; ValueError listing the valid codes / names otherwise."""
         if language not in self.voice.languages:
-            raise ValueError(f"Voice {self.voice.name!r} does not speak language {language!r}; "
-                             f"its languages are: {', '.join(self.languages)}.")
+            raise ValueError(
+                f"Voice {self.voice.name!r} does not speak language {language!r}; "
+                f"its languages are: {', '.join(self.languages)}."
+            )
         if speaker not in self.voice.speakers:
-            raise ValueError(f"Voice {self.voice.name!r} has no speaker {speaker!r}; "
-                             f"its speakers are: {', '.join(self.speakers)}.")
+            raise ValueError(
+                f"Voice {self.voice.name!r} has no speaker {speaker!r}; its speakers are: {', '.join(self.speakers)}."
+            )
         return int(self.voice.languages[language]), int(self.voice.speakers[speaker]["id"])
 
     # Stages --------------------------------------------------------------------------------------------------
@@ -186,13 +194,21 @@ class Synthesizer:
         if self._acoustic_call is None:
             # One graph for every utterance length: the towers' time loop is a tf.while_loop, slow when eager.
             signature = lambda dim: [  # noqa: E731
-                {"linguistic": tf.TensorSpec([1, None, dim], tf.float32),
-                 "language": tf.TensorSpec([1], tf.int32), "speaker": tf.TensorSpec([1], tf.int32)}]
+                {
+                    "linguistic": tf.TensorSpec([1, None, dim], tf.float32),
+                    "language": tf.TensorSpec([1], tf.int32),
+                    "speaker": tf.TensorSpec([1], tf.int32),
+                }
+            ]
             acoustic, duration = self.voice.acoustic_model, self.voice.duration_model
-            self._acoustic_call = tf.function(lambda inputs: acoustic(inputs, training=False),
-                                              input_signature=signature(acoustic.input["linguistic"].shape[-1]))
-            self._duration_call = tf.function(lambda inputs: duration(inputs, training=False),
-                                              input_signature=signature(duration.input["linguistic"].shape[-1]))
+            self._acoustic_call = tf.function(
+                lambda inputs: acoustic(inputs, training=False),
+                input_signature=signature(acoustic.input["linguistic"].shape[-1]),
+            )
+            self._duration_call = tf.function(
+                lambda inputs: duration(inputs, training=False),
+                input_signature=signature(duration.input["linguistic"].shape[-1]),
+            )
         return self._acoustic_call, self._duration_call
 
     def frame_features(self, text: str, language: str, speaker: str):
@@ -208,9 +224,13 @@ class Synthesizer:
         start = time.perf_counter()
         _, duration_call = self._compiled()
         stats = self.voice.duration_statistics
-        outputs = duration_call({"linguistic": stats.normalise_inputs(phonemes)[None],
-                                 "language": np.array([language_id], np.int32),
-                                 "speaker": np.array([speaker_id], np.int32)})
+        outputs = duration_call(
+            {
+                "linguistic": stats.normalise_inputs(phonemes)[None],
+                "language": np.array([language_id], np.int32),
+                "speaker": np.array([speaker_id], np.int32),
+            }
+        )
         durations = frames_from_outputs(np.asarray(outputs)[0, :, 0], stats, edge_silences(phonemes, self.voice.layout))
         self.timer.add("duration", time.perf_counter() - start)
         start = time.perf_counter()
@@ -225,8 +245,13 @@ class Synthesizer:
         frames, _ = self.frame_features(text, language, speaker)
         acoustic_call, _ = self._compiled()
         start = time.perf_counter()
-        outputs = acoustic_call({"linguistic": frames[None], "language": np.array([language_id], np.int32),
-                                 "speaker": np.array([speaker_id], np.int32)})
+        outputs = acoustic_call(
+            {
+                "linguistic": frames[None],
+                "language": np.array([language_id], np.int32),
+                "speaker": np.array([speaker_id], np.int32),
+            }
+        )
         vectors = np.asarray(outputs)[0] * self.voice.output_std + self.voice.output_mean
         self.timer.add("acoustic", time.perf_counter() - start)
         return vectors
@@ -259,8 +284,9 @@ class Synthesizer:
             unsupported text (the frontend's rules).
         """
         self.ids(language, speaker)
-        return np.concatenate([self._synthesize_sentence(sentence, language, speaker)
-                               for sentence in self._sentences(text)]).astype(np.float32)
+        return np.concatenate(
+            [self._synthesize_sentence(sentence, language, speaker) for sentence in self._sentences(text)]
+        ).astype(np.float32)
 
     def _synthesize_sentence(self, sentence, language, speaker):
         vectors = self.acoustic_features(sentence, language, speaker)
@@ -270,19 +296,28 @@ class Synthesizer:
     def _streaming(self):
         import tensorflow as tf
 
-        from mlms_keras.models import build_mlms_model, config_of
+        from mlms_keras.models.acoustic import build_mlms_model, config_of
 
         if self._streaming_model is None:
-            model = build_mlms_model(config_of(self.voice.acoustic_model), stateful=True, batch_size=1,
-                                     jit_recurrence="always" if self.jit_streaming else "never",
-                                     name="mlms_streaming")
+            model = build_mlms_model(
+                config_of(self.voice.acoustic_model),
+                stateful=True,
+                batch_size=1,
+                jit_recurrence="always" if self.jit_streaming else "never",
+                name="mlms_streaming",
+            )
             model.set_weights(self.voice.acoustic_model.get_weights())
             self._streaming_model = model
-            signature = [{"linguistic": tf.TensorSpec([1, self.chunk_frames, model.input["linguistic"].shape[-1]],
-                                                      tf.float32),
-                          "language": tf.TensorSpec([1], tf.int32), "speaker": tf.TensorSpec([1], tf.int32)}]
-            self._streaming_call = tf.function(lambda inputs: model(inputs, training=False),
-                                               input_signature=signature)
+            signature = [
+                {
+                    "linguistic": tf.TensorSpec(
+                        [1, self.chunk_frames, model.input["linguistic"].shape[-1]], tf.float32
+                    ),
+                    "language": tf.TensorSpec([1], tf.int32),
+                    "speaker": tf.TensorSpec([1], tf.int32),
+                }
+            ]
+            self._streaming_call = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
         return self._streaming_model, self._streaming_call
 
     def warm_up(self, language=None, speaker=None):
@@ -311,7 +346,7 @@ class Synthesizer:
         The stateful acoustic model carries its LSTM state from chunk to chunk, so the concatenated chunks equal
         `acoustic_features` of the sentence (up to float rounding).
         """
-        from mlms_keras.models import reset_streaming_state
+        from mlms_keras.models.acoustic import reset_streaming_state
 
         language_id, speaker_id = self.ids(language, speaker)
         frames, _ = self.frame_features(sentence, language, speaker)
@@ -319,7 +354,7 @@ class Synthesizer:
         reset_streaming_state(model)
         ids = {"language": np.array([language_id], np.int32), "speaker": np.array([speaker_id], np.int32)}
         for chunk_start in range(0, frames.shape[0], self.chunk_frames):
-            chunk = frames[chunk_start: chunk_start + self.chunk_frames]
+            chunk = frames[chunk_start : chunk_start + self.chunk_frames]
             real = chunk.shape[0]
             if real < self.chunk_frames:  # all-zero rows are padding: masked, state held, outputs dropped
                 chunk = np.concatenate([chunk, np.zeros((self.chunk_frames - real, chunk.shape[1]), np.float32)])
@@ -347,17 +382,17 @@ class Synthesizer:
             wave = self._vocode(vectors[first_frame:available], f"{language}:{sentence[:30]!r}")
             offset = int(round(first_frame * samples_per_frame))
             begin = int(round(emitted_frames * samples_per_frame)) - offset
-            end = (len(wave) if last else int(round(end_frames * samples_per_frame)) - offset)
+            end = len(wave) if last else int(round(end_frames * samples_per_frame)) - offset
             # The new piece's pulses have another phase than the previous piece's: shift it by the lag (within
             # one pitch period) that best lines it up with the previous tail, so the crossfade adds pulses in step.
             lag = _best_lag(tail, wave, begin, max_lag) if tail is not None else 0
             piece = np.zeros(end - begin)
-            available_piece = wave[begin + lag: end + lag]
+            available_piece = wave[begin + lag : end + lag]
             piece[: len(available_piece)] = available_piece
             if tail is not None:
                 overlap = min(len(tail), len(piece))
                 piece[:overlap] = tail[:overlap] * (1.0 - fade_in[:overlap]) + piece[:overlap] * fade_in[:overlap]
-            tail = wave[end + lag: end + lag + crossfade]
+            tail = wave[end + lag : end + lag + crossfade]
             emitted_frames = end_frames
             yield piece.astype(np.float32)
 
@@ -373,8 +408,8 @@ class Synthesizer:
         """
         import soundfile
 
-        from mlms_keras.audio import WRITE_FORMATS
-        from mlms_keras.fileio import atomic_output
+        from mlms_keras.utils.fileio import atomic_output
+        from mlms_keras.vocoder.audio import WRITE_FORMATS
 
         path = Path(path)
         suffix = path.suffix.lower()
@@ -384,15 +419,18 @@ class Synthesizer:
         sentences = self._sentences(text)
         file_format, subtype = WRITE_FORMATS[suffix]
         samples = 0
-        with atomic_output(path) as temporary:
-            with soundfile.SoundFile(temporary, "w", samplerate=self.sample_rate, channels=1, format=file_format,
-                                     subtype=subtype) as output:
-                for sentence in sentences:
-                    pieces = (self._stream_sentence(sentence, language, speaker) if stream
-                              else [self._synthesize_sentence(sentence, language, speaker)])
-                    for piece in pieces:
-                        output.write(np.asarray(piece, np.float32))
-                        samples += len(piece)
+        with atomic_output(path) as temporary, soundfile.SoundFile(
+            temporary, "w", samplerate=self.sample_rate, channels=1, format=file_format, subtype=subtype
+        ) as output:
+            for sentence in sentences:
+                pieces = (
+                    self._stream_sentence(sentence, language, speaker)
+                    if stream
+                    else [self._synthesize_sentence(sentence, language, speaker)]
+                )
+                for piece in pieces:
+                    output.write(np.asarray(piece, np.float32))
+                    samples += len(piece)
         return samples / self.sample_rate
 
 
@@ -406,15 +444,18 @@ def add_cli_parser(subparsers) -> None:
         description=(
             "Text to speech with a pretrained voice. Any speaker can speak any of the voice's languages.\n\n"
             "examples:\n"
-            "  mlms say --voice teacher-small --lang pl --speaker en-us-female \"Dzień dobry.\" -o out.wav\n"
+            '  mlms say --voice teacher-small --lang pl --speaker en-us-female "Dzień dobry." -o out.wav\n'
             "  mlms say --voice teacher-small --list-speakers\n"
             "  mlms say --voice teacher-small --lang fr --speaker fr-female --file book.txt -o book.flac"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("text", nargs="?", help="the text (or use --file)")
-    parser.add_argument("--voice", default=None, help="built-in voice name, voice folder or file:// / https:// URL "
-                                                      "(default: the first built-in voice)")
+    parser.add_argument(
+        "--voice",
+        default=None,
+        help="built-in voice name, voice folder or file:// / https:// URL (default: the first built-in voice)",
+    )
     parser.add_argument("--lang", help="language code, e.g. en-us, fr, pl")
     parser.add_argument("--speaker", help="speaker name (see --list-speakers)")
     parser.add_argument("--file", help="read the text from this UTF-8 file (any length)")
@@ -446,7 +487,9 @@ def _run_say(args) -> int:
         print(f"voice {voice.name}: languages {', '.join(synthesizer.languages)}")
         for name in synthesizer.speakers:
             entry = voice.speakers[name]
-            print(f"  {name:<16} trained on {entry['language']}" + (f", {entry['gender']}" if entry.get("gender") else ""))
+            print(
+                f"  {name:<16} trained on {entry['language']}" + (f", {entry['gender']}" if entry.get("gender") else "")
+            )
         return 0
     if args.file:
         try:
@@ -460,9 +503,12 @@ def _run_say(args) -> int:
     if text is None:
         missing.append("TEXT (or --file)")
     if missing:
-        print(f"error: missing {', '.join(missing)}. Languages: {', '.join(synthesizer.languages)}; speakers: "
-              f"{', '.join(synthesizer.speakers)}. Example: mlms say --voice {voice.name} --lang "
-              f"{synthesizer.languages[0]} --speaker {synthesizer.speakers[0]} \"Hello.\" -o out.wav", file=sys.stderr)
+        print(
+            f"error: missing {', '.join(missing)}. Languages: {', '.join(synthesizer.languages)}; speakers: "
+            f"{', '.join(synthesizer.speakers)}. Example: mlms say --voice {voice.name} --lang "
+            f'{synthesizer.languages[0]} --speaker {synthesizer.speakers[0]} "Hello." -o out.wav',
+            file=sys.stderr,
+        )
         return 2
     try:
         seconds = synthesizer.synthesize_to_file(text, args.lang, args.speaker, args.output, stream=not args.no_stream)

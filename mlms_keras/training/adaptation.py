@@ -106,7 +106,7 @@ def adaptation_weight_groups(model, language, speaker):
     """The weight groups of an MLMS model as seen from one adapted (language, speaker) pair.
 
     Args:
-        model: a model built by `mlms_keras.models.build_mlms_model`.
+        model: a model built by `mlms_keras.models.acoustic.build_mlms_model`.
         language: the adapted language's id.
         speaker: the adapted speaker's id.
 
@@ -130,7 +130,9 @@ def adaptation_weight_groups(model, language, speaker):
         SPEAKER_LAYER: list(speakers.speaker_variables(speaker)),
         "basis_towers": list(towers.basis_towers.weights),
         "other_language_codes": [code for u, code in enumerate(codes) if u != language],
-        "other_speaker_layers": [w for s in range(speakers.num_speakers) if s != speaker for w in speakers.speaker_variables(s)],
+        "other_speaker_layers": [
+            w for s in range(speakers.num_speakers) if s != speaker for w in speakers.speaker_variables(s)
+        ],
     }
 
 
@@ -168,7 +170,9 @@ class PhaseSchedule(keras.callbacks.Callback):
         for phase in phases:
             unknown = set(phase.groups) - set(groups)
             if unknown:
-                raise ValueError(f"Phase {phase.name!r} names unknown weight groups {sorted(unknown)}; known: {sorted(groups)}")
+                raise ValueError(
+                    f"Phase {phase.name!r} names unknown weight groups {sorted(unknown)}; known: {sorted(groups)}"
+                )
         self.phases = list(phases)
         self.groups = groups
         self.restore_best_per_phase = restore_best_per_phase
@@ -212,7 +216,9 @@ class PhaseSchedule(keras.callbacks.Callback):
             variable.trainable = initially_trainable and id(variable) in trained
         frozen_but_wanted = [v.path for v in self._trained_variables(phase_index) if not v.trainable]
         if frozen_but_wanted:
-            raise ValueError(f"Phase {self.phases[phase_index].name!r} trains variables that are fixed by construction: {frozen_but_wanted}")
+            raise ValueError(
+                f"Phase {self.phases[phase_index].name!r} trains variables that are fixed by construction: {frozen_but_wanted}"
+            )
         # Keras traces the trainable-variable list into the train function: rebuild it (ARCHITECTURE.md).
         self.model.make_train_function(force=True)
         self._active_phase = phase_index
@@ -230,20 +236,33 @@ class PhaseSchedule(keras.callbacks.Callback):
             value, epoch = float(saved["value"]), int(saved["epoch"])
         shapes = [tuple(v.shape) for v in self._trained_variables(phase_index)]
         if [w.shape for w in weights] != shapes:
-            raise ValueError(f"{self.best_state_path}: saved best weights do not fit this model's phase "
-                             f"{self.phases[phase_index].name!r}; delete the file or the whole backup folder")
-        logger.info("phase %s resumes with its best epoch so far (epoch %d, %s %.5f)",
-                    self.phases[phase_index].name, epoch + 1, self.monitor, value)
+            raise ValueError(
+                f"{self.best_state_path}: saved best weights do not fit this model's phase "
+                f"{self.phases[phase_index].name!r}; delete the file or the whole backup folder"
+            )
+        logger.info(
+            "phase %s resumes with its best epoch so far (epoch %d, %s %.5f)",
+            self.phases[phase_index].name,
+            epoch + 1,
+            self.monitor,
+            value,
+        )
         return value, weights
 
     def _save_best_state(self, epoch):
-        from mlms_keras.fileio import atomic_output
+        from mlms_keras.utils.fileio import atomic_output
 
         arrays = {f"weight_{i}": w for i, w in enumerate(self._best_weights)}
         with atomic_output(self.best_state_path) as temporary:
             with open(temporary, "wb") as file:  # a file object: np.savez would append ".npz" to a path
-                np.savez(file, phase=self._active_phase, epoch=epoch, value=self._best_value,
-                         count=len(self._best_weights), **arrays)
+                np.savez(
+                    file,
+                    phase=self._active_phase,
+                    epoch=epoch,
+                    value=self._best_value,
+                    count=len(self._best_weights),
+                    **arrays,
+                )
 
     def on_epoch_begin(self, epoch, logs=None):
         phase_index = self.phase_of_epoch(epoch)
@@ -271,7 +290,12 @@ class PhaseSchedule(keras.callbacks.Callback):
         if epoch + 1 == self._phase_ends[self._active_phase]:
             for variable, best in zip(trained, self._best_weights):
                 variable.assign(best)
-            logger.info("phase %s: kept its best epoch (%s %.5f)", self.phases[self._active_phase].name, self.monitor, self._best_value)
+            logger.info(
+                "phase %s: kept its best epoch (%s %.5f)",
+                self.phases[self._active_phase].name,
+                self.monitor,
+                self._best_value,
+            )
 
     def on_train_end(self, logs=None):
         for variable, initially_trainable in self._initial_flags or ():
@@ -345,7 +369,7 @@ def closest_speaker(model, dataset, candidates=None, max_batches=None):
     candidates = [(int(u), int(s)) for u, s in candidates]
     if not candidates:
         raise ValueError("`candidates` is empty; give at least one (language, speaker) pair")
-    squared_error = {pair: 0.0 for pair in candidates}
+    squared_error = dict.fromkeys(candidates, 0.0)
     values = 0
     for batch_index, element in enumerate(dataset):
         if max_batches is not None and batch_index >= max_batches:
@@ -453,7 +477,9 @@ def adapt(
     """
     phases = adaptation_phases(variant, epochs_per_phase)
     if restore_best_per_phase and dev_dataset is None:
-        raise ValueError("restore_best_per_phase=True needs `dev_dataset`; pass one or set restore_best_per_phase=False")
+        raise ValueError(
+            "restore_best_per_phase=True needs `dev_dataset`; pass one or set restore_best_per_phase=False"
+        )
     distance = None
     initial_speaker = None
     if language is None or speaker is None:
@@ -461,7 +487,12 @@ def adapt(
             if copy_speaker_from == "closest":
                 distance = closest_speaker(model, train_dataset, candidates=speaker_candidates)
                 initial_speaker = distance.speaker
-                logger.info("new speaker starts from speaker %d (MSE %.4f with language %d)", distance.speaker, distance.mse, distance.language)
+                logger.info(
+                    "new speaker starts from speaker %d (MSE %.4f with language %d)",
+                    distance.speaker,
+                    distance.mse,
+                    distance.language,
+                )
             elif copy_speaker_from is not None:
                 initial_speaker = int(copy_speaker_from)
         towers, speakers = model.get_layer("towers"), model.get_layer("acoustic")
@@ -472,13 +503,18 @@ def adapt(
     model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), loss="mse")
     # Build the optimizer on everything any phase trains, while nothing is frozen yet (ARCHITECTURE.md).
     model.optimizer.build(model.trainable_variables)
-    schedule = PhaseSchedule(phases, groups, restore_best_per_phase=restore_best_per_phase,
-                             best_state_path=best_state_path)
+    schedule = PhaseSchedule(
+        phases, groups, restore_best_per_phase=restore_best_per_phase, best_state_path=best_state_path
+    )
     train = with_ids(train_dataset, language, speaker)
     dev = with_ids(dev_dataset, language, speaker) if dev_dataset is not None else None
     history = model.fit(
-        train, validation_data=dev, epochs=schedule.total_epochs, callbacks=[schedule, *callbacks],
-        steps_per_epoch=steps_per_epoch, verbose=verbose,
+        train,
+        validation_data=dev,
+        epochs=schedule.total_epochs,
+        callbacks=[schedule, *callbacks],
+        steps_per_epoch=steps_per_epoch,
+        verbose=verbose,
     )
     return AdaptationResult(
         model=model,
@@ -536,10 +572,17 @@ def adapt_on_prepared(
         An `AdaptationResult`.
     """
     from mlms_keras.data import Manifest, load_dataset
-    from mlms_keras.metrics import AcousticMetricsCallback
-    from mlms_keras.training import (
-        BACKUP_FOLDER, FINAL_MODEL_NAME, HISTORY_NAME, LOG_FOLDER, RUN_INFO_NAME, HistoryFile, load_run,
-        save_model_atomically, write_json_atomically,
+    from mlms_keras.evaluation.metrics import AcousticMetricsCallback
+    from mlms_keras.training.fit import (
+        BACKUP_FOLDER,
+        FINAL_MODEL_NAME,
+        HISTORY_NAME,
+        LOG_FOLDER,
+        RUN_INFO_NAME,
+        HistoryFile,
+        load_run,
+        save_model_atomically,
+        write_json_atomically,
     )
 
     out_dir = Path(out_dir)
@@ -547,23 +590,30 @@ def adapt_on_prepared(
         import json
 
         if json.loads((out_dir / RUN_INFO_NAME).read_text(encoding="utf-8")).get("complete"):
-            raise FileExistsError(f"{out_dir}: this adaptation is already complete; choose a new --out folder or delete it")
+            raise FileExistsError(
+                f"{out_dir}: this adaptation is already complete; choose a new --out folder or delete it"
+            )
     model, info = load_run(model_path)
     if not info.get("languages") or not info.get("speakers"):
-        raise ValueError(f"{model_path}: no language/speaker tables in its training.json; adapt a run made by `mlms train`")
+        raise ValueError(
+            f"{model_path}: no language/speaker tables in its training.json; adapt a run made by `mlms train`"
+        )
     if info.get("model_type") == "slss":
         raise ValueError(f"{model_path}: an SLSS baseline has no language space to adapt; give an MLMS run")
     if language in info["languages"]:
-        raise ValueError(f"{model_path} already knows language {language!r}; adaptation adds a new language "
-                         f"(known: {info['languages']})")
+        raise ValueError(
+            f"{model_path} already knows language {language!r}; adaptation adds a new language "
+            f"(known: {info['languages']})"
+        )
     if speaker in info["speakers"]:
         raise ValueError(f"{model_path} already has speaker {speaker!r}; choose a new speaker")
     manifest = Manifest.load(dataset_path)
     manifest.language_id(language)
     manifest.speaker_id(speaker)  # both raise naming the dataset's tables
     if manifest.speakers[speaker]["language"] != language:
-        raise ValueError(f"speaker {speaker!r} speaks {manifest.speakers[speaker]['language']!r} in {dataset_path}, "
-                         f"not {language!r}")
+        raise ValueError(
+            f"speaker {speaker!r} speaks {manifest.speakers[speaker]['language']!r} in {dataset_path}, not {language!r}"
+        )
     base_dataset = info.get("dataset")
     normalisation = None
     if base_dataset and Path(base_dataset).resolve() != manifest.folder.resolve():
@@ -575,14 +625,24 @@ def adapt_on_prepared(
 
     def split(name, **options):
         # One speaker's limited data: kept in memory rather than re-read from every shard each epoch.
-        return load_dataset(dataset_path, name, batch_size, languages=[language], speakers=[speaker],
-                            normalisation=normalisation, cache="auto", **options)
+        return load_dataset(
+            dataset_path,
+            name,
+            batch_size,
+            languages=[language],
+            speakers=[speaker],
+            normalisation=normalisation,
+            cache="auto",
+            **options,
+        )
 
     train_data = split("train", seed=seed, repeat=steps_per_epoch is not None)
     dev_data = split("dev", shuffle=False)
     metric_data = split("dev", shuffle=False, frame_mask="speech")
     speaker_languages = info.get("speaker_languages") or [None] * len(info["speakers"])
-    candidates = [(info["languages"].index(code), s) for s, code in enumerate(speaker_languages) if code in info["languages"]]
+    candidates = [
+        (info["languages"].index(code), s) for s, code in enumerate(speaker_languages) if code in info["languages"]
+    ]
     keras.utils.set_random_seed(seed)
     distance = closest_speaker(model, split("train", shuffle=False), candidates=candidates or None)
     language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
@@ -596,9 +656,18 @@ def adapt_on_prepared(
         keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True),
     ]
     result = adapt(
-        model, train_data, dev_data, variant=variant, epochs_per_phase=epochs_per_phase, language=language_id,
-        speaker=speaker_id, optimizer=keras.optimizers.Adam(learning_rate), restore_best_per_phase=True,
-        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME, callbacks=callbacks, steps_per_epoch=steps_per_epoch,
+        model,
+        train_data,
+        dev_data,
+        variant=variant,
+        epochs_per_phase=epochs_per_phase,
+        language=language_id,
+        speaker=speaker_id,
+        optimizer=keras.optimizers.Adam(learning_rate),
+        restore_best_per_phase=True,
+        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME,
+        callbacks=callbacks,
+        steps_per_epoch=steps_per_epoch,
         verbose=verbose,
     )
     result.initial_speaker, result.speaker_distance = distance.speaker, distance
@@ -621,11 +690,18 @@ def adapt_on_prepared(
             "speaker_id": result.speaker_id,
             "initial_speaker": info["speakers"][result.initial_speaker] if result.initial_speaker is not None else None,
             "initial_speaker_mse": distance.mse if distance else None,
-            "speaker_mse_table": {f"{info['languages'][u]}/{info['speakers'][s]}": v for (u, s), v in distance.table.items()}
-            if distance else None,
+            "speaker_mse_table": {
+                f"{info['languages'][u]}/{info['speakers'][s]}": v for (u, s), v in distance.table.items()
+            }
+            if distance
+            else None,
             "final_dev_mse": history["val_loss"][-1] if history.get("val_loss") else None,
-            "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
-                         "steps_per_epoch": steps_per_epoch},
+            "training": {
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "seed": seed,
+                "steps_per_epoch": steps_per_epoch,
+            },
         },
         "history": history,
         "command": command,
@@ -640,17 +716,28 @@ def _run_adapt(args):
 
     try:
         result = adapt_on_prepared(
-            args.model, args.dataset, args.language, args.speaker, args.variant, args.out,
-            epochs_per_phase=args.epochs_per_phase, batch_size=args.batch_size, learning_rate=args.learning_rate,
-            seed=args.seed, steps_per_epoch=args.steps_per_epoch, command=" ".join(["mlms"] + sys.argv[1:]),
+            args.model,
+            args.dataset,
+            args.language,
+            args.speaker,
+            args.variant,
+            args.out,
+            epochs_per_phase=args.epochs_per_phase,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            steps_per_epoch=args.steps_per_epoch,
+            command=" ".join(["mlms"] + sys.argv[1:]),
             verbose=2 if args.quiet else "auto",
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mlms adapt: {error}", file=sys.stderr)
         return 2
     dev = result.history.get("val_loss")
-    print(f"{args.out}/model.keras: {args.variant} adapted to {args.language}/{args.speaker}"
-          + (f", dev MSE {dev[-1]:.4f}" if dev else ""))
+    print(
+        f"{args.out}/model.keras: {args.variant} adapted to {args.language}/{args.speaker}"
+        + (f", dev MSE {dev[-1]:.4f}" if dev else "")
+    )
     return 0
 
 
@@ -679,8 +766,12 @@ def add_cli_parser(subparsers):
     parser.add_argument("--variant", required=True, choices=sorted(VARIANTS))
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--epochs-per-phase", type=int, default=10, help="epochs per phase (default 10)")
-    parser.add_argument("--steps-per-epoch", type=int, default=None,
-                        help="batches per epoch from the repeated training data (default: one pass per epoch)")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="batches per epoch from the repeated training data (default: one pass per epoch)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--seed", type=int, default=0)

@@ -7,7 +7,7 @@ file                        content
 ==========================  ===============================================================================
 ``config.json``             the acoustic model, `keras.saving.serialize_keras_object` (``registered_name`` set)
 ``model.weights.h5``        its weights
-``duration_config.json``    the duration model (`mlms_keras.duration`), serialized the same way
+``duration_config.json``    the duration model (`mlms_keras.models.duration`), serialized the same way
 ``duration.weights.h5``     its weights
 ``metadata.json``           format and versions, sample rate, languages and speakers with the models' ids,
                             parameter counts, the feature layout, the normalisation statistics (acoustic
@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlms_keras.fileio import atomic_output, atomic_write_json
+from mlms_keras.utils.fileio import atomic_output, atomic_write_json
 
 VOICE_FORMAT = "mlms-zoo-voice"
 VOICE_FORMAT_VERSION = 1
@@ -106,7 +106,7 @@ def zoo_folder() -> Path:
     """
     import importlib.util
 
-    checkout = Path(__file__).resolve().parent.parent / "zoo"
+    checkout = Path(__file__).resolve().parents[2] / "zoo"
     if (checkout / REGISTRY_NAME).is_file():
         return checkout
     spec = importlib.util.find_spec("zoo")
@@ -130,7 +130,9 @@ def load_registry(path=None) -> dict:
     except ValueError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if registry.get("format") != REGISTRY_FORMAT:
-        raise ValueError(f"{path}: not a zoo registry (format {registry.get('format')!r}, expected {REGISTRY_FORMAT!r})")
+        raise ValueError(
+            f"{path}: not a zoo registry (format {registry.get('format')!r}, expected {REGISTRY_FORMAT!r})"
+        )
     return registry
 
 
@@ -175,23 +177,42 @@ def _versions() -> dict:
         package_version = version("mlms-keras")
     except Exception:  # a bare source checkout
         package_version = None
-    return {"mlms_keras": package_version, "keras": keras.__version__, "tensorflow": tf.__version__,
-            "numpy": np.__version__, "python": sys.version.split()[0], "espeak_ng": espeak.espeak_version()}
+    return {
+        "mlms_keras": package_version,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "espeak_ng": espeak.espeak_version(),
+    }
 
 
-def save_voice(folder, *, name, acoustic_model, duration_model, layout, normalisation, duration_statistics,
-               languages, speakers, sample_rate, description="", extra_metadata=None) -> dict:
+def save_voice(
+    folder,
+    *,
+    name,
+    acoustic_model,
+    duration_model,
+    layout,
+    normalisation,
+    duration_statistics,
+    languages,
+    speakers,
+    sample_rate,
+    description="",
+    extra_metadata=None,
+) -> dict:
     """Write a voice folder (module docstring) and return its registry entry.
 
     Args:
         folder: output folder (created).
         name: the voice's name.
         acoustic_model: an MLMS acoustic model (`build_mlms_model`, possibly adapted).
-        duration_model: its duration model (`mlms_keras.duration.build_duration_model`).
+        duration_model: its duration model (`mlms_keras.models.duration.build_duration_model`).
         layout: the `FeatureLayout` of both models' inputs.
         normalisation: dict with ``input_mean``, ``input_std`` ((input_dim,) frame inputs) and ``output_mean``,
             ``output_std`` ((49,) acoustic outputs), as the acoustic model was trained with.
-        duration_statistics: `mlms_keras.duration.DurationStatistics`.
+        duration_statistics: `mlms_keras.models.duration.DurationStatistics`.
         languages: language code -> id in both models.
         speakers: speaker name -> dict with at least ``id`` (both models) and ``language`` (native language).
         sample_rate: Hz of the training audio.
@@ -204,7 +225,7 @@ def save_voice(folder, *, name, acoustic_model, duration_model, layout, normalis
     """
     import keras
 
-    from mlms_keras.models import build_mlms_model, config_of
+    from mlms_keras.models.acoustic import build_mlms_model, config_of
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -220,10 +241,14 @@ def save_voice(folder, *, name, acoustic_model, duration_model, layout, normalis
         _save_weights_atomically(twin, folder / weights_name)
     for code, language_id in languages.items():
         if not 0 <= int(language_id) < acoustic_config.num_languages:
-            raise ValueError(f"language {code!r} has id {language_id}, but the model has {acoustic_config.num_languages}")
+            raise ValueError(
+                f"language {code!r} has id {language_id}, but the model has {acoustic_config.num_languages}"
+            )
     for speaker, entry in speakers.items():
         if not 0 <= int(entry["id"]) < acoustic_config.num_speakers:
-            raise ValueError(f"speaker {speaker!r} has id {entry['id']}, but the model has {acoustic_config.num_speakers}")
+            raise ValueError(
+                f"speaker {speaker!r} has id {entry['id']}, but the model has {acoustic_config.num_speakers}"
+            )
     metadata = {
         "format": VOICE_FORMAT,
         "format_version": VOICE_FORMAT_VERSION,
@@ -235,8 +260,10 @@ def save_voice(folder, *, name, acoustic_model, duration_model, layout, normalis
         "acoustic_model": {"config": acoustic_config.to_dict(), "parameters": int(acoustic_model.count_params())},
         "duration_model": {"config": duration_config.to_dict(), "parameters": int(duration_model.count_params())},
         "feature_layout": layout.get_config(),
-        "normalisation": {key: np.asarray(normalisation[key], np.float64).tolist()
-                          for key in ("input_mean", "input_std", "output_mean", "output_std")},
+        "normalisation": {
+            key: np.asarray(normalisation[key], np.float64).tolist()
+            for key in ("input_mean", "input_std", "output_mean", "output_std")
+        },
         "duration_statistics": duration_statistics.to_dict(),
         "versions": _versions(),
         **(extra_metadata or {}),
@@ -256,8 +283,10 @@ def save_voice(folder, *, name, acoustic_model, duration_model, layout, normalis
 
 def write_registry(path, voices: dict) -> None:
     """Write a registry file listing ``voices`` (name -> entry from `save_voice`), atomically."""
-    _atomic_write_json(path, {"format": REGISTRY_FORMAT, "format_version": REGISTRY_FORMAT_VERSION,
-                              "voices": dict(sorted(voices.items()))})
+    _atomic_write_json(
+        path,
+        {"format": REGISTRY_FORMAT, "format_version": REGISTRY_FORMAT_VERSION, "voices": dict(sorted(voices.items()))},
+    )
 
 
 # Loading ----------------------------------------------------------------------------------------------------------
@@ -320,9 +349,15 @@ def _download(url, file_name, cache_folder, expected_sha256, force=False) -> Pat
     # get_file falls back to /tmp/.keras when the cache folder is not writable yet (e.g. missing): create it.
     cache_folder.mkdir(parents=True, exist_ok=True)
     try:
-        path = keras.utils.get_file(fname=file_name, origin=origin, file_hash=expected_sha256, hash_algorithm="sha256",
-                                    cache_dir=str(cache_root), cache_subdir=str(cache_folder.relative_to(cache_root)),
-                                    force_download=force)
+        path = keras.utils.get_file(
+            fname=file_name,
+            origin=origin,
+            file_hash=expected_sha256,
+            hash_algorithm="sha256",
+            cache_dir=str(cache_root),
+            cache_subdir=str(cache_folder.relative_to(cache_root)),
+            force_download=force,
+        )
     except ValueError as error:
         if expected_sha256 is None or not target.exists() or "hash" not in str(error):
             raise
@@ -347,8 +382,10 @@ def _read_metadata(path, shown_name):
     if metadata.get("format") != VOICE_FORMAT:
         raise ValueError(f"{shown_name}: {METADATA_NAME} is not a voice (format {metadata.get('format')!r})")
     if metadata.get("format_version") != VOICE_FORMAT_VERSION:
-        raise ValueError(f"{shown_name}: voice format_version {metadata.get('format_version')} is not supported "
-                         f"(this package reads {VOICE_FORMAT_VERSION}); upgrade mlms-keras")
+        raise ValueError(
+            f"{shown_name}: voice format_version {metadata.get('format_version')} is not supported "
+            f"(this package reads {VOICE_FORMAT_VERSION}); upgrade mlms-keras"
+        )
     return metadata
 
 
@@ -358,8 +395,10 @@ def _load_models(folder, metadata):
     import mlms_keras.layers  # noqa: F401  (registers the custom layers for deserialization)
 
     models = []
-    for config_name, weights_name in ((ACOUSTIC_CONFIG_NAME, ACOUSTIC_WEIGHTS_NAME),
-                                      (DURATION_CONFIG_NAME, DURATION_WEIGHTS_NAME)):
+    for config_name, weights_name in (
+        (ACOUSTIC_CONFIG_NAME, ACOUSTIC_WEIGHTS_NAME),
+        (DURATION_CONFIG_NAME, DURATION_WEIGHTS_NAME),
+    ):
         config = json.loads((folder / config_name).read_text(encoding="utf-8"))
         model = keras.saving.deserialize_keras_object(config)
         model.load_weights(folder / weights_name)
@@ -368,8 +407,8 @@ def _load_models(folder, metadata):
 
 
 def _voice_from_folder(folder, metadata) -> Voice:
-    from mlms_keras.duration import DurationStatistics
     from mlms_keras.frontend.linguistic import FeatureLayout
+    from mlms_keras.models.duration import DurationStatistics
 
     acoustic_model, duration_model = _load_models(folder, metadata)
     normalisation = metadata["normalisation"]
@@ -475,7 +514,7 @@ def held_out_acoustic_metrics(model, languages, speakers, prepared, split="dev")
     """
     from mlms_keras.data.manifest import Manifest
     from mlms_keras.data.pipeline import read_utterances
-    from mlms_keras.metrics import evaluate_acoustic
+    from mlms_keras.evaluation.metrics import evaluate_acoustic
 
     manifest = Manifest.load(prepared)
     silence = [manifest.layout.index(name) for name in ("C_phoneme=sil", "C_phoneme=pau")]
@@ -484,9 +523,11 @@ def held_out_acoustic_metrics(model, languages, speakers, prepared, split="dev")
         code, speaker = record["language_code"], record["speaker_name"]
         if code not in languages or speaker not in speakers:
             continue
-        inputs = {"linguistic": manifest.normalise_inputs(record["linguistic"])[None],
-                  "language": np.array([languages.index(code)], np.int32),
-                  "speaker": np.array([speakers.index(speaker)], np.int32)}
+        inputs = {
+            "linguistic": manifest.normalise_inputs(record["linguistic"])[None],
+            "language": np.array([languages.index(code)], np.int32),
+            "speaker": np.array([speakers.index(speaker)], np.int32),
+        }
         predicted = manifest.denormalise_outputs(np.asarray(model.predict_on_batch(inputs))[0])
         speech = record["linguistic"][:, silence].max(axis=1) < 0.5
         references.setdefault(code, []).append(record["acoustic"][speech])
@@ -497,17 +538,28 @@ def held_out_acoustic_metrics(model, languages, speakers, prepared, split="dev")
     results = {}
     for code in references:
         reference, prediction = np.concatenate(references[code]), np.concatenate(generated[code])
-        results[code] = dict(evaluate_acoustic(reference, prediction), utterances=counts[code],
-                             frames=int(reference.shape[0]))
+        results[code] = dict(
+            evaluate_acoustic(reference, prediction), utterances=counts[code], frames=int(reference.shape[0])
+        )
     reference = np.concatenate([frames for code in references for frames in references[code]])
     prediction = np.concatenate([frames for code in generated for frames in generated[code]])
-    results["all"] = dict(evaluate_acoustic(reference, prediction), utterances=sum(counts.values()),
-                          frames=int(reference.shape[0]))
+    results["all"] = dict(
+        evaluate_acoustic(reference, prediction), utterances=sum(counts.values()), frames=int(reference.shape[0])
+    )
     return results
 
 
-def pack_voice(acoustic_run, duration_run, prepared, out_folder, name, description="", commands=(),
-               timings=None, registry_path=None) -> dict:
+def pack_voice(
+    acoustic_run,
+    duration_run,
+    prepared,
+    out_folder,
+    name,
+    description="",
+    commands=(),
+    timings=None,
+    registry_path=None,
+) -> dict:
     """Make a zoo voice from an acoustic run (`mlms train` / `mlms adapt`) and a duration run.
 
     Computes the held-out metrics (`held_out_acoustic_metrics` and the duration run's dev metrics), writes the
@@ -515,7 +567,7 @@ def pack_voice(acoustic_run, duration_run, prepared, out_folder, name, descripti
 
     Args:
         acoustic_run: run folder of the final acoustic model (its `training.json` lists languages and speakers).
-        duration_run: folder written by `mlms_keras.duration.train_duration_on_prepared`.
+        duration_run: folder written by `mlms_keras.models.duration.train_duration_on_prepared`.
         prepared: the prepared dataset both were trained on.
         out_folder: the voice folder to write.
         name, description: the voice's name and one-line description.
@@ -528,12 +580,15 @@ def pack_voice(acoustic_run, duration_run, prepared, out_folder, name, descripti
     """
     import keras
 
-    from mlms_keras.data.manifest import Manifest
-    from mlms_keras.duration import DURATION_MODEL_NAME, DURATION_RUN_NAME, DURATION_STATISTICS_NAME
-    from mlms_keras.duration import load_duration_statistics
-    from mlms_keras.training import load_run
-
     import mlms_keras.layers  # noqa: F401
+    from mlms_keras.data.manifest import Manifest
+    from mlms_keras.models.duration import (
+        DURATION_MODEL_NAME,
+        DURATION_RUN_NAME,
+        DURATION_STATISTICS_NAME,
+        load_duration_statistics,
+    )
+    from mlms_keras.training.fit import load_run
 
     acoustic_model, info = load_run(acoustic_run)
     duration_folder = Path(duration_run)
@@ -542,39 +597,75 @@ def pack_voice(acoustic_run, duration_run, prepared, out_folder, name, descripti
     statistics = load_duration_statistics(duration_folder / DURATION_STATISTICS_NAME)
     languages, speakers = list(info["languages"]), list(info["speakers"])
     if duration_record["languages"] != languages or duration_record["speakers"] != speakers:
-        raise ValueError(f"the acoustic run {acoustic_run} has languages {languages} and speakers {speakers}, the "
-                         f"duration run {duration_run} {duration_record['languages']} and "
-                         f"{duration_record['speakers']}: train both on the same dataset, adapting in the same order")
+        raise ValueError(
+            f"the acoustic run {acoustic_run} has languages {languages} and speakers {speakers}, the "
+            f"duration run {duration_run} {duration_record['languages']} and "
+            f"{duration_record['speakers']}: train both on the same dataset, adapting in the same order"
+        )
     manifest = Manifest.load(prepared)
     manifest.layout.require_compatible(statistics.layout_fingerprint, what="duration model's inputs")
     acoustic_metrics = held_out_acoustic_metrics(acoustic_model, languages, speakers, prepared)
     duration_metrics = duration_record["dev_metrics"]
-    metrics = {"split": "dev", "durations": "natural (aligned) for the acoustic metrics",
-               "all": dict(acoustic_metrics.pop("all"), duration_rmse_frames=duration_metrics["duration_rmse_frames"],
-                           duration_corr=duration_metrics["duration_corr"]),
-               "per_language": {code: dict(values, **{key: duration_metrics["per_language"].get(code, {}).get(key)
-                                                      for key in ("duration_rmse_frames", "duration_corr")})
-                                for code, values in acoustic_metrics.items()}}
+    metrics = {
+        "split": "dev",
+        "durations": "natural (aligned) for the acoustic metrics",
+        "all": dict(
+            acoustic_metrics.pop("all"),
+            duration_rmse_frames=duration_metrics["duration_rmse_frames"],
+            duration_corr=duration_metrics["duration_corr"],
+        ),
+        "per_language": {
+            code: dict(
+                values,
+                **{
+                    key: duration_metrics["per_language"].get(code, {}).get(key)
+                    for key in ("duration_rmse_frames", "duration_corr")
+                },
+            )
+            for code, values in acoustic_metrics.items()
+        },
+    }
     speaker_languages = info.get("speaker_languages") or [manifest.speakers[s]["language"] for s in speakers]
-    speaker_table = {speaker: {"id": index, "language": speaker_languages[index],
-                               "gender": manifest.speakers.get(speaker, {}).get("gender")}
-                     for index, speaker in enumerate(speakers)}
+    speaker_table = {
+        speaker: {
+            "id": index,
+            "language": speaker_languages[index],
+            "gender": manifest.speakers.get(speaker, {}).get("gender"),
+        }
+        for index, speaker in enumerate(speakers)
+    }
     sample_rates = manifest.data.get("sample_rates_hz") or []
     if len(sample_rates) != 1:
         raise ValueError(f"{prepared}: a voice needs one sample rate, the dataset has {sample_rates}")
     sample_rate = int(sample_rates[0])
     adaptation = {code: run.get("variant") for code, run in duration_record.get("adaptation", {}).items()}
     entry = save_voice(
-        out_folder, name=name, acoustic_model=acoustic_model, duration_model=duration_model, layout=manifest.layout,
-        normalisation={"input_mean": manifest.input_mean, "input_std": manifest.input_std,
-                       "output_mean": manifest.output_mean, "output_std": manifest.output_std},
-        duration_statistics=statistics, languages={code: index for index, code in enumerate(languages)},
-        speakers=speaker_table, sample_rate=sample_rate, description=description,
-        extra_metadata={"metrics": metrics, "commands": list(commands), "training_time_s": timings or {},
-                        "adapted_languages": adaptation,
-                        "training": {"acoustic": {k: info.get(k) for k in ("preset", "training", "epochs_run",
-                                                                               "best_epoch", "adaptation")},
-                                     "duration": {k: duration_record.get(k) for k in ("preset", "training")}}},
+        out_folder,
+        name=name,
+        acoustic_model=acoustic_model,
+        duration_model=duration_model,
+        layout=manifest.layout,
+        normalisation={
+            "input_mean": manifest.input_mean,
+            "input_std": manifest.input_std,
+            "output_mean": manifest.output_mean,
+            "output_std": manifest.output_std,
+        },
+        duration_statistics=statistics,
+        languages={code: index for index, code in enumerate(languages)},
+        speakers=speaker_table,
+        sample_rate=sample_rate,
+        description=description,
+        extra_metadata={
+            "metrics": metrics,
+            "commands": list(commands),
+            "training_time_s": timings or {},
+            "adapted_languages": adaptation,
+            "training": {
+                "acoustic": {k: info.get(k) for k in ("preset", "training", "epochs_run", "best_epoch", "adaptation")},
+                "duration": {k: duration_record.get(k) for k in ("preset", "training")},
+            },
+        },
     )
     if registry_path is not None:
         registry_path = Path(registry_path)
@@ -591,8 +682,10 @@ def _run_list(args) -> int:
         print("no built-in voices installed")
         return 0
     for voice in voices:
-        print(f"{voice['name']:<20} {len(voice['languages'])} languages, {len(voice['speakers'])} speakers, "
-              f"{voice['size_bytes'] / 1e6:.1f} MB  {voice.get('description', '')}")
+        print(
+            f"{voice['name']:<20} {len(voice['languages'])} languages, {len(voice['speakers'])} speakers, "
+            f"{voice['size_bytes'] / 1e6:.1f} MB  {voice.get('description', '')}"
+        )
     return 0
 
 
@@ -603,18 +696,28 @@ def _run_info(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.json:
-        shown = {key: value for key, value in metadata.items() if key not in ("feature_layout", "normalisation",
-                                                                              "duration_statistics")}
+        shown = {
+            key: value
+            for key, value in metadata.items()
+            if key not in ("feature_layout", "normalisation", "duration_statistics")
+        }
         print(json.dumps(shown, indent=1, ensure_ascii=False))
         return 0
     print(f"{metadata['name']}: {metadata.get('description', '')}")
     print(f"  folder       {folder}")
     print(f"  sample rate  {metadata['sample_rate']} Hz")
     print(f"  languages    {', '.join(sorted(metadata['languages'], key=metadata['languages'].get))}")
-    print("  speakers     " + ", ".join(f"{name} ({entry['language']})" for name, entry in
-                                        sorted(metadata['speakers'].items(), key=lambda item: item[1]['id'])))
-    print(f"  parameters   acoustic {metadata['acoustic_model']['parameters']:,}, "
-          f"duration {metadata['duration_model']['parameters']:,}")
+    print(
+        "  speakers     "
+        + ", ".join(
+            f"{name} ({entry['language']})"
+            for name, entry in sorted(metadata["speakers"].items(), key=lambda item: item[1]["id"])
+        )
+    )
+    print(
+        f"  parameters   acoustic {metadata['acoustic_model']['parameters']:,}, "
+        f"duration {metadata['duration_model']['parameters']:,}"
+    )
     for section in ("metrics", "training_time_s"):
         if section in metadata:
             print(f"  {section:<12} {json.dumps(metadata[section])}")
@@ -629,26 +732,31 @@ def add_cli_parser(subparsers) -> None:
         "zoo",
         help="list the pretrained voices and show their details",
         description="The zoo of pretrained voices.\n\nexamples:\n  mlms zoo list\n  mlms zoo info teacher-small\n"
-                    "  mlms zoo info file:///srv/voices/teacher-small --json",
+        "  mlms zoo info file:///srv/voices/teacher-small --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     verbs = parser.add_subparsers(dest="zoo_command", metavar="ZOO_COMMAND")
     verbs.required = True
     listing = verbs.add_parser("list", help="the built-in voices")
     listing.set_defaults(handler=_run_list)
-    info = verbs.add_parser("info", help="languages, speakers, metrics and rebuild commands of a voice",
-                            description="example:\n  mlms zoo info teacher-small",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    info = verbs.add_parser(
+        "info",
+        help="languages, speakers, metrics and rebuild commands of a voice",
+        description="example:\n  mlms zoo info teacher-small",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     info.add_argument("voice", help="built-in voice name, voice folder, or file:// / https:// URL")
     info.add_argument("--json", action="store_true", help="print the metadata as JSON (without the large tables)")
     info.set_defaults(handler=_run_info)
 
     duration = verbs.add_parser(
-        "train-duration", help="train (and adapt) a voice's duration model on a prepared dataset",
-        description="Train the phoneme duration model (mlms_keras.duration) on the training languages of a prepared\n"
-                    "dataset, then adapt it to each --adapt language with the paper's --variant.\n\nexample:\n"
-                    "  mlms zoo train-duration data/prepared --out runs/duration --adapt pl,pt-br --variant v3",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "train-duration",
+        help="train (and adapt) a voice's duration model on a prepared dataset",
+        description="Train the phoneme duration model (mlms_keras.models.duration) on the training languages of a prepared\n"
+        "dataset, then adapt it to each --adapt language with the paper's --variant.\n\nexample:\n"
+        "  mlms zoo train-duration data/prepared --out runs/duration --adapt pl,pt-br --variant v3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     duration.add_argument("dataset", help="prepared dataset folder")
     duration.add_argument("--out", required=True, help="output folder")
     duration.add_argument("--preset", default="small", help="duration model size (small, tiny)")
@@ -663,10 +771,12 @@ def add_cli_parser(subparsers) -> None:
     duration.set_defaults(handler=_run_train_duration)
 
     pack = verbs.add_parser(
-        "pack", help="make a zoo voice from an acoustic run and a duration run (computes held-out metrics)",
+        "pack",
+        help="make a zoo voice from an acoustic run and a duration run (computes held-out metrics)",
         description="example:\n  mlms zoo pack --acoustic runs/pt-br --duration runs/duration --dataset data/prepared "
-                    "\\\n      --name teacher-small --out zoo/teacher-small --registry zoo/registry.json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        "\\\n      --name teacher-small --out zoo/teacher-small --registry zoo/registry.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     pack.add_argument("--acoustic", required=True, help="acoustic run folder (mlms train / mlms adapt)")
     pack.add_argument("--duration", required=True, help="duration run folder (mlms zoo train-duration)")
     pack.add_argument("--dataset", required=True, help="the prepared dataset both were trained on")
@@ -680,27 +790,51 @@ def add_cli_parser(subparsers) -> None:
 
 
 def _run_train_duration(args) -> int:
-    from mlms_keras.duration import train_duration_on_prepared
+    from mlms_keras.models.duration import train_duration_on_prepared
 
     record = train_duration_on_prepared(
-        args.dataset, args.out, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, patience=args.patience,
-        adapt_languages=[code.strip() for code in args.adapt.split(",") if code.strip()], variant=args.variant,
-        epochs_per_phase=args.epochs_per_phase, seed=args.seed)
+        args.dataset,
+        args.out,
+        preset=args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        adapt_languages=[code.strip() for code in args.adapt.split(",") if code.strip()],
+        variant=args.variant,
+        epochs_per_phase=args.epochs_per_phase,
+        seed=args.seed,
+    )
     metrics = record["dev_metrics"]
-    print(f"{args.out}: dev duration RMSE {metrics['duration_rmse_frames']:.2f} frames, "
-          f"correlation {metrics['duration_corr']:.3f} ({metrics['phonemes']} phonemes)")
+    print(
+        f"{args.out}: dev duration RMSE {metrics['duration_rmse_frames']:.2f} frames, "
+        f"correlation {metrics['duration_corr']:.3f} ({metrics['phonemes']} phonemes)"
+    )
     return 0
 
 
 def _run_pack(args) -> int:
     commands = []
     if args.commands:
-        commands = [line.strip() for line in Path(args.commands).read_text(encoding="utf-8").splitlines()
-                    if line.strip() and not line.startswith("#")]
+        commands = [
+            line.strip()
+            for line in Path(args.commands).read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
     timings = json.loads(Path(args.timings).read_text(encoding="utf-8")) if args.timings else None
-    entry = pack_voice(args.acoustic, args.duration, args.dataset, args.out, args.name, args.description,
-                       commands=commands, timings=timings, registry_path=args.registry)
-    print(f"{args.out}: voice {args.name!r}, {len(entry['languages'])} languages, {len(entry['speakers'])} speakers, "
-          f"{entry['size_bytes'] / 1e6:.1f} MB")
+    entry = pack_voice(
+        args.acoustic,
+        args.duration,
+        args.dataset,
+        args.out,
+        args.name,
+        args.description,
+        commands=commands,
+        timings=timings,
+        registry_path=args.registry,
+    )
+    print(
+        f"{args.out}: voice {args.name!r}, {len(entry['languages'])} languages, {len(entry['speakers'])} speakers, "
+        f"{entry['size_bytes'] / 1e6:.1f} MB"
+    )
     return 0

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlms_keras.fileio import atomic_output, atomic_write_text
+from mlms_keras.utils.fileio import atomic_output, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -70,18 +70,45 @@ class Scale:
 _SMALL_MODEL = {"relu_units": 64, "lstm_layers": 2, "lstm_cells": 64, "lstm_projection": 32}
 
 SCALES = {
-    "smoke": Scale("tiny", {}, epochs=2, steps_per_epoch=2, batch_size=4, learning_rate=3e-3, patience=None,
-                   adapt_epochs_per_phase=1, scratch_epochs=2),
+    "smoke": Scale(
+        "tiny",
+        {},
+        epochs=2,
+        steps_per_epoch=2,
+        batch_size=4,
+        learning_rate=3e-3,
+        patience=None,
+        adapt_epochs_per_phase=1,
+        scratch_epochs=2,
+    ),
     # The documented full run on the small teacher corpus (Table 1 / 50): 65 min on 2 CPU cores
     # (docs/reproduce.md): every base model makes 3 passes over its own training data, so an MLMS model sees
     # each speaker's utterances as often as that speaker's SLSS baseline does (8 SLSS + 3 MLMS base models,
     # 2 scratch models and 8 adaptations over the 18 utterances of each adaptation speaker).
-    "small": Scale("tiny", _SMALL_MODEL, epochs=3, steps_per_epoch=None, batch_size=8, learning_rate=2e-3,
-                   patience=None, adapt_epochs_per_phase=6, scratch_epochs=18),
+    "small": Scale(
+        "tiny",
+        _SMALL_MODEL,
+        epochs=3,
+        steps_per_epoch=None,
+        batch_size=8,
+        learning_rate=2e-3,
+        patience=None,
+        adapt_epochs_per_phase=6,
+        scratch_epochs=18,
+    ),
     # The first small-scale design: the same 8 x 20 batches for every base model (about 40 min on 2 cores).
     # An MLMS model then sees each speaker 1/8 as often as its SLSS baseline; docs/reproduce.md compares both.
-    "small-steps": Scale("tiny", _SMALL_MODEL, epochs=8, steps_per_epoch=20, batch_size=8, learning_rate=2e-3,
-                         patience=3, adapt_epochs_per_phase=6, scratch_epochs=18),
+    "small-steps": Scale(
+        "tiny",
+        _SMALL_MODEL,
+        epochs=8,
+        steps_per_epoch=20,
+        batch_size=8,
+        learning_rate=2e-3,
+        patience=3,
+        adapt_epochs_per_phase=6,
+        scratch_epochs=18,
+    ),
 }
 
 
@@ -113,8 +140,8 @@ def evaluate_run(run_dir, dataset_path, language, speaker, batch_size=8):
         `vuv_error_percent` (vocoder units, speech frames).
     """
     from mlms_keras.data import Manifest, load_dataset
-    from mlms_keras.metrics import AcousticMetricsCallback
-    from mlms_keras.training import PerLanguageDevMSE, load_run, remap_ids
+    from mlms_keras.evaluation.metrics import AcousticMetricsCallback
+    from mlms_keras.training.fit import PerLanguageDevMSE, load_run, remap_ids
 
     model, info = load_run(run_dir)
     manifest = Manifest.load(dataset_path)
@@ -122,8 +149,16 @@ def evaluate_run(run_dir, dataset_path, language, speaker, batch_size=8):
     if normalisation and Path(normalisation).resolve() == manifest.folder.resolve():
         normalisation = None
     stats = Manifest.load(normalisation) if normalisation else manifest
-    data = load_dataset(dataset_path, "dev", batch_size, languages=[language], speakers=[speaker], shuffle=False,
-                        frame_mask="speech", normalisation=normalisation)
+    data = load_dataset(
+        dataset_path,
+        "dev",
+        batch_size,
+        languages=[language],
+        speakers=[speaker],
+        shuffle=False,
+        frame_mask="speech",
+        normalisation=normalisation,
+    )
     if info.get("model_type") == "slss":
         languages, speakers = [language], [speaker]
     else:
@@ -142,8 +177,9 @@ def evaluate_run(run_dir, dataset_path, language, speaker, batch_size=8):
     }
 
 
-def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, adaptation_languages=None,
-              seed=0, verbose=0):
+def reproduce(
+    dataset_path, out_dir, scale="smoke", training_languages=None, adaptation_languages=None, seed=0, verbose=0
+):
     """Runs the Figure 2 and Figure 3 experiments and writes the table and plots (see the module docstring).
 
     Args:
@@ -159,9 +195,9 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
     Returns:
         The results dict also written to `results.json`.
     """
-    from mlms_keras.adaptation import adapt_on_prepared
     from mlms_keras.data import Manifest
-    from mlms_keras.training import select_tables, train_on_prepared
+    from mlms_keras.training.adaptation import adapt_on_prepared
+    from mlms_keras.training.fit import select_tables, train_on_prepared
 
     if isinstance(scale, Scale):
         settings, scale = scale, "custom"
@@ -180,8 +216,14 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
     language_codes, speaker_names = select_tables(manifest, training_languages)
     if not language_codes:
         raise ValueError(f"{dataset_path}: no training languages; pass training_languages")
-    common = dict(preset=settings.preset, config_overrides=settings.config_overrides, batch_size=settings.batch_size,
-                  learning_rate=settings.learning_rate, seed=seed, verbose=verbose)
+    common = dict(
+        preset=settings.preset,
+        config_overrides=settings.config_overrides,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        seed=seed,
+        verbose=verbose,
+    )
     timings, reused = {}, []
     started_all = time.monotonic()
 
@@ -197,48 +239,101 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
         logger.info("%s: %.0f s", name, timings[name])
         return run_dir
 
-    base = dict(epochs=settings.epochs, steps_per_epoch=settings.steps_per_epoch,
-                early_stopping_patience=settings.patience, **common)
+    base = dict(
+        epochs=settings.epochs,
+        steps_per_epoch=settings.steps_per_epoch,
+        early_stopping_patience=settings.patience,
+        **common,
+    )
     systems = {}  # (figure, system label) -> run folder
     # Figure 2: SLSS per training language-speaker pair.
     for speaker in speaker_names:
         language = manifest.speakers[speaker]["language"]
-        systems[(2, f"SLSS/{speaker}")] = run(f"slss-{speaker}", lambda d, lang=language, spk=speaker: train_on_prepared(
-            dataset_path, d, model_type="slss", languages=[lang], speakers=[spk], **base))
+        systems[(2, f"SLSS/{speaker}")] = run(
+            f"slss-{speaker}",
+            lambda d, lang=language, spk=speaker: train_on_prepared(
+                dataset_path, d, model_type="slss", languages=[lang], speakers=[spk], **base
+            ),
+        )
     # Figure 2: MLMS per language-code strategy, L = U (paper sec. 4.1).
     for strategy in CODE_STRATEGIES:
-        systems[(2, CODE_STRATEGY_LABELS[strategy])] = run(f"mlms-{strategy}", lambda d, c=strategy: train_on_prepared(
-            dataset_path, d, languages=language_codes, code_init=c, language_space_dim=len(language_codes), **base))
+        systems[(2, CODE_STRATEGY_LABELS[strategy])] = run(
+            f"mlms-{strategy}",
+            lambda d, c=strategy: train_on_prepared(
+                dataset_path, d, languages=language_codes, code_init=c, language_space_dim=len(language_codes), **base
+            ),
+        )
     base_model = systems[(2, CODE_STRATEGY_LABELS["random"])]
     # Figure 3: scratch vs v1-v4 per adaptation language.
     for language in adaptation_languages:
         speaker = _evaluation_speaker(manifest, language)
-        systems[(3, f"scratch/{language}")] = run(f"scratch-{language}", lambda d, lang=language, spk=speaker: train_on_prepared(
-            dataset_path, d, model_type="slss", languages=[lang], speakers=[spk], epochs=settings.scratch_epochs,
-            early_stopping_patience=None, **common))
+        systems[(3, f"scratch/{language}")] = run(
+            f"scratch-{language}",
+            lambda d, lang=language, spk=speaker: train_on_prepared(
+                dataset_path,
+                d,
+                model_type="slss",
+                languages=[lang],
+                speakers=[spk],
+                epochs=settings.scratch_epochs,
+                early_stopping_patience=None,
+                **common,
+            ),
+        )
         for variant in VARIANT_NAMES:
-            systems[(3, f"{variant}/{language}")] = run(f"adapt-{language}-{variant}", lambda d, lang=language, spk=speaker, v=variant: adapt_on_prepared(
-                base_model, dataset_path, lang, spk, v, d, epochs_per_phase=settings.adapt_epochs_per_phase,
-                batch_size=settings.batch_size, learning_rate=settings.learning_rate, seed=seed, verbose=verbose))
+            systems[(3, f"{variant}/{language}")] = run(
+                f"adapt-{language}-{variant}",
+                lambda d, lang=language, spk=speaker, v=variant: adapt_on_prepared(
+                    base_model,
+                    dataset_path,
+                    lang,
+                    spk,
+                    v,
+                    d,
+                    epochs_per_phase=settings.adapt_epochs_per_phase,
+                    batch_size=settings.batch_size,
+                    learning_rate=settings.learning_rate,
+                    seed=seed,
+                    verbose=verbose,
+                ),
+            )
 
     rows = []
     for language in language_codes:
         evaluation_speaker = _evaluation_speaker(manifest, language)
         # The paper scores the female speaker of each language; the other trained speakers (the teacher corpus's
         # two male voices) get their own columns, labelled with their gender.
-        for speaker in [evaluation_speaker] + [s for s in speaker_names if s != evaluation_speaker
-                                               and manifest.speakers[s]["language"] == language]:
+        for speaker in [evaluation_speaker] + [
+            s for s in speaker_names if s != evaluation_speaker and manifest.speakers[s]["language"] == language
+        ]:
             gender = manifest.speakers[speaker].get("gender") or speaker
             pair = language if speaker == evaluation_speaker else f"{language} ({gender})"
             for system, run_dir in [("SLSS", systems[(2, f"SLSS/{speaker}")])] + [
-                    (label, systems[(2, label)]) for label in CODE_STRATEGY_LABELS.values()]:
-                rows.append({"figure": 2, "system": system, "pair": pair, "language": language, "speaker": speaker,
-                             **evaluate_run(run_dir, dataset_path, language, speaker)})
+                (label, systems[(2, label)]) for label in CODE_STRATEGY_LABELS.values()
+            ]:
+                rows.append(
+                    {
+                        "figure": 2,
+                        "system": system,
+                        "pair": pair,
+                        "language": language,
+                        "speaker": speaker,
+                        **evaluate_run(run_dir, dataset_path, language, speaker),
+                    }
+                )
     for language in adaptation_languages:
         speaker = _evaluation_speaker(manifest, language)
         for system in ("scratch",) + VARIANT_NAMES:
-            rows.append({"figure": 3, "system": system, "pair": language, "language": language, "speaker": speaker,
-                         **evaluate_run(systems[(3, f"{system}/{language}")], dataset_path, language, speaker)})
+            rows.append(
+                {
+                    "figure": 3,
+                    "system": system,
+                    "pair": language,
+                    "language": language,
+                    "speaker": speaker,
+                    **evaluate_run(systems[(3, f"{system}/{language}")], dataset_path, language, speaker),
+                }
+            )
     results = {
         "dataset": str(Path(dataset_path).absolute()),
         "scale": scale,
@@ -252,7 +347,7 @@ def reproduce(dataset_path, out_dir, scale="smoke", training_languages=None, ada
         "wall_seconds": round(time.monotonic() - started_all, 1),
         "command": " ".join(["mlms"] + sys.argv[1:]) if sys.argv else None,
     }
-    from mlms_keras.training import write_json_atomically
+    from mlms_keras.training.fit import write_json_atomically
 
     write_json_atomically(out_dir / "results.json", results)
     atomic_write_text(out_dir / "results.md", results_markdown(results))
@@ -279,8 +374,10 @@ def check_claims(rows):
         - `v2_v3_better_than_scratch`: both v2 and v3 below scratch (Fig. 3);
         - `v1_most_constrained`: v1 has the highest dev MSE of v1-v4 (Fig. 3).
     """
-    claims = {name: {"holds_for": [], "fails_for": [], "detail": {}} for name in
-              ("mlms_close_to_slss", "random_init_best", "v2_v3_better_than_scratch", "v1_most_constrained")}
+    claims = {
+        name: {"holds_for": [], "fails_for": [], "detail": {}}
+        for name in ("mlms_close_to_slss", "random_init_best", "v2_v3_better_than_scratch", "v1_most_constrained")
+    }
 
     def record(name, language, holds, detail):
         claims[name]["holds_for" if holds else "fails_for"].append(language)
@@ -293,7 +390,12 @@ def check_claims(rows):
         record("random_init_best", language, min(strategies, key=strategies.get) == "MLMS rand", strategies)
     for language in sorted({r["pair"] for r in rows if r["figure"] == 3}):
         values = {system: _mse(rows, 3, system, language) for system in ("scratch",) + VARIANT_NAMES}
-        record("v2_v3_better_than_scratch", language, values["v2"] < values["scratch"] and values["v3"] < values["scratch"], values)
+        record(
+            "v2_v3_better_than_scratch",
+            language,
+            values["v2"] < values["scratch"] and values["v3"] < values["scratch"],
+            values,
+        )
         record("v1_most_constrained", language, max(VARIANT_NAMES, key=values.get) == "v1", values)
     return claims
 
@@ -302,8 +404,10 @@ def results_markdown(results):
     """The results as markdown: per-figure dev MSE tables, then every metric of every system and language."""
     rows = results["rows"]
     lines = [f"# Li & Zen (2016) Figures 2 and 3 on the teacher corpus (scale `{results['scale']}`)", ""]
-    for figure, title in ((2, "Figure 2: dev MSE, training languages (female speaker; other speakers labelled)"),
-                          (3, "Figure 3: dev MSE, adaptation languages with limited data")):
+    for figure, title in (
+        (2, "Figure 2: dev MSE, training languages (female speaker; other speakers labelled)"),
+        (3, "Figure 3: dev MSE, adaptation languages with limited data"),
+    ):
         chosen = [r for r in rows if r["figure"] == figure]
         if not chosen:
             continue
@@ -316,12 +420,17 @@ def results_markdown(results):
             cells = [f"**{v:.4f}**" if v == best else f"{v:.4f}" for v in values]
             lines.append(f"| {language} | " + " | ".join(cells) + " |")
         lines.append("")
-    lines += ["## All metrics (dev split; MCD, F0 RMSE and V/UV on speech frames)", "",
-              "| figure | system | language | speaker | dev MSE | MCD (dB) | F0 RMSE (Hz) | V/UV (%) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## All metrics (dev split; MCD, F0 RMSE and V/UV on speech frames)",
+        "",
+        "| figure | system | language | speaker | dev MSE | MCD (dB) | F0 RMSE (Hz) | V/UV (%) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['figure']} | {r['system']} | {r['language']} | {r['speaker']} | {r['dev_mse']:.4f} | "
-                     f"{r['mcd_db']:.2f} | {r['f0_rmse_hz']:.1f} | {r['vuv_error_percent']:.1f} |")
+        lines.append(
+            f"| {r['figure']} | {r['system']} | {r['language']} | {r['speaker']} | {r['dev_mse']:.4f} | "
+            f"{r['mcd_db']:.2f} | {r['f0_rmse_hz']:.1f} | {r['vuv_error_percent']:.1f} |"
+        )
     lines += ["", "## The paper's claims on these numbers", ""]
     for name, claim in results["claims"].items():
         lines.append(f"- `{name}`: holds for {claim['holds_for'] or 'none'}; fails for {claim['fails_for'] or 'none'}")
@@ -336,8 +445,10 @@ def plot_figures(rows, out_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for figure, name, title in ((2, "figure2.png", "Fig. 2 analogue: SLSS vs MLMS code strategies"),
-                                (3, "figure3.png", "Fig. 3 analogue: new languages, limited data")):
+    for figure, name, title in (
+        (2, "figure2.png", "Fig. 2 analogue: SLSS vs MLMS code strategies"),
+        (3, "figure3.png", "Fig. 3 analogue: new languages, limited data"),
+    ):
         chosen = [r for r in rows if r["figure"] == figure]
         if not chosen:
             continue
@@ -363,9 +474,15 @@ def _run_reproduce(args):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     split = lambda text: [item for item in text.split(",") if item] if text else None  # noqa: E731
     try:
-        results = reproduce(args.dataset, args.out, scale=args.scale, training_languages=split(args.languages),
-                            adaptation_languages=split(args.adaptation_languages), seed=args.seed,
-                            verbose=0 if args.quiet else 2)
+        results = reproduce(
+            args.dataset,
+            args.out,
+            scale=args.scale,
+            training_languages=split(args.languages),
+            adaptation_languages=split(args.adaptation_languages),
+            seed=args.seed,
+            verbose=0 if args.quiet else 2,
+        )
     except (ValueError, FileNotFoundError) as error:
         print(f"mlms reproduce: {error}", file=sys.stderr)
         return 2

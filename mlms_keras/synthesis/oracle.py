@@ -25,7 +25,7 @@ class UtteranceSynthesis:
         sample_rate: Hz.
         predicted: (frames, 49) de-normalised model output (vocoder units, `vocoder` layout).
         natural: (frames, 49) the utterance's analysed features.
-        metrics: `mlms_keras.metrics.evaluate_acoustic` of predicted vs natural on speech frames.
+        metrics: `mlms_keras.evaluation.metrics.evaluate_acoustic` of predicted vs natural on speech frames.
         language, speaker: the language code and speaker name the model was run with.
     """
 
@@ -61,15 +61,18 @@ def synthesize_utterance(model_path, dataset_path, utterance_id, language=None, 
     Returns:
         An `UtteranceSynthesis`.
     """
-    from mlms_keras import metrics, vocoder
+    from mlms_keras import vocoder
     from mlms_keras.data import Manifest, read_utterances
-    from mlms_keras.training import load_run
+    from mlms_keras.evaluation import metrics
+    from mlms_keras.training.fit import load_run
 
     model, info = load_run(model_path)
     manifest = Manifest.load(dataset_path)
     if utterance_id not in manifest.utterances:
         known = sorted(manifest.utterances)
-        raise ValueError(f"utterance {utterance_id!r} is not in {manifest.folder} (e.g. {known[:3]}); see its dataset.json")
+        raise ValueError(
+            f"utterance {utterance_id!r} is not in {manifest.folder} (e.g. {known[:3]}); see its dataset.json"
+        )
     entry = manifest.utterances[utterance_id]
     language = language or entry["language"]
     speaker = speaker or entry["speaker"]
@@ -78,7 +81,9 @@ def synthesize_utterance(model_path, dataset_path, utterance_id, language=None, 
         language_id = speaker_id = 0
     else:
         if language not in languages:
-            raise ValueError(f"{model_path} does not know language {language!r} (it knows {languages}); pass --language")
+            raise ValueError(
+                f"{model_path} does not know language {language!r} (it knows {languages}); pass --language"
+            )
         if speaker not in speakers:
             raise ValueError(f"{model_path} does not know speaker {speaker!r} (it knows {speakers}); pass --speaker")
         language_id, speaker_id = languages.index(language), speakers.index(speaker)
@@ -93,7 +98,9 @@ def synthesize_utterance(model_path, dataset_path, utterance_id, language=None, 
     }
     predicted = stats.denormalise_outputs(model.predict_on_batch(inputs)[0]).astype(np.float64)
     natural = np.asarray(record["acoustic"], np.float64)
-    silence = [i for i, name in enumerate(manifest.layout.frame_feature_names) if name in ("C_phoneme=sil", "C_phoneme=pau")]
+    silence = [
+        i for i, name in enumerate(manifest.layout.frame_feature_names) if name in ("C_phoneme=sil", "C_phoneme=pau")
+    ]
     speech = np.asarray(record["linguistic"])[:, silence].max(axis=1) < 0.5 if silence else np.ones(len(natural), bool)
     scores = metrics.evaluate_acoustic(natural, predicted, frame_mask=speech if speech.any() else None)
     sample_rates = manifest.data.get("sample_rates_hz") or [vocoder.DEFAULT_SAMPLE_RATE]
@@ -105,11 +112,17 @@ def synthesize_utterance(model_path, dataset_path, utterance_id, language=None, 
 
 
 def _run(args):
-    from mlms_keras import audio
+    from mlms_keras.vocoder import audio
 
     try:
-        result = synthesize_utterance(args.model, args.dataset, args.utterance_id, language=args.language,
-                                      speaker=args.speaker, postfilter=not args.no_postfilter)
+        result = synthesize_utterance(
+            args.model,
+            args.dataset,
+            args.utterance_id,
+            language=args.language,
+            speaker=args.speaker,
+            postfilter=not args.no_postfilter,
+        )
     except (ValueError, FileNotFoundError) as error:
         print(f"mlms synth-utterance: {error}", file=sys.stderr)
         return 2
@@ -117,11 +130,16 @@ def _run(args):
     if args.natural_output:
         from mlms_keras import vocoder
 
-        audio.save(args.natural_output, vocoder.synthesize(result.natural, result.sample_rate, postfilter_beta=1.0),
-                   result.sample_rate)
+        audio.save(
+            args.natural_output,
+            vocoder.synthesize(result.natural, result.sample_rate, postfilter_beta=1.0),
+            result.sample_rate,
+        )
     scores = result.metrics
-    print(f"{args.output}: {len(result.wave) / result.sample_rate:.2f} s, {result.language}/{result.speaker}; vs natural: "
-          f"MCD {scores['mcd_db']:.2f} dB, F0 RMSE {scores['f0_rmse_hz']:.1f} Hz, V/UV {scores['vuv_error_percent']:.1f} %")
+    print(
+        f"{args.output}: {len(result.wave) / result.sample_rate:.2f} s, {result.language}/{result.speaker}; vs natural: "
+        f"MCD {scores['mcd_db']:.2f} dB, F0 RMSE {scores['f0_rmse_hz']:.1f} Hz, V/UV {scores['vuv_error_percent']:.1f} %"
+    )
     return 0
 
 

@@ -48,7 +48,7 @@ import threading
 import time
 from pathlib import Path
 
-from mlms_keras.fileio import atomic_output, atomic_write_text, save_model_atomically
+from mlms_keras.utils.fileio import atomic_output, atomic_write_text, save_model_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,9 @@ def read_tf_config(tf_config=None):
     if tf_config is None:
         tf_config = os.environ.get("TF_CONFIG")
         if not tf_config:
-            raise ValueError(f"Distributed training needs the TF_CONFIG environment variable; it is not set ({example})")
+            raise ValueError(
+                f"Distributed training needs the TF_CONFIG environment variable; it is not set ({example})"
+            )
     if isinstance(tf_config, str):
         try:
             tf_config = json.loads(tf_config)
@@ -140,7 +142,9 @@ def read_tf_config(tf_config=None):
         raise ValueError(f'TF_CONFIG needs "task": {{"type": ..., "index": ...}}; got {task!r}')
     task_type, task_index = task["type"], task["index"]
     if task_type not in cluster:
-        raise ValueError(f'TF_CONFIG "task"."type" is {task_type!r}, which is not a job in "cluster" ({sorted(cluster)})')
+        raise ValueError(
+            f'TF_CONFIG "task"."type" is {task_type!r}, which is not a job in "cluster" ({sorted(cluster)})'
+        )
     if not isinstance(task_index, int) or not 0 <= task_index < len(cluster[task_type]):
         raise ValueError(
             f'TF_CONFIG "task"."index" must be in [0, {len(cluster[task_type])}) for job {task_type!r}; got {task_index!r}'
@@ -378,7 +382,9 @@ def train_distributed(
         return None
     out_dir = Path(out_dir)
     if task.is_chief and (out_dir / TRAINING_LOG).is_file():
-        raise FileExistsError(f"{out_dir} holds a finished run ({TRAINING_LOG}); choose a new output folder or delete it")
+        raise FileExistsError(
+            f"{out_dir} holds a finished run ({TRAINING_LOG}); choose a new output folder or delete it"
+        )
     if model_config is None and initial_checkpoint is None and not _has_checkpoint(out_dir):
         raise ValueError("Give `model_config` (a fresh model) or `initial_checkpoint` (a .keras file to start from)")
     if initial_checkpoint is not None and not Path(initial_checkpoint).is_file():
@@ -424,7 +430,11 @@ def serve(task, exit_when_chief_gone=True, poll_interval_s=2.0):
 
     os.environ.setdefault("GRPC_FAIL_FAST", "use_caller")
     server = tf.distribute.Server(
-        tf.train.ClusterSpec(task.cluster), job_name=task.task_type, task_index=task.task_index, protocol="grpc", start=True
+        tf.train.ClusterSpec(task.cluster),
+        job_name=task.task_type,
+        task_index=task.task_index,
+        protocol="grpc",
+        start=True,
     )
     logger.info("%s %d serving at %s", task.task_type, task.task_index, task.address)
     if exit_when_chief_gone and "chief" in task.cluster:
@@ -505,7 +515,7 @@ class _TrainingRun:
             self.dev_dataset = self.dev_dataset_fn()
 
         import mlms_keras.layers  # noqa: F401 - registers the custom layers before loading
-        from mlms_keras.models import build_mlms_model
+        from mlms_keras.models.acoustic import build_mlms_model
 
         source = keras.models.load_model(source_path) if source_path is not None else None
         with strategy.scope():
@@ -580,7 +590,9 @@ class _TrainingRun:
         model, optimizer = self._build(strategy, source_path)
         # The chief's checkpoint wins (workers need no shared file system; theirs only gives the
         # architecture): it broadcasts the weights, the optimizer state and the step count.
-        start_step = _broadcast_from_chief(strategy, model.variables + optimizer.variables, start_step, self.task.is_chief)
+        start_step = _broadcast_from_chief(
+            strategy, model.variables + optimizer.variables, start_step, self.task.is_chief
+        )
 
         def distributed_dataset_fn(input_context):
             return self.dataset_fn(input_context.num_input_pipelines, input_context.input_pipeline_id).repeat()
@@ -633,7 +645,9 @@ class _TrainingRun:
             # The dataset function is traced once and runs on every worker, which learns its index only
             # at run time: build every worker's pipeline and let the index pick one (only it runs).
             worker_index = tf.distribute.coordinator.experimental_get_current_worker_index()
-            branches = [lambda index=index: self.dataset_fn(num_workers, index).repeat() for index in range(num_workers)]
+            branches = [
+                lambda index=index: self.dataset_fn(num_workers, index).repeat() for index in range(num_workers)
+            ]
             return tf.switch_case(tf.cast(worker_index, tf.int32), branches).map(restore_shapes)
 
         @tf.function
@@ -793,7 +807,9 @@ def _broadcast_from_chief(strategy, variables, step, is_chief):
         context = tf.distribute.get_replica_context()
         reduced = [None] * len(values)
         for positions in groups.values():
-            own = [tf.identity(values[p]) if is_chief else tf.zeros(values[p].shape, values[p].dtype) for p in positions]
+            own = [
+                tf.identity(values[p]) if is_chief else tf.zeros(values[p].shape, values[p].dtype) for p in positions
+            ]
             for p, value in zip(positions, context.all_reduce(tf.distribute.ReduceOp.SUM, own)):
                 reduced[p] = value
         chief_step = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.constant(step if is_chief else 0, tf.int64))
@@ -847,7 +863,7 @@ def train_distributed_on_prepared(
 ):
     """`mlms train --distributed`: an MLMS model trained on a prepared dataset by the cluster in `TF_CONFIG`.
 
-    The model, the tables (`mlms_keras.training.select_tables`) and the run folder are those of
+    The model, the tables (`mlms_keras.training.fit.select_tables`) and the run folder are those of
     `mlms train`: `out_dir` gets `model.keras` (best on dev), `best.keras` and `training.json` (so
     `mlms adapt`, `load_run` and `mlms synth-utterance` take it), plus this module's
     `training_log.json` and checkpoints. Worker `i` of `n` reads the training shard files `i::n`
@@ -889,10 +905,10 @@ def train_distributed_on_prepared(
         return None
 
     # No TensorFlow object may be made before train_distributed sets up the strategy: only plain Python here.
-    from mlms_keras import training
     from mlms_keras.data import Manifest, load_dataset
     from mlms_keras.data import steps_per_epoch as count_batches
-    from mlms_keras.models import MLMSConfig
+    from mlms_keras.models.acoustic import MLMSConfig
+    from mlms_keras.training import fit as training
 
     manifest = Manifest.load(dataset_path)
     language_codes, speaker_names = training.select_tables(manifest, languages, speakers)
@@ -900,7 +916,11 @@ def train_distributed_on_prepared(
     if language_space_dim is not None:
         overrides["language_space_dim"] = int(language_space_dim)
     config = MLMSConfig.preset(
-        preset, input_dim=manifest.input_dim, num_languages=len(language_codes), num_speakers=len(speaker_names), **overrides
+        preset,
+        input_dim=manifest.input_dim,
+        num_languages=len(language_codes),
+        num_speakers=len(speaker_names),
+        **overrides,
     )
     if steps is None and steps_per_epoch is not None:
         steps = epochs * steps_per_epoch
@@ -909,7 +929,9 @@ def train_distributed_on_prepared(
         steps = epochs * math.ceil(batches / (_sync_trainers(task) if mode == "sync" else 1))
 
     def selection(split, **options):
-        data = load_dataset(dataset_path, split, batch_size, languages=language_codes, speakers=speaker_names, **options)
+        data = load_dataset(
+            dataset_path, split, batch_size, languages=language_codes, speakers=speaker_names, **options
+        )
         return training.remap_ids(data, manifest, language_codes, speaker_names)
 
     def dataset_fn(num_shards, shard_index):
@@ -953,7 +975,12 @@ def train_distributed_on_prepared(
                 "chunk_frames": chunk_frames,
                 "steps": steps,
             },
-            "distributed": {"mode": mode, "num_workers": _sync_trainers(task) if mode == "sync" else task.num_workers, "seconds": result.seconds, "log": TRAINING_LOG},
+            "distributed": {
+                "mode": mode,
+                "num_workers": _sync_trainers(task) if mode == "sync" else task.num_workers,
+                "seconds": result.seconds,
+                "log": TRAINING_LOG,
+            },
             "best_val_loss": min((mse for _, mse in result.dev_mse), default=None),
             "model_file": FINAL_MODEL,
             "command": command,
@@ -972,26 +999,33 @@ def add_distributed_arguments(parser):
     group = parser.add_argument_group(
         "distributed training (TF_CONFIG; see docs/distributed.md)",
         "Run the same command on every machine of the cluster in TF_CONFIG, e.g.\n"
-        "  TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:2222\", \"host2:2222\"]}, \"task\": {\"type\": \"worker\", "
-        "\"index\": 0}}' mlms train data/prepared --out runs/mlms --distributed sync",
+        '  TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", '
+        '"index": 0}}\' mlms train data/prepared --out runs/mlms --distributed sync',
     )
     group.add_argument(
-        "--distributed", choices=MODES, default=None,
+        "--distributed",
+        choices=MODES,
+        default=None,
         help="train on the cluster in TF_CONFIG: sync (all-reduce, MultiWorkerMirroredStrategy) or async "
         "(the paper's ASGD, parameter servers)",
     )
     group.add_argument(
-        "--steps", type=int, default=None,
+        "--steps",
+        type=int,
+        default=None,
         help="total steps (default: --epochs x --steps-per-epoch, or --epochs passes over the data); no early stopping",
     )
     group.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (default 100)")
     group.add_argument(
-        "--initial-checkpoint", default=None,
+        "--initial-checkpoint",
+        default=None,
         help="a .keras file to start from (e.g. a single-process run's model.keras); its optimizer, learning rate "
         "and optimizer state come along when it has them",
     )
     group.add_argument(
-        "--jit-recurrence", choices=("training", "never"), default="training",
+        "--jit-recurrence",
+        choices=("training", "never"),
+        default="training",
         help="XLA for the towers' time loops in training (default) or never",
     )
 
@@ -1029,7 +1063,10 @@ def run_distributed_train(args):
         return 2
     if result is not None and result.model_path is not None:
         best = min((mse for _, mse in result.dev_mse), default=None)
-        print(f"{result.model_path}: {result.steps} steps in {result.seconds:.1f} s" + (f", best dev MSE {best:.4f}" if best is not None else ""))
+        print(
+            f"{result.model_path}: {result.steps} steps in {result.seconds:.1f} s"
+            + (f", best dev MSE {best:.4f}" if best is not None else "")
+        )
     return 0
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from mlms_keras.fileio import atomic_output
+from mlms_keras.utils.fileio import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _probe_tfio():
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tfio_module():
     return _probe_tfio()
 

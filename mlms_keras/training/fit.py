@@ -3,7 +3,7 @@
 `train(model, train_dataset, dev_dataset, out_dir, epochs=...)` runs one `fit` with:
 
 - `PerLanguageDevMSE`: dev MSE of each language (masked, pooled over frames), logged as `val_mse_<code>`;
-- `mlms_keras.metrics.AcousticMetricsCallback`: dev MCD, F0 RMSE and V/UV error in vocoder units (needs the
+- `mlms_keras.evaluation.metrics.AcousticMetricsCallback`: dev MCD, F0 RMSE and V/UV error in vocoder units (needs the
   output normalisation statistics of the prepared dataset);
 - `BestModelCheckpoint`: `best.keras`, the model with the lowest dev MSE (`val_loss`) so far, written atomically;
 - `ResumableEarlyStopping`: stops after `patience` epochs without a lower `val_loss`;
@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mlms_keras.fileio import atomic_write_json, save_model_atomically  # noqa: F401 - re-exported
+from mlms_keras.utils.fileio import atomic_write_json, save_model_atomically  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ LOG_FOLDER = "logs"
 
 
 def write_json_atomically(path, payload):
-    """Writes `payload` as JSON (numpy scalars and arrays allowed) atomically (`mlms_keras.fileio`)."""
+    """Writes `payload` as JSON (numpy scalars and arrays allowed) atomically (`mlms_keras.utils.fileio`)."""
     atomic_write_json(path, payload, sort_keys=True, default=_json_default)
 
 
@@ -88,7 +88,9 @@ def _history_records(path, epochs):
     try:
         records = json.loads(path.read_text(encoding="utf-8"))["epochs"]
     except (ValueError, KeyError) as error:
-        raise ValueError(f"{path}: unreadable training history ({error}); delete the run folder to start over") from error
+        raise ValueError(
+            f"{path}: unreadable training history ({error}); delete the run folder to start over"
+        ) from error
     return [record for record in records if record["epoch"] < epochs]
 
 
@@ -220,7 +222,9 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise ValueError(f"BestModelCheckpoint monitors {self.monitor!r} but the epoch logs have {sorted(logs or {})}; pass validation data")
+            raise ValueError(
+                f"BestModelCheckpoint monitors {self.monitor!r} but the epoch logs have {sorted(logs or {})}; pass validation data"
+            )
         if math.isfinite(value) and (self.best is None or value < self.best):
             self.best, self.best_epoch = float(value), int(epoch)
             save_model_atomically(self.model, self.path)
@@ -277,7 +281,12 @@ class TrainingResult:
 
 
 def _versions():
-    return {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__, "python": sys.version.split()[0]}
+    return {
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+    }
 
 
 def train(
@@ -330,7 +339,9 @@ def train(
     out_dir = Path(out_dir)
     run_info_path = out_dir / RUN_INFO_NAME
     if run_info_path.is_file() and json.loads(run_info_path.read_text(encoding="utf-8")).get("complete"):
-        raise FileExistsError(f"{out_dir}: this run is already complete ({run_info_path}); choose a new --out folder or delete it")
+        raise FileExistsError(
+            f"{out_dir}: this run is already complete ({run_info_path}); choose a new --out folder or delete it"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     if not getattr(model, "compiled", False) or model.optimizer is None:
         model.compile(optimizer=optimizer or keras.optimizers.Adam(1e-3), loss="mse")
@@ -338,7 +349,7 @@ def train(
     history_path = out_dir / HISTORY_NAME
     metric_callbacks = [PerLanguageDevMSE(dev_dataset, language_names)]
     if output_stats is not None:
-        from mlms_keras.metrics import AcousticMetricsCallback
+        from mlms_keras.evaluation.metrics import AcousticMetricsCallback
 
         metric_data = metrics_dataset if metrics_dataset is not None else with_frame_mask(dev_dataset)
         metric_callbacks.append(AcousticMetricsCallback(metric_data, *output_stats, max_batches=metric_max_batches))
@@ -365,12 +376,20 @@ def train(
         **(run_info or {}),
     }
     write_json_atomically(run_info_path, info)
-    model.fit(train_dataset, validation_data=dev_dataset, epochs=epochs, callbacks=run_callbacks,
-              steps_per_epoch=steps_per_epoch, verbose=verbose)
+    model.fit(
+        train_dataset,
+        validation_data=dev_dataset,
+        epochs=epochs,
+        callbacks=run_callbacks,
+        steps_per_epoch=steps_per_epoch,
+        verbose=verbose,
+    )
 
     history = history_file.as_history()
     if checkpoint.best_epoch is None:
-        raise RuntimeError(f"{out_dir}: no epoch gave a finite dev MSE ({history.get('val_loss')}); lower the learning rate")
+        raise RuntimeError(
+            f"{out_dir}: no epoch gave a finite dev MSE ({history.get('val_loss')}); lower the learning rate"
+        )
     best_model = keras.models.load_model(out_dir / BEST_MODEL_NAME)
     model.set_weights(best_model.get_weights())
     save_model_atomically(model, out_dir / FINAL_MODEL_NAME)
@@ -397,7 +416,7 @@ def train(
 
 
 def _model_config(model):
-    from mlms_keras.models import config_of
+    from mlms_keras.models.acoustic import config_of
 
     try:
         return config_of(model).to_dict()
@@ -418,7 +437,9 @@ def load_run(path):
     path = Path(path)
     model_path = path / FINAL_MODEL_NAME if path.is_dir() else path
     if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: no trained model here; give a run folder from `mlms train` or a .keras file")
+        raise FileNotFoundError(
+            f"{model_path}: no trained model here; give a run folder from `mlms train` or a .keras file"
+        )
     info_path = model_path.parent / RUN_INFO_NAME
     info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
     import mlms_keras.layers  # noqa: F401 - registers the custom layers with Keras before loading
@@ -444,7 +465,11 @@ def select_tables(manifest, languages=None, speakers=None):
     table = sorted(manifest.data["languages"], key=lambda entry: entry["id"])
     if languages is None:
         roles = [entry.get("role") for entry in table]
-        languages = [e["code"] for e in table if e.get("role") == "training"] if "training" in roles else [e["code"] for e in table]
+        languages = (
+            [e["code"] for e in table if e.get("role") == "training"]
+            if "training" in roles
+            else [e["code"] for e in table]
+        )
     for code in languages:
         manifest.language_id(code)  # raises naming the dataset's languages
     language_codes = [e["code"] for e in table if e["code"] in set(languages)]
@@ -526,7 +551,7 @@ def train_on_prepared(
         A `TrainingResult`.
     """
     from mlms_keras.data import Manifest, load_dataset
-    from mlms_keras.models import MLMSConfig, build_mlms_model, build_slss_model
+    from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model, build_slss_model
 
     if model_type not in ("mlms", "slss"):
         raise ValueError(f"model_type must be 'mlms' or 'slss'. Received: {model_type!r}")
@@ -540,13 +565,19 @@ def train_on_prepared(
     overrides = {"code_init": code_init, **(config_overrides or {})}
     if language_space_dim is not None:
         overrides["language_space_dim"] = int(language_space_dim)
-    config = MLMSConfig.preset(preset, input_dim=manifest.input_dim, num_languages=len(language_codes),
-                               num_speakers=len(speaker_names), **overrides)
+    config = MLMSConfig.preset(
+        preset,
+        input_dim=manifest.input_dim,
+        num_languages=len(language_codes),
+        num_speakers=len(speaker_names),
+        **overrides,
+    )
 
     def split(name, **options):
         # cache="auto": a small selection (an SLSS baseline on limited data) is kept in memory after one pass.
-        data = load_dataset(dataset_path, name, batch_size, languages=language_codes, speakers=speaker_names,
-                            cache="auto", **options)
+        data = load_dataset(
+            dataset_path, name, batch_size, languages=language_codes, speakers=speaker_names, cache="auto", **options
+        )
         return remap_ids(data, manifest, language_codes, speaker_names)
 
     train_data = split("train", seed=seed, chunk_frames=chunk_frames, repeat=steps_per_epoch is not None)
@@ -563,13 +594,29 @@ def train_on_prepared(
         "languages": language_codes,
         "speakers": speaker_names,
         "speaker_languages": [manifest.speakers[name]["language"] for name in speaker_names],
-        "training": {"batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "chunk_frames": chunk_frames,
-                     "steps_per_epoch": steps_per_epoch},
+        "training": {
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "seed": seed,
+            "chunk_frames": chunk_frames,
+            "steps_per_epoch": steps_per_epoch,
+        },
         "command": command,
     }
-    return train(model, train_data, dev_data, out_dir, epochs=epochs, early_stopping_patience=early_stopping_patience,
-                 language_names=language_codes, output_stats=(manifest.output_mean, manifest.output_std),
-                 metrics_dataset=metric_data, run_info=run_info, steps_per_epoch=steps_per_epoch, verbose=verbose)
+    return train(
+        model,
+        train_data,
+        dev_data,
+        out_dir,
+        epochs=epochs,
+        early_stopping_patience=early_stopping_patience,
+        language_names=language_codes,
+        output_stats=(manifest.output_mean, manifest.output_std),
+        metrics_dataset=metric_data,
+        run_info=run_info,
+        steps_per_epoch=steps_per_epoch,
+        verbose=verbose,
+    )
 
 
 def _split_list(text):
@@ -578,21 +625,35 @@ def _split_list(text):
 
 def _run_train(args):
     if getattr(args, "distributed", None):
-        from mlms_keras.distributed import run_distributed_train
+        from mlms_keras.training.distributed import run_distributed_train
 
         return run_distributed_train(args)
     try:
         result = train_on_prepared(
-            args.dataset, args.out, preset=args.preset, model_type=args.model, languages=_split_list(args.languages),
-            speakers=_split_list(args.speakers), code_init=args.code_init, language_space_dim=args.language_space_dim,
-            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-            early_stopping_patience=None if args.patience <= 0 else args.patience, seed=args.seed,
-            chunk_frames=args.chunk_frames, steps_per_epoch=args.steps_per_epoch, command=" ".join(["mlms"] + sys.argv[1:]), verbose=2 if args.quiet else "auto",
+            args.dataset,
+            args.out,
+            preset=args.preset,
+            model_type=args.model,
+            languages=_split_list(args.languages),
+            speakers=_split_list(args.speakers),
+            code_init=args.code_init,
+            language_space_dim=args.language_space_dim,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            early_stopping_patience=None if args.patience <= 0 else args.patience,
+            seed=args.seed,
+            chunk_frames=args.chunk_frames,
+            steps_per_epoch=args.steps_per_epoch,
+            command=" ".join(["mlms"] + sys.argv[1:]),
+            verbose=2 if args.quiet else "auto",
         )
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"mlms train: {error}", file=sys.stderr)
         return 2
-    print(f"{result.model_path}: best dev MSE {result.best_val_loss:.4f} at epoch {result.best_epoch + 1} of {result.epochs_run}")
+    print(
+        f"{result.model_path}: best dev MSE {result.best_val_loss:.4f} at epoch {result.best_epoch + 1} of {result.epochs_run}"
+    )
     return 0
 
 
@@ -616,23 +677,39 @@ def add_cli_parser(subparsers):
     )
     parser.add_argument("dataset", help="prepared dataset folder (with dataset.json)")
     parser.add_argument("--out", required=True, help="run folder")
-    parser.add_argument("--preset", default="small", choices=("tiny", "small", "paper"), help="model size (default small)")
+    parser.add_argument(
+        "--preset", default="small", choices=("tiny", "small", "paper"), help="model size (default small)"
+    )
     parser.add_argument("--model", default="mlms", choices=("mlms", "slss"), help="mlms (default) or the slss baseline")
-    parser.add_argument("--languages", default=None, help="comma-separated language codes (default: training languages)")
-    parser.add_argument("--speakers", default=None, help="comma-separated speaker names (default: all of those languages)")
-    parser.add_argument("--code-init", default="random", choices=("random", "one_hot", "one_hot_fixed"),
-                        help="language code strategy, paper sec. 4.1 (one_hot needs L >= languages, one_hot_fixed L == languages)")
+    parser.add_argument(
+        "--languages", default=None, help="comma-separated language codes (default: training languages)"
+    )
+    parser.add_argument(
+        "--speakers", default=None, help="comma-separated speaker names (default: all of those languages)"
+    )
+    parser.add_argument(
+        "--code-init",
+        default="random",
+        choices=("random", "one_hot", "one_hot_fixed"),
+        help="language code strategy, paper sec. 4.1 (one_hot needs L >= languages, one_hot_fixed L == languages)",
+    )
     parser.add_argument("--language-space-dim", type=int, default=None, help="L, basis towers (default: the preset's)")
     parser.add_argument("--epochs", type=int, default=30, help="maximum epochs (default 30)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs; 0 disables (default 5)")
+    parser.add_argument(
+        "--patience", type=int, default=5, help="early-stopping patience in epochs; 0 disables (default 5)"
+    )
     parser.add_argument("--chunk-frames", type=int, default=None, help="truncated-BPTT chunk length in frames")
-    parser.add_argument("--steps-per-epoch", type=int, default=None,
-                        help="batches per epoch from the repeated training stream (default: one pass)")
+    parser.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=None,
+        help="batches per epoch from the repeated training stream (default: one pass)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
-    from mlms_keras.distributed import add_distributed_arguments
+    from mlms_keras.training.distributed import add_distributed_arguments
 
     add_distributed_arguments(parser)  # --distributed sync|async (TF_CONFIG), owned by mlms_keras/distributed.py
     parser.set_defaults(handler=_run_train)

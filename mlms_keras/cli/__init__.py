@@ -19,12 +19,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 VERBS = {
     "corpus": ("mlms_keras.data.teacher", "build the teacher corpus (espeak-ng voices, Table 1 of the paper)"),
     "prepare": ("mlms_keras.data.prepare", "extract WORLD + linguistic features of a corpus into TFRecord shards"),
-    "train": ("mlms_keras.training", "train an MLMS (or SLSS baseline) acoustic model on a prepared dataset"),
-    "adapt": ("mlms_keras.adaptation", "adapt a trained model to a new language and speaker (sec. 4.2, v1-v4)"),
-    "synth-utterance": ("mlms_keras.oracle_synthesis", "synthesise a prepared utterance (oracle durations) to a WAV"),
-    "reproduce": ("mlms_keras.experiments", "reproduce the paper's Figures 2 and 3 on a prepared teacher corpus"),
+    "train": ("mlms_keras.training.fit", "train an MLMS (or SLSS baseline) acoustic model on a prepared dataset"),
+    "adapt": (
+        "mlms_keras.training.adaptation",
+        "adapt a trained model to a new language and speaker (sec. 4.2, v1-v4)",
+    ),
+    "synth-utterance": ("mlms_keras.synthesis.oracle", "synthesise a prepared utterance (oracle durations) to a WAV"),
+    "reproduce": (
+        "mlms_keras.training.reproduce",
+        "reproduce the paper's Figures 2 and 3 on a prepared teacher corpus",
+    ),
     "tune": ("tuning.sweep", "sweep the language-space dimension L with KerasTuner"),
-    "say": ("mlms_keras.synthesis", "speak a text with a zoo voice into an audio file"),
+    "say": ("mlms_keras.synthesis.synthesizer", "speak a text with a zoo voice into an audio file"),
     "zoo": ("mlms_keras.zoo", "list the pretrained voices and show their details"),
 }
 

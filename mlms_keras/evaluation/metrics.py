@@ -60,7 +60,7 @@ def frame_mask_from_segments(segments, num_frames, silence_labels=SILENCE_LABELS
         if not 0 <= start <= end:
             raise ValueError(f"segments[{index}]: need 0 <= start_frame <= end_frame, got ({start}, {end}, {label!r}).")
         if str(label).strip().lower() not in silence_labels:
-            mask[int(start):int(end)] = True
+            mask[int(start) : int(end)] = True
     return mask
 
 
@@ -123,8 +123,13 @@ def evaluate_acoustic(ref_vectors, gen_vectors, frame_mask=None):
     """
     reference = _as_frames(ref_vectors, "ref_vectors", vocoder.FEATURE_DIM)
     generated = _as_frames(gen_vectors, "gen_vectors", vocoder.FEATURE_DIM)
-    f0_arguments = (reference[:, vocoder.LF0], generated[:, vocoder.LF0],
-                    reference[:, vocoder.VUV], generated[:, vocoder.VUV], frame_mask)
+    f0_arguments = (
+        reference[:, vocoder.LF0],
+        generated[:, vocoder.LF0],
+        reference[:, vocoder.VUV],
+        generated[:, vocoder.VUV],
+        frame_mask,
+    )
     return {
         "mcd_db": mel_cepstral_distortion_db(reference[:, vocoder.MCEP], generated[:, vocoder.MCEP], frame_mask),
         "f0_rmse_hz": f0_rmse_hz(*f0_arguments),
@@ -199,8 +204,12 @@ def _define_callback():
             reference, generated = np.concatenate(references), np.concatenate(predictions)
             return {
                 "val_mcd_db": mel_cepstral_distortion_db(reference[:, vocoder.MCEP], generated[:, vocoder.MCEP]),
-                "val_f0_rmse_hz": f0_rmse_hz(reference[:, vocoder.LF0], generated[:, vocoder.LF0],
-                                             reference[:, vocoder.VUV], generated[:, vocoder.VUV]),
+                "val_f0_rmse_hz": f0_rmse_hz(
+                    reference[:, vocoder.LF0],
+                    generated[:, vocoder.LF0],
+                    reference[:, vocoder.VUV],
+                    generated[:, vocoder.VUV],
+                ),
                 "val_vuv_error_percent": vuv_error_percent(reference[:, vocoder.VUV], generated[:, vocoder.VUV]),
             }
 

@@ -74,6 +74,7 @@ SUPPORTED_SAMPLE_RATES = (16000, 22050, 24000, 44100, 48000)
 #: which covers both at a higher risk of octave errors; pass a measured range per speaker when you have one.
 F0_RANGE_HZ = {"female": (100.0, 500.0), "male": (60.0, 300.0), "unknown": (71.0, 800.0)}
 
+
 def estimate_f0_range(voiced_f0_hz, limits_hz=(40.0, 1000.0)):
     """A speaker's analysis F0 range from a first pass over their audio (De Looze & Hirst's two-pass recipe).
 
@@ -126,7 +127,7 @@ def num_frames_for(num_samples, sample_rate):
     return int(1000.0 * int(num_samples) / float(sample_rate) / FRAME_PERIOD_MS) + 1
 
 
-@functools.lru_cache(maxsize=None)  # pysptk searches for it on every call (about 0.1 s)
+@functools.cache  # pysptk searches for it on every call (about 0.1 s)
 def mcep_alpha(sample_rate):
     """All-pass constant of the mel-cepstrum at ``sample_rate`` Hz (``pysptk.util.mcepalpha``; 0.455 at 22.05 kHz)."""
     return float(pysptk.util.mcepalpha(int(sample_rate)))
@@ -215,9 +216,7 @@ class AcousticFeatures:
 
     def to_vector(self):
         """The (frames, 49) float32 matrix: mcep, lf0, vuv, bap."""
-        return np.concatenate(
-            [self.mcep, self.lf0[:, None], self.vuv[:, None], self.bap], axis=1
-        ).astype(np.float32)
+        return np.concatenate([self.mcep, self.lf0[:, None], self.vuv[:, None], self.bap], axis=1).astype(np.float32)
 
     @classmethod
     def from_vector(cls, vector, sample_rate=DEFAULT_SAMPLE_RATE, name="vector"):
@@ -428,8 +427,10 @@ def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BE
         _check_finite(np.asarray(getattr(features, field)), f"{name}.{field}")
     mcep = np.asarray(features.mcep, dtype=np.float64)
     if mcep.ndim != 2 or mcep.shape[1] != NUM_MCEP or features.bap.shape != (mcep.shape[0], NUM_BAP):
-        raise ValueError(f"{name}: mcep must be (frames, {NUM_MCEP}) and bap (frames, {NUM_BAP}); "
-                         f"got {mcep.shape} and {features.bap.shape}.")
+        raise ValueError(
+            f"{name}: mcep must be (frames, {NUM_MCEP}) and bap (frames, {NUM_BAP}); "
+            f"got {mcep.shape} and {features.bap.shape}."
+        )
     alpha = mcep_alpha(sample_rate)
     if postfilter_beta != 1.0:
         mcep = postfilter(mcep, alpha, postfilter_beta)
@@ -445,7 +446,7 @@ def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BE
 
 
 def _analyze_file(path, target_sample_rate, analysis_options):
-    from mlms_keras import audio
+    from mlms_keras.vocoder import audio
 
     wave, sample_rate = audio.load(path, target_sample_rate=target_sample_rate)
     return analyze(wave, sample_rate, name=os.fspath(path), **analysis_options)
@@ -456,7 +457,7 @@ def analyze_files(paths, target_sample_rate=None, workers=None, progress=True, *
 
     Args:
         paths: audio file paths.
-        target_sample_rate: Hz to downsample to (never up; see ``mlms_keras.audio.load``), None for native rates.
+        target_sample_rate: Hz to downsample to (never up; see ``mlms_keras.vocoder.audio.load``), None for native rates.
         workers: processes; None uses every core (``os.cpu_count()``).
         progress: show a tqdm progress bar.
         **analysis_options: passed to ``analyze`` (f0_method, f0_floor, f0_ceil, max_clipped_fraction).

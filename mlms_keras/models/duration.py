@@ -6,7 +6,7 @@ the cluster-adaptive towers, whose language code selects the language's point in
 speaker-dependent recurrent output layer gives one number per phoneme, the duration in frames (normalised). It
 is literally `build_mlms_model` with `input_dim = layout.dimension` and `output_dim = 1`, run over phonemes
 instead of frames, so everything that works on the acoustic model works here: masking of padded rows,
-`add_language` / `add_speaker`, the adaptation variants v1-v4 of `mlms_keras.adaptation`, and streaming.
+`add_language` / `add_speaker`, the adaptation variants v1-v4 of `mlms_keras.training.adaptation`, and streaming.
 The towers' LSTMs are unidirectional, so a phoneme's duration sees the phonemes before it and, through the
 quinphone identity and structure features, two phonemes ahead and the position in the syllable, word and phrase.
 
@@ -22,7 +22,7 @@ The silences that open and close an utterance are not learnt (weight 0 in the lo
 recording's (the teacher corpus draws 150-350 ms at random), not the text's. Synthesis gives them the training
 mean (`DurationStatistics.edge_silence_frames`).
 
-Metrics (`evaluate_duration_model`): RMSE in frames (`mlms_keras.metrics.duration_rmse_frames`, Merlin's
+Metrics (`evaluate_duration_model`): RMSE in frames (`mlms_keras.evaluation.metrics.duration_rmse_frames`, Merlin's
 definition: silence and pause rows excluded) and the Pearson correlation over the same phonemes.
 
 Example:
@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from mlms_keras.data.manifest import MIN_STD, Manifest, effective_normalisation, is_identity_feature
-from mlms_keras.models import MLMSConfig, build_mlms_model
+from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 
 #: Sizes of the duration model's towers (a phoneme needs far less capacity than a 49-dim frame).
 DURATION_PRESETS = {
@@ -66,8 +66,13 @@ def duration_config(preset, phoneme_dim, num_languages, num_speakers, **override
     """
     if preset not in DURATION_PRESETS:
         raise ValueError(f"Unknown duration preset {preset!r}; choose one of {sorted(DURATION_PRESETS)}")
-    values = dict(DURATION_PRESETS[preset], input_dim=int(phoneme_dim), num_languages=int(num_languages),
-                  num_speakers=int(num_speakers), output_dim=1)
+    values = dict(
+        DURATION_PRESETS[preset],
+        input_dim=int(phoneme_dim),
+        num_languages=int(num_languages),
+        num_speakers=int(num_speakers),
+        output_dim=1,
+    )
     values.update(overrides)
     return MLMSConfig(**values)
 
@@ -86,8 +91,9 @@ def build_duration_model(config, stateful=False, batch_size=None, jit_recurrence
     """
     if config.output_dim != 1:
         raise ValueError(f"A duration model has output_dim=1 (frames per phoneme); got output_dim={config.output_dim}")
-    return build_mlms_model(config, stateful=stateful, batch_size=batch_size, jit_recurrence=jit_recurrence,
-                            name="duration")
+    return build_mlms_model(
+        config, stateful=stateful, batch_size=batch_size, jit_recurrence=jit_recurrence, name="duration"
+    )
 
 
 @dataclasses.dataclass
@@ -142,12 +148,18 @@ class DurationStatistics:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DurationStatistics":
+    def from_dict(cls, data: dict) -> DurationStatistics:
         if not isinstance(data, dict) or data.get("format") != STATISTICS_FORMAT:
             raise ValueError(f"Not duration statistics (expected format {STATISTICS_FORMAT!r})")
-        return cls(np.asarray(data["input_mean"], np.float32), np.asarray(data["input_std"], np.float32),
-                   float(data["duration_mean"]), float(data["duration_std"]), str(data["layout_fingerprint"]),
-                   int(data["count"]), float(data.get("edge_silence_frames", 40.0)))
+        return cls(
+            np.asarray(data["input_mean"], np.float32),
+            np.asarray(data["input_std"], np.float32),
+            float(data["duration_mean"]),
+            float(data["duration_std"]),
+            str(data["layout_fingerprint"]),
+            int(data["count"]),
+            float(data.get("edge_silence_frames", 40.0)),
+        )
 
 
 def _phoneme_record_spec():
@@ -178,8 +190,9 @@ def _phoneme_records(manifest, split, languages=None, speakers=None):
         record = tf.io.parse_single_example(serialized, spec)
         return {
             "utterance_id": record["utterance_id"],
-            "phoneme_linguistic": tf.reshape(tf.io.decode_raw(record["phoneme_linguistic"], tf.float32),
-                                             [-1, phoneme_dim]),
+            "phoneme_linguistic": tf.reshape(
+                tf.io.decode_raw(record["phoneme_linguistic"], tf.float32), [-1, phoneme_dim]
+            ),
             "durations": tf.cast(tf.sparse.to_dense(record["durations"]), tf.float32),
             "language": tf.cast(record["language"], tf.int32),
             "speaker": tf.cast(record["speaker"], tf.int32),
@@ -210,7 +223,7 @@ def compute_duration_statistics(prepared, languages=None) -> DurationStatistics:
     for record in _phoneme_records(manifest, "train", languages=languages).as_numpy_iterator():
         features = record["phoneme_linguistic"].astype(np.float64)
         total = features.sum(axis=0) if total is None else total + features.sum(axis=0)
-        total_squares = (features ** 2).sum(axis=0) if total_squares is None else total_squares + (features ** 2).sum(0)
+        total_squares = (features**2).sum(axis=0) if total_squares is None else total_squares + (features**2).sum(0)
         count += features.shape[0]
         edges = silence_rows(record["phoneme_linguistic"], layout)[[0, -1]]
         edge_silences.extend(record["durations"][[0, -1]][edges])
@@ -218,18 +231,35 @@ def compute_duration_statistics(prepared, languages=None) -> DurationStatistics:
     if count == 0:
         raise ValueError(f"{manifest.folder}: the train split has no phonemes for languages={languages}")
     mean = total / count
-    std = np.sqrt(np.maximum(total_squares / count - mean ** 2, 0.0))
+    std = np.sqrt(np.maximum(total_squares / count - mean**2, 0.0))
     identity = [index for index, name in enumerate(layout.feature_names) if is_identity_feature(name)]
     mean, std = effective_normalisation(mean, std, identity, MIN_STD)
     all_durations = np.concatenate(durations).astype(np.float64)
     edge_silence_frames = float(np.mean(edge_silences)) if edge_silences else float(all_durations.mean())
-    return DurationStatistics(mean.astype(np.float32), std.astype(np.float32), float(all_durations.mean()),
-                              float(max(all_durations.std(), 1e-3)), layout.fingerprint, int(count),
-                              edge_silence_frames)
+    return DurationStatistics(
+        mean.astype(np.float32),
+        std.astype(np.float32),
+        float(all_durations.mean()),
+        float(max(all_durations.std(), 1e-3)),
+        layout.fingerprint,
+        int(count),
+        edge_silence_frames,
+    )
 
 
-def load_duration_dataset(prepared, split, stats, batch_size=16, *, languages=None, speakers=None, shuffle=None,
-                          seed=None, cache=True, repeat=False):
+def load_duration_dataset(
+    prepared,
+    split,
+    stats,
+    batch_size=16,
+    *,
+    languages=None,
+    speakers=None,
+    shuffle=None,
+    seed=None,
+    cache=True,
+    repeat=False,
+):
     """A tf.data.Dataset of `({"linguistic", "language", "speaker"}, durations)` batches for the duration model.
 
     Args:
@@ -254,8 +284,10 @@ def load_duration_dataset(prepared, split, stats, batch_size=16, *, languages=No
 
     manifest = prepared if isinstance(prepared, Manifest) else Manifest.load(prepared)
     if stats.layout_fingerprint != manifest.layout.fingerprint:
-        raise ValueError(f"{manifest.folder}: its feature layout {manifest.layout.fingerprint} differs from the "
-                         f"duration statistics' {stats.layout_fingerprint}; compute statistics on this dataset.")
+        raise ValueError(
+            f"{manifest.folder}: its feature layout {manifest.layout.fingerprint} differs from the "
+            f"duration statistics' {stats.layout_fingerprint}; compute statistics on this dataset."
+        )
     shuffle = (split == "train") if shuffle is None else shuffle
     input_mean, input_std = tf.constant(stats.input_mean), tf.constant(stats.input_std)
 
@@ -272,8 +304,7 @@ def load_duration_dataset(prepared, split, stats, batch_size=16, *, languages=No
         inputs = {"linguistic": features, "language": record["language"], "speaker": record["speaker"]}
         return inputs, target[:, None], weight
 
-    dataset = _phoneme_records(manifest, split, languages, speakers).map(normalise,
-                                                                         num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = _phoneme_records(manifest, split, languages, speakers).map(normalise, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         dataset = dataset.cache()
     if shuffle:
@@ -353,7 +384,7 @@ def evaluate_duration_model(model, stats, prepared, split="dev", languages=None,
     """Duration RMSE (frames) and correlation on a split, overall and per language.
 
     Predictions are rounded to whole frames, as at synthesis time; silence and pause rows are excluded
-    (Merlin's convention, `mlms_keras.metrics.duration_rmse_frames`).
+    (Merlin's convention, `mlms_keras.evaluation.metrics.duration_rmse_frames`).
 
     Args:
         model, stats: the duration model and its statistics.
@@ -364,15 +395,16 @@ def evaluate_duration_model(model, stats, prepared, split="dev", languages=None,
         dict: `duration_rmse_frames`, `duration_corr`, `phonemes` (count), and `per_language`:
         code -> {`duration_rmse_frames`, `duration_corr`, `phonemes`}.
     """
-    from mlms_keras.metrics import duration_rmse_frames
+    from mlms_keras.evaluation.metrics import duration_rmse_frames
 
     manifest = prepared if isinstance(prepared, Manifest) else Manifest.load(prepared)
     code_of = {language_id: code for code, language_id in manifest.languages.items()}
     references, predictions = {}, {}
     for record in _phoneme_records(manifest, split, languages, speakers).as_numpy_iterator():
         features = record["phoneme_linguistic"]
-        predicted = predict_durations(model, stats, features, int(record["language"]), int(record["speaker"]),
-                                      manifest.layout)
+        predicted = predict_durations(
+            model, stats, features, int(record["language"]), int(record["speaker"]), manifest.layout
+        )
         speech = ~silence_rows(features, manifest.layout)
         code = code_of[int(record["language"])]
         references.setdefault(code, []).append(record["durations"][speech])
@@ -387,16 +419,19 @@ def evaluate_duration_model(model, stats, prepared, split="dev", languages=None,
             "phonemes": int(reference.size),
         }
 
-    per_language = {code: scores(np.concatenate(references[code]), np.concatenate(predictions[code]))
-                    for code in references}
-    overall = scores(np.concatenate([np.concatenate(r) for r in references.values()]),
-                     np.concatenate([np.concatenate(p) for p in predictions.values()]))
+    per_language = {
+        code: scores(np.concatenate(references[code]), np.concatenate(predictions[code])) for code in references
+    }
+    overall = scores(
+        np.concatenate([np.concatenate(r) for r in references.values()]),
+        np.concatenate([np.concatenate(p) for p in predictions.values()]),
+    )
     return dict(overall, per_language=per_language)
 
 
 def save_duration_statistics(stats, path) -> None:
     """Write `stats` as JSON atomically."""
-    from mlms_keras.fileio import atomic_write_text
+    from mlms_keras.utils.fileio import atomic_write_text
 
     atomic_write_text(path, json.dumps(stats.to_dict()))
 
@@ -417,9 +452,20 @@ DURATION_STATISTICS_NAME = "duration_statistics.json"
 DURATION_RUN_NAME = "duration.json"
 
 
-def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, batch_size=16, learning_rate=1e-3,
-                               patience=4, adapt_languages=(), variant="v3", epochs_per_phase=5, seed=0,
-                               verbose="auto"):
+def train_duration_on_prepared(
+    prepared,
+    out_dir,
+    preset="small",
+    epochs=20,
+    batch_size=16,
+    learning_rate=1e-3,
+    patience=4,
+    adapt_languages=(),
+    variant="v3",
+    epochs_per_phase=5,
+    seed=0,
+    verbose="auto",
+):
     """Trains a duration model on a prepared dataset, then adapts it to new languages (the acoustic recipe).
 
     1. Statistics on the train split (`compute_duration_statistics`).
@@ -428,7 +474,7 @@ def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, bat
        weights of the best dev epoch (early stopping with `patience`).
     3. For each code in `adapt_languages` (e.g. ["pl", "pt-br"]), in order: a new language code and a new
        speaker output layer copied from the closest trained speaker, trained with the paper's `variant`
-       (`mlms_keras.adaptation.adapt`) on that language's train split, keeping each phase's best dev epoch.
+       (`mlms_keras.training.adaptation.adapt`) on that language's train split, keeping each phase's best dev epoch.
        The ids handed out follow the manifest's order, so they equal the dataset's (and the acoustic model's).
     4. Dev metrics per language (`evaluate_duration_model`).
 
@@ -441,7 +487,7 @@ def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, bat
         preset: `DURATION_PRESETS` key.
         epochs, batch_size, learning_rate, patience: base training.
         adapt_languages: adaptation language codes, each with exactly one speaker in the dataset.
-        variant, epochs_per_phase: adaptation settings (`mlms_keras.adaptation.adaptation_phases`).
+        variant, epochs_per_phase: adaptation settings (`mlms_keras.training.adaptation.adaptation_phases`).
         seed: seeds the initialisation and shuffling.
         verbose: passed to `fit`.
 
@@ -453,9 +499,9 @@ def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, bat
 
     import keras
 
-    from mlms_keras.adaptation import adapt, closest_speaker
-    from mlms_keras.fileio import atomic_write_text
     from mlms_keras.languages import TRAINING
+    from mlms_keras.training.adaptation import adapt, closest_speaker
+    from mlms_keras.utils.fileio import atomic_write_text
 
     started = time.time()
     out_dir = Path(out_dir)
@@ -465,15 +511,23 @@ def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, bat
     adapt_languages = list(adapt_languages)
     unknown = [code for code in adapt_languages if code not in manifest.languages]
     if unknown:
-        raise ValueError(f"adapt_languages {unknown} are not in {manifest.folder} (languages: {sorted(manifest.languages)})")
-    base_languages = [code for code in sorted(manifest.languages, key=manifest.languages.get)
-                      if roles.get(code, TRAINING) == TRAINING and code not in adapt_languages]
+        raise ValueError(
+            f"adapt_languages {unknown} are not in {manifest.folder} (languages: {sorted(manifest.languages)})"
+        )
+    base_languages = [
+        code
+        for code in sorted(manifest.languages, key=manifest.languages.get)
+        if roles.get(code, TRAINING) == TRAINING and code not in adapt_languages
+    ]
     speakers = sorted(manifest.speakers.values(), key=lambda entry: entry["id"])
     base_speakers = [entry["name"] for entry in speakers if entry["language"] in base_languages]
-    if [manifest.languages[c] for c in base_languages] != list(range(len(base_languages))) or \
-            [manifest.speaker_id(s) for s in base_speakers] != list(range(len(base_speakers))):
-        raise ValueError(f"{manifest.folder}: the training languages and their speakers must have the first ids of "
-                         "the dataset's tables (as `mlms prepare` writes them)")
+    if [manifest.languages[c] for c in base_languages] != list(range(len(base_languages))) or [
+        manifest.speaker_id(s) for s in base_speakers
+    ] != list(range(len(base_speakers))):
+        raise ValueError(
+            f"{manifest.folder}: the training languages and their speakers must have the first ids of "
+            "the dataset's tables (as `mlms prepare` writes them)"
+        )
     stats = compute_duration_statistics(manifest)
     save_duration_statistics(stats, out_dir / DURATION_STATISTICS_NAME)
     keras.utils.set_random_seed(seed)
@@ -481,41 +535,71 @@ def train_duration_on_prepared(prepared, out_dir, preset="small", epochs=20, bat
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
 
     def data(split, languages, speakers=None, **options):
-        return load_duration_dataset(manifest, split, stats, batch_size, languages=languages, speakers=speakers,
-                                     seed=seed, **options)
+        return load_duration_dataset(
+            manifest, split, stats, batch_size, languages=languages, speakers=speakers, seed=seed, **options
+        )
 
-    history = model.fit(data("train", base_languages, base_speakers), validation_data=data("dev", base_languages,
-                                                                                             base_speakers),
-                        epochs=epochs, verbose=verbose,
-                        callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)])
-    record = {"preset": preset, "languages": base_languages, "speakers": base_speakers,
-              "training": {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-                           "patience": patience, "seed": seed, "history": history.history},
-              "adaptation": {}}
+    history = model.fit(
+        data("train", base_languages, base_speakers),
+        validation_data=data("dev", base_languages, base_speakers),
+        epochs=epochs,
+        verbose=verbose,
+        callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)],
+    )
+    record = {
+        "preset": preset,
+        "languages": base_languages,
+        "speakers": base_speakers,
+        "training": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "patience": patience,
+            "seed": seed,
+            "history": history.history,
+        },
+        "adaptation": {},
+    }
     speaker_languages = [manifest.speakers[name]["language"] for name in base_speakers]
     for code in adapt_languages:
         new_speakers = [entry["name"] for entry in speakers if entry["language"] == code]
         if len(new_speakers) != 1:
-            raise ValueError(f"adaptation language {code!r} needs exactly one speaker in {manifest.folder}, "
-                             f"found {new_speakers}")
+            raise ValueError(
+                f"adaptation language {code!r} needs exactly one speaker in {manifest.folder}, found {new_speakers}"
+            )
         candidates = [(record["languages"].index(language), s) for s, language in enumerate(speaker_languages)]
         train_data, dev_data = data("train", [code], new_speakers), data("dev", [code], new_speakers)
         distance = closest_speaker(model, train_data, candidates=candidates)
-        result = adapt(model, train_data, dev_data, variant=variant, epochs_per_phase=epochs_per_phase,
-                       copy_speaker_from=distance.speaker, optimizer=keras.optimizers.Adam(learning_rate),
-                       verbose=verbose)
-        if (result.language_id, result.speaker_id) != (manifest.language_id(code), manifest.speaker_id(new_speakers[0])):
-            raise RuntimeError(f"adapting {code}: the model gave ids {(result.language_id, result.speaker_id)}, the "
-                               "dataset has other ids; adapt the languages in the dataset's order")
+        result = adapt(
+            model,
+            train_data,
+            dev_data,
+            variant=variant,
+            epochs_per_phase=epochs_per_phase,
+            copy_speaker_from=distance.speaker,
+            optimizer=keras.optimizers.Adam(learning_rate),
+            verbose=verbose,
+        )
+        if (result.language_id, result.speaker_id) != (
+            manifest.language_id(code),
+            manifest.speaker_id(new_speakers[0]),
+        ):
+            raise RuntimeError(
+                f"adapting {code}: the model gave ids {(result.language_id, result.speaker_id)}, the "
+                "dataset has other ids; adapt the languages in the dataset's order"
+            )
         record["languages"].append(code)
         record["speakers"].append(new_speakers[0])
         speaker_languages.append(code)
-        record["adaptation"][code] = {"variant": variant, "epochs_per_phase": epochs_per_phase,
-                                      "initial_speaker": record["speakers"][distance.speaker],
-                                      "history": result.history}
+        record["adaptation"][code] = {
+            "variant": variant,
+            "epochs_per_phase": epochs_per_phase,
+            "initial_speaker": record["speakers"][distance.speaker],
+            "history": result.history,
+        }
     record["dev_metrics"] = evaluate_duration_model(model, stats, manifest, "dev", languages=record["languages"])
     record["seconds"] = time.time() - started
-    from mlms_keras.training import save_model_atomically
+    from mlms_keras.training.fit import save_model_atomically
 
     save_model_atomically(model, out_dir / DURATION_MODEL_NAME)
     atomic_write_text(out_dir / DURATION_RUN_NAME, json.dumps(record, indent=1, default=float))

@@ -57,9 +57,8 @@ def atomic_write_bytes(path, data: bytes) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     """Writes `text` (UTF-8, `\\n` line ends) to `path` atomically."""
-    with atomic_output(path) as temporary:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
+    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="\n") as file:
+        file.write(text)
 
 
 def atomic_write_json(path, payload, indent=1, **json_options) -> None:

@@ -1,0 +1,1 @@
+"""Objective metrics (Merlin's definitions): MCD, F0 RMSE, V/UV error, duration RMSE."""
