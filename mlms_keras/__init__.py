@@ -4,4 +4,4 @@ Implements Li & Zen (Interspeech 2016), "Multi-Language Multi-Speaker Acoustic M
 LSTM-RNN based Statistical Parametric Speech Synthesis", on Keras 3 / TensorFlow.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

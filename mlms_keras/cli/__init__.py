@@ -1,41 +1,47 @@
-"""The `mlms` command: one verb per job.
+"""The `mlms` command: one verb per job, one module per verb, one error wrapper.
 
-Each verb lives in the module that owns the work; this file only wires argparse to it, importing
-just the module of the verb being run so that `mlms --help` stays fast (TensorFlow is slow to import).
+Each verb module (`mlms_keras/cli/<verb>.py`) has `add_parser(subparsers)`, which defines the verb's arguments
+and sets `handler=run`, and `run(args) -> int`, which calls the library and prints. Only the chosen verb's module
+is imported, and verb modules import the library inside `run`, so `mlms --help` and `mlms VERB --help` answer
+without importing TensorFlow.
+
+Errors: the library raises `ValueError`, `FileNotFoundError`, `FileExistsError` or `OSError` (a full disk, a
+read-only folder) with a message that names the file or argument and says what to do; malformed JSON is a
+`ValueError` too. `main` prints those as one line, `mlms VERB: message`, and returns exit code 2. Anything else is
+a bug and keeps its traceback.
 """
+
+from __future__ import annotations
 
 import argparse
 import importlib
 import os
 import sys
 
+__all__ = ["EXPECTED_ERRORS", "VERBS", "main"]
+
 # TensorFlow's C++ info and warning logs during a run are noise for a command-line user (the few lines
 # printed before absl initialises cannot be silenced this way).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-# Each verb and the module that owns it (its `add_cli_parser(subparsers)` defines the verb's arguments).
-# Only the chosen verb's module is imported: most of them import TensorFlow, which takes seconds.
+#: verb -> (module under mlms_keras.cli, one-line summary).
 VERBS = {
-    "corpus": ("mlms_keras.data.teacher", "build the teacher corpus (espeak-ng voices, Table 1 of the paper)"),
-    "prepare": ("mlms_keras.data.prepare", "extract WORLD + linguistic features of a corpus into TFRecord shards"),
-    "train": ("mlms_keras.training.fit", "train an MLMS (or SLSS baseline) acoustic model on a prepared dataset"),
-    "adapt": (
-        "mlms_keras.training.adaptation",
-        "adapt a trained model to a new language and speaker (sec. 4.2, v1-v4)",
-    ),
-    "synth-utterance": ("mlms_keras.synthesis.oracle", "synthesise a prepared utterance (oracle durations) to a WAV"),
-    "reproduce": (
-        "mlms_keras.training.reproduce",
-        "reproduce the paper's Figures 2 and 3 on a prepared teacher corpus",
-    ),
-    "tune": ("tuning.sweep", "sweep the language-space dimension L with KerasTuner"),
-    "say": ("mlms_keras.synthesis.synthesizer", "speak a text with a zoo voice into an audio file"),
-    "zoo": ("mlms_keras.zoo", "list the pretrained voices and show their details"),
+    "corpus": ("corpus", "build the teacher corpus (espeak-ng voices, Table 1 of the paper)"),
+    "prepare": ("prepare", "extract WORLD + linguistic features of a corpus into TFRecord shards"),
+    "train": ("train", "train an MLMS (or SLSS baseline) acoustic model on a prepared dataset"),
+    "adapt": ("adapt", "adapt a trained model to a new language and speaker (sec. 4.2, v1-v4)"),
+    "synth-utterance": ("synth_utterance", "synthesise a prepared utterance (oracle durations) to a WAV"),
+    "reproduce": ("reproduce", "reproduce the paper's Figures 2 and 3 on a prepared teacher corpus"),
+    "tune": ("tune", "sweep the language-space dimension L with KerasTuner"),
+    "say": ("say", "speak a text with a zoo voice into an audio file"),
+    "zoo": ("zoo", "list the pretrained voices and show their details"),
 }
 
+#: The errors a user can cause and fix; shown as one line, exit code 2.
+EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, OSError)
 
-def _build_parser(verb=None):
+
+def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The `mlms` parser; `verb`'s own sub-parser is built in full, the others only by name."""
     parser = argparse.ArgumentParser(
         prog="mlms",
@@ -47,13 +53,13 @@ def _build_parser(verb=None):
     subparsers.required = True
     for name, (module, summary) in VERBS.items():
         if name == verb:
-            importlib.import_module(module).add_cli_parser(subparsers)
+            importlib.import_module(f"mlms_keras.cli.{module}").add_parser(subparsers)
         else:
             subparsers.add_parser(name, help=summary)
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlms` console script. Returns the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     verb = next((word for word in argv if not word.startswith("-")), None)
@@ -61,9 +67,8 @@ def main(argv=None):
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"mlms {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    except EXPECTED_ERRORS as error:
+        print(f"mlms {args.command}: {error}", file=sys.stderr)
+        return 2

@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from mlms_keras.utils.jsonfile import json_default
+
 
 def _current_umask():
     mask = os.umask(0)
@@ -62,7 +64,8 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def atomic_write_json(path, payload, indent=1, **json_options) -> None:
-    """Writes `payload` as JSON (UTF-8, non-ASCII kept) to `path` atomically."""
+    """Writes `payload` as JSON (UTF-8, non-ASCII kept; numpy values and paths allowed) to `path` atomically."""
+    json_options.setdefault("default", json_default)
     atomic_write_text(path, json.dumps(payload, indent=indent, ensure_ascii=False, **json_options) + "\n")
 
 
