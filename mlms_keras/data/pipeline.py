@@ -47,6 +47,7 @@ import os
 import numpy as np
 
 from mlms_keras.data.manifest import Manifest, is_identity_feature
+from mlms_keras.data.records import decode_float32, parse_example, parse_raw_example
 
 BUCKET_MULTIPLE = 16
 DEFAULT_NUM_BUCKETS = 4
@@ -61,49 +62,6 @@ def _graph_function(function):
     import tensorflow as tf
 
     return tf.autograph.experimental.do_not_convert(function)
-
-
-def _record_spec():
-    import tensorflow as tf
-
-    return {
-        "utterance_id": tf.io.FixedLenFeature([], tf.string),
-        "language": tf.io.FixedLenFeature([], tf.int64),
-        "speaker": tf.io.FixedLenFeature([], tf.int64),
-        "language_code": tf.io.FixedLenFeature([], tf.string),
-        "speaker_name": tf.io.FixedLenFeature([], tf.string),
-        "num_frames": tf.io.FixedLenFeature([], tf.int64),
-        "linguistic": tf.io.FixedLenFeature([], tf.string),
-        "acoustic": tf.io.FixedLenFeature([], tf.string),
-        "num_phonemes": tf.io.FixedLenFeature([], tf.int64),
-        "phoneme_linguistic": tf.io.FixedLenFeature([], tf.string),
-        "durations": tf.io.VarLenFeature(tf.int64),
-    }
-
-
-def parse_example(serialized, input_dim, phoneme_dim, output_dim=49):
-    """A serialised record (see `mlms_keras.data.prepare`) -> dict of tensors, features unnormalised.
-
-    Returns:
-        ``utterance_id`` (string), ``language``, ``speaker``, ``num_frames``, ``num_phonemes`` (int64 scalars),
-        ``language_code``, ``speaker_name`` (string), ``linguistic`` (frames, input_dim) float32, ``acoustic``
-        (frames, output_dim) float32, ``phoneme_linguistic`` (phonemes, phoneme_dim) float32, ``durations``
-        (phonemes,) int64.
-    """
-    import tensorflow as tf
-
-    record = tf.io.parse_single_example(serialized, _record_spec())
-    record["linguistic"] = tf.reshape(
-        tf.io.decode_raw(record["linguistic"], tf.float32, little_endian=True), [-1, input_dim]
-    )
-    record["acoustic"] = tf.reshape(
-        tf.io.decode_raw(record["acoustic"], tf.float32, little_endian=True), [-1, output_dim]
-    )
-    record["phoneme_linguistic"] = tf.reshape(
-        tf.io.decode_raw(record["phoneme_linguistic"], tf.float32, little_endian=True), [-1, phoneme_dim]
-    )
-    record["durations"] = tf.sparse.to_dense(record["durations"])
-    return record
 
 
 def read_utterances(path, split=None, ids=None):
@@ -311,7 +269,7 @@ def load_dataset(
         deterministic=bool(deterministic),
     )
     dataset = dataset.map(
-        _graph_function(lambda record: tf.io.parse_single_example(record, _record_spec())),
+        _graph_function(parse_raw_example),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=bool(deterministic),
     )
@@ -321,8 +279,8 @@ def load_dataset(
         dataset = dataset.filter(_graph_function(lambda r: tf.reduce_any(tf.equal(r["speaker"], speaker_ids))))
 
     def decode(record):
-        linguistic = tf.reshape(tf.io.decode_raw(record["linguistic"], tf.float32), [-1, input_dim])
-        acoustic = tf.reshape(tf.io.decode_raw(record["acoustic"], tf.float32), [-1, output_dim])
+        linguistic = decode_float32(record["linguistic"], input_dim)
+        acoustic = decode_float32(record["acoustic"], output_dim)
         linguistic = (linguistic - input_mean) / input_std
         element = {
             "linguistic": linguistic,

@@ -80,6 +80,7 @@ from mlms_keras.data.manifest import (
     effective_normalisation,
     is_identity_feature,
 )
+from mlms_keras.data.records import serialize_example
 from mlms_keras.utils.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -248,33 +249,6 @@ def _moments_from_json(data):
 
 
 # Records -------------------------------------------------------------------------------------------------------
-def serialize_example(utterance_id, language_id, speaker_id, language_code, speaker_name, prepared):
-    """One utterance -> a serialised ``tf.train.Example`` (fields in the module docstring)."""
-    import tensorflow as tf
-
-    def _bytes(value):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def _ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-
-    little_endian = np.dtype("<f4")
-    feature = {
-        "utterance_id": _bytes(utterance_id.encode("utf-8")),
-        "language": _ints([language_id]),
-        "speaker": _ints([speaker_id]),
-        "language_code": _bytes(language_code.encode("utf-8")),
-        "speaker_name": _bytes(speaker_name.encode("utf-8")),
-        "num_frames": _ints([prepared.linguistic.shape[0]]),
-        "linguistic": _bytes(np.ascontiguousarray(prepared.linguistic, little_endian).tobytes()),
-        "acoustic": _bytes(np.ascontiguousarray(prepared.acoustic, little_endian).tobytes()),
-        "num_phonemes": _ints([prepared.phoneme_linguistic.shape[0]]),
-        "phoneme_linguistic": _bytes(np.ascontiguousarray(prepared.phoneme_linguistic, little_endian).tobytes()),
-        "durations": _ints(prepared.durations),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 # Planning ------------------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class ShardTask:

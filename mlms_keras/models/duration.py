@@ -42,6 +42,7 @@ import math
 import numpy as np
 
 from mlms_keras.data.manifest import MIN_STD, Manifest, effective_normalisation, is_identity_feature
+from mlms_keras.data.records import parse_phoneme_example
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 
 #: Sizes of the duration model's towers (a phoneme needs far less capacity than a 49-dim frame).
@@ -162,20 +163,6 @@ class DurationStatistics:
         )
 
 
-def _phoneme_record_spec():
-    import tensorflow as tf
-
-    # Only the phoneme-level fields of a prepared record (see `mlms_keras.data.prepare`); the frame fields
-    # are left undecoded.
-    return {
-        "utterance_id": tf.io.FixedLenFeature([], tf.string),
-        "language": tf.io.FixedLenFeature([], tf.int64),
-        "speaker": tf.io.FixedLenFeature([], tf.int64),
-        "phoneme_linguistic": tf.io.FixedLenFeature([], tf.string),
-        "durations": tf.io.VarLenFeature(tf.int64),
-    }
-
-
 def _phoneme_records(manifest, split, languages=None, speakers=None):
     """tf.data of dicts: phoneme_linguistic (P, D_phone) float32 raw, durations (P,) float32, language, speaker."""
     import tensorflow as tf
@@ -184,21 +171,9 @@ def _phoneme_records(manifest, split, languages=None, speakers=None):
     phoneme_dim = manifest.layout.dimension
     language_ids = None if languages is None else [manifest.language_id(code) for code in languages]
     speaker_ids = None if speakers is None else [manifest.speaker_id(name) for name in speakers]
-    spec = _phoneme_record_spec()
-
-    def parse(serialized):
-        record = tf.io.parse_single_example(serialized, spec)
-        return {
-            "utterance_id": record["utterance_id"],
-            "phoneme_linguistic": tf.reshape(
-                tf.io.decode_raw(record["phoneme_linguistic"], tf.float32), [-1, phoneme_dim]
-            ),
-            "durations": tf.cast(tf.sparse.to_dense(record["durations"]), tf.float32),
-            "language": tf.cast(record["language"], tf.int32),
-            "speaker": tf.cast(record["speaker"], tf.int32),
-        }
-
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
+        lambda serialized: parse_phoneme_example(serialized, phoneme_dim), num_parallel_calls=tf.data.AUTOTUNE
+    )
     if language_ids is not None:
         dataset = dataset.filter(lambda r: tf.reduce_any(tf.equal(r["language"], language_ids)))
     if speaker_ids is not None:
