@@ -3,9 +3,10 @@
 Every configuration runs as real processes on 127.0.0.1 (free ports), exactly as on a cluster:
 
 - fit: single-process Keras `model.fit` on the same batches (the baseline without tf.distribute);
-- sync x1, sync x2: `train_distributed(mode="sync")` (MultiWorkerMirroredStrategy) with 1 and 2 workers;
-  each worker steps on its own batch of `--batch` utterances, so a 2-worker step trains on twice the data;
-- async x1, async x2: `train_distributed(mode="async")` (chief + 1 ps + 1 or 2 workers, the paper's ASGD);
+- sync x1, sync x2: `train_distributed` with `DistributedOptions(mode="sync")` (MultiWorkerMirroredStrategy) with
+  1 and 2 workers; each worker steps on its own batch of `--batch` utterances, so a 2-worker step trains on
+  twice the data;
+- async x1, async x2: `DistributedOptions(mode="async")` (chief + 1 ps + 1 or 2 workers, the paper's ASGD);
   one step is one worker's update on one batch;
 - communication per step: in the 2-worker sync run, the time of one all-reduce of tensors the size of
   the model's gradient (what every sync step exchanges); in the 2-worker async run, the time of one
@@ -149,12 +150,11 @@ def _run_task(settings):
     result = distributed.train_distributed(
         lambda count, index: synthetic_dataset(settings, count, index),
         settings["out"],
-        mode=settings["mode"],
+        distributed.DistributedOptions(
+            mode=settings["mode"], steps=settings["steps"], checkpoint_every=0, show_progress=False
+        ),
         model_config=_config(settings),
-        steps=settings["steps"],
         optimizer_factory=lambda: keras.optimizers.Adam(1e-3),
-        checkpoint_every=0,
-        show_progress=False,
     )
     if result is None:
         return None
@@ -188,15 +188,15 @@ def _launch(settings, timeout_s):
                 if cluster is not None:
                     env["TF_CONFIG"] = distributed.ClusterTask(cluster, job, index).to_tf_config()
                 task_settings = dict(settings, result=os.path.join(folder, f"{job}{index}.json"))
-                log = open(os.path.join(folder, f"{job}{index}.log"), "w")
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, __file__, "--task", json.dumps(task_settings)],
-                        env=env,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
+                with open(os.path.join(folder, f"{job}{index}.log"), "w") as log:  # the child keeps its own copy
+                    processes.append(
+                        subprocess.Popen(
+                            [sys.executable, __file__, "--task", json.dumps(task_settings)],
+                            env=env,
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                        )
                     )
-                )
             reporter = {"fit": "fit0", "sync": "worker0", "async": "chief0"}[mode]
             deadline = time.monotonic() + timeout_s
             for process, (job, index) in zip(processes, tasks):

@@ -1,12 +1,13 @@
 """Frontend benchmark: teacher-corpus build rate and linguistic-feature rate (utterances per second).
 
 Measures, in one run:
-  * corpus build: `build_teacher_corpus` on a subset of the `small` preset with 1 worker (baseline) and with
-    N workers; utterances/s, including the workers' start-up;
-  * text analysis: `espeak.analyze` alone (baseline) vs `FeatureLayout.phoneme_features` (analysis + the
-    universal feature matrix), utterances/s over generated sentences of all eight languages;
-  * aligned features: `features_for_alignment` + `expand_to_frames` on the built corpus (what corpus
-    preparation does per utterance), utterances/s and frames/s.
+
+- corpus build: `build_teacher_corpus` on a subset of the `small` preset with 1 worker (baseline) and with
+  N workers; utterances/s, including the workers' start-up;
+- text analysis: `espeak.analyze` alone (baseline) vs `FeatureLayout.phoneme_features` (analysis + the
+  universal feature matrix), utterances/s over generated sentences of all eight languages;
+- aligned features: `features_for_alignment` + `expand_to_frames` on the built corpus (what corpus
+  preparation does per utterance), utterances/s and frames/s.
 
 Usage:
     python benchmarks/bench_frontend.py [--workers 2] [--sentences 400]
@@ -19,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -26,7 +28,8 @@ from mlms_keras.data import teacher  # noqa: E402
 from mlms_keras.data.sentences import generate_sentences  # noqa: E402
 from mlms_keras.frontend import espeak  # noqa: E402
 from mlms_keras.frontend.labels import read_hts_labels  # noqa: E402
-from mlms_keras.frontend.linguistic import FeatureLayout, expand_to_frames, features_for_alignment  # noqa: E402
+from mlms_keras.frontend.layout import FeatureLayout  # noqa: E402
+from mlms_keras.frontend.linguistic import expand_to_frames, features_for_alignment  # noqa: E402
 from mlms_keras.languages import LANGUAGE_CODES  # noqa: E402
 
 BUILD_SPEAKERS = ["en-gb-male", "pl-female", "pt-br-female"]  # 77 + 23 + 23 utterances of the small preset
@@ -88,7 +91,7 @@ def main():
         )
 
         corpus = os.path.join(scratch, "one")
-        lines = open(os.path.join(corpus, "metadata.csv"), encoding="utf-8").read().splitlines()
+        lines = Path(corpus, "metadata.csv").read_text(encoding="utf-8").splitlines()
         frames = 0
         start = time.perf_counter()
         for line in lines:

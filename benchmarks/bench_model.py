@@ -29,7 +29,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mlms_keras.frontend.linguistic import default_layout  # noqa: E402
+from mlms_keras.frontend.layout import default_layout  # noqa: E402
 from mlms_keras.layers import SpeakerRNNOutput  # noqa: E402
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model  # noqa: E402
 

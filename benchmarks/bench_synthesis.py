@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.threading.set_inter_op_parallelism_threads(1)
 
-from mlms_keras.synthesis.synthesizer import Synthesizer  # noqa: E402
+from mlms_keras.synthesis import Synthesizer  # noqa: E402
 from mlms_keras.zoo import list_voices, load_voice  # noqa: E402
 
 SENTENCES = (

@@ -3,9 +3,9 @@
 Measures, in one run:
 - analysis real-time factor per core (seconds of compute per second of audio), harvest vs dio+stonemask;
 - synthesis from the 49-dim vector, with and without the postfilter;
-- parallel analysis (``vocoder.analyze_files``) of a batch of files on all cores vs one worker;
+- parallel analysis (`vocoder.analyze_files`) of a batch of files on all cores vs one worker;
 - copy-synthesis quality through the 49-dim vector (MCD, F0 RMSE, V/UV error) for harvest and dio;
-- the postfilter sweep behind ``vocoder.DEFAULT_POSTFILTER_BETA``.
+- the postfilter sweep behind `vocoder.DEFAULT_POSTFILTER_BETA`.
 
 Usage:
     python benchmarks/bench_vocoder.py            # full run, a few minutes on 2 cores
@@ -31,7 +31,7 @@ MALE_F0_RANGE = vocoder.F0_RANGE_HZ["male"]  # arctic_a0007 is a male voice (med
 
 
 def best_seconds(function, repeats):
-    """Best wall time of ``repeats`` calls (the least disturbed by other load on a shared machine)."""
+    """Best wall time of `repeats` calls (the least disturbed by other load on a shared machine)."""
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -55,7 +55,7 @@ def copy_synthesis_quality(wave, sample_rate, method, beta):
 def postfilter_sweep(features, sample_rate, shrink=0.7, betas=(1.0, 1.2, 1.4, 1.6, 1.8, 2.0)):
     """GV ratio and log-spectral distance of post-filtered, artificially over-smoothed envelopes vs natural ones.
 
-    Over-smoothing is simulated by pulling c2..c39 of each frame ``1 - shrink`` of the way to the utterance mean.
+    Over-smoothing is simulated by pulling c2..c39 of each frame `1 - shrink` of the way to the utterance mean.
     GV ratio: geometric mean over c2..c39 of variance(filtered) / variance(natural). LSD in dB on voiced frames.
     """
     alpha = vocoder.mcep_alpha(sample_rate)
@@ -95,7 +95,7 @@ def main(argv=None):
     analysis_rtf = {}
     for method in ("dio", "harvest"):
         elapsed = best_seconds(
-            lambda: vocoder.analyze(
+            lambda method=method: vocoder.analyze(
                 wave, sample_rate, f0_method=method, f0_floor=MALE_F0_RANGE[0], f0_ceil=MALE_F0_RANGE[1]
             ),
             repeats,
@@ -107,7 +107,7 @@ def main(argv=None):
     vector = vocoder.analyze(wave, sample_rate, f0_method="dio").to_vector()
     synthesis_rtf = {}
     for label, beta in (("no_postfilter", 1.0), ("postfilter", vocoder.DEFAULT_POSTFILTER_BETA)):
-        elapsed = best_seconds(lambda: vocoder.synthesize(vector, sample_rate, postfilter_beta=beta), repeats)
+        elapsed = best_seconds(lambda beta=beta: vocoder.synthesize(vector, sample_rate, postfilter_beta=beta), repeats)
         synthesis_rtf[label] = elapsed / seconds
         print(f"synthesis {label:14s} RTF per core {synthesis_rtf[label]:.4f}")
     print(f"postfilter overhead: {synthesis_rtf['postfilter'] / synthesis_rtf['no_postfilter']:.2f}x")

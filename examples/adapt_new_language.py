@@ -11,11 +11,10 @@ Usage:
 
 import argparse
 
-import keras
-
 from mlms_keras.data import load_dataset
-from mlms_keras.training.adaptation import adapt, add_language_and_speaker, closest_speaker
-from mlms_keras.training.fit import load_run, save_model_atomically
+from mlms_keras.training.adaptation import AdaptationOptions, adapt, add_language_and_speaker, closest_speaker
+from mlms_keras.training.runs import load_run
+from mlms_keras.utils.fileio import save_model_atomically
 
 
 def main():
@@ -53,11 +52,9 @@ def main():
         model,
         train,
         dev,
-        variant=args.variant,
-        epochs_per_phase=args.epochs_per_phase,
+        AdaptationOptions(variant=args.variant, epochs_per_phase=args.epochs_per_phase, learning_rate=1e-3),
         language=language_id,
         speaker=speaker_id,
-        optimizer=keras.optimizers.Adam(1e-3),
     )
     for phase in result.phases:
         print(f"phase {phase.name}: {phase.epochs} epochs")

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from mlms_keras.data.prepare import prepare_dataset
 from mlms_keras.data.teacher import build_teacher_corpus
-from mlms_keras.training.reproduce import SCALES, reproduce, results_markdown
+from mlms_keras.evaluation.paper import results_markdown
+from mlms_keras.training.reproduce import SCALES, reproduce
 
 CORPUS_PRESET = {"smoke": "tiny", "small": "small", "small-steps": "small"}
 

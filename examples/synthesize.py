@@ -6,7 +6,7 @@ python examples/synthesize.py --out out/
 import argparse
 from pathlib import Path
 
-from mlms_keras.synthesis.synthesizer import Synthesizer
+from mlms_keras.synthesis import Synthesizer
 from mlms_keras.vocoder.audio import save
 
 SENTENCES = {

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from mlms_keras.synthesis.synthesizer import Synthesizer
+from mlms_keras.synthesis import Synthesizer
 from mlms_keras.vocoder.audio import save
 
 

@@ -10,8 +10,8 @@ import argparse
 import keras
 
 from mlms_keras.data import Manifest, load_dataset
-from mlms_keras.evaluation.metrics import AcousticMetricsCallback
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
+from mlms_keras.training.callbacks import AcousticMetricsCallback
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("dataset", help="folder written by `mlms prepare`")

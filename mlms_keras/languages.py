@@ -21,6 +21,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "ADAPTATION",
+    "ADAPTATION_LANGUAGE_CODES",
+    "LANGUAGES",
+    "LANGUAGE_CODES",
+    "TRAINING",
+    "TRAINING_LANGUAGE_CODES",
+    "Language",
+    "get_language",
+    "register_language",
+]
+
 TRAINING = "training"
 ADAPTATION = "adaptation"
 
@@ -30,14 +42,14 @@ class Language:
     """One language of the universe.
 
     Attributes:
-        code: stable short code, e.g. "en-us". Never changes once published (models store it).
-        display_name: human readable name, e.g. "US English".
-        espeak_voice: the name passed to `espeak_SetVoiceByName`, e.g. "en" for UK English.
-        espeak_language: the language espeak-ng reports for the selected voice, e.g. "en-gb". A selection
+        code: stable short code, e.g. `"en-us"`. Never changes once published (models store it).
+        display_name: human readable name, e.g. `"US English"`.
+        espeak_voice: the name passed to `espeak_SetVoiceByName`, e.g. `"en"` for UK English.
+        espeak_language: the language espeak-ng reports for the selected voice, e.g. `"en-gb"`. A selection
             that reports anything else is an error.
         phoneme_table: the espeak-ng phoneme table (in `phontab`) holding the language's phoneme inventory.
-        role: "training" or "adaptation" (paper, Table 1).
-        script: the Unicode script of the language's letters ("LATIN" for all eight paper languages); text
+        role: `"training"` or `"adaptation"` (paper, Table 1).
+        script: the Unicode script of the language's letters (`"LATIN"` for all eight paper languages); text
             with letters of another script is rejected by the frontend.
     """
 
@@ -51,7 +63,7 @@ class Language:
 
 
 # Order is part of the contract: the universal feature layout is built in this order, so new languages
-# are only ever appended (see `mlms_keras.frontend.linguistic.FeatureLayout.add_language`).
+# are only ever appended (see `mlms_keras.frontend.layout.FeatureLayout.add_language`).
 LANGUAGES: tuple[Language, ...] = (
     Language("en-us", "US English", "en-us", "en-us", "en-us", TRAINING),
     Language("en-gb", "UK English", "en", "en-gb", "en", TRAINING),
@@ -64,8 +76,10 @@ LANGUAGES: tuple[Language, ...] = (
 )
 
 LANGUAGE_CODES: tuple[str, ...] = tuple(language.code for language in LANGUAGES)
-TRAINING_LANGUAGE_CODES: tuple[str, ...] = tuple(l.code for l in LANGUAGES if l.role == TRAINING)
-ADAPTATION_LANGUAGE_CODES: tuple[str, ...] = tuple(l.code for l in LANGUAGES if l.role == ADAPTATION)
+TRAINING_LANGUAGE_CODES: tuple[str, ...] = tuple(language.code for language in LANGUAGES if language.role == TRAINING)
+ADAPTATION_LANGUAGE_CODES: tuple[str, ...] = tuple(
+    language.code for language in LANGUAGES if language.role == ADAPTATION
+)
 
 _BY_CODE = {language.code: language for language in LANGUAGES}
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 from mlms_keras.training.adaptation import (
+    AdaptationOptions,
     PhaseSchedule,
     adapt,
     adaptation_phases,
@@ -84,10 +85,8 @@ def test_each_phase_moves_exactly_its_weights_and_nothing_else(variant):
         model,
         new_speaker_data(),
         new_speaker_data(seed=1),
-        variant=variant,
-        epochs_per_phase=epochs,
+        AdaptationOptions(variant=variant, epochs_per_phase=epochs, restore_best_per_phase=False),
         copy_speaker_from=1,
-        restore_best_per_phase=False,
         callbacks=[Start(), recorder],
         verbose=0,
     )
@@ -114,10 +113,8 @@ def test_new_speaker_layer_starts_as_a_copy_and_the_code_is_new():
     adapt(
         model,
         new_speaker_data(),
-        variant="v1",
-        epochs_per_phase=1,
+        options=AdaptationOptions(variant="v1", epochs_per_phase=1, restore_best_per_phase=False),
         copy_speaker_from=2,
-        restore_best_per_phase=False,
         callbacks=[Capture()],
         verbose=0,
     )
@@ -132,10 +129,8 @@ def test_frozen_flags_are_restored_after_adaptation():
     adapt(
         model,
         new_speaker_data(),
-        variant="v4",
-        epochs_per_phase=1,
+        options=AdaptationOptions(variant="v4", epochs_per_phase=1, restore_best_per_phase=False),
         copy_speaker_from=None,
-        restore_best_per_phase=False,
         verbose=0,
     )
     assert all(w.trainable for w in model.weights)
@@ -266,6 +261,11 @@ def test_closest_speaker_finds_the_pair_that_generated_the_data():
     assert (distance.language, distance.speaker) == (1, 2)
     assert distance.mse < 1e-10
     assert len(distance.table) == CONFIG.num_languages * CONFIG.num_speakers
+    # Each pair's figure pools squared errors over the non-padded frames and all outputs (a numpy reference).
+    other = model.predict({**inputs, "language": np.zeros(3, "int32"), "speaker": np.full(3, 3, "int32")}, verbose=0)
+    valid = np.any(linguistic != 0.0, axis=-1)
+    errors = (other[valid] - targets[valid]).astype(np.float64)
+    assert distance.table[(0, 3)] == pytest.approx(np.mean(errors**2), rel=1e-6)
     only_others = closest_speaker(model, dataset, candidates=[(0, 0), (2, 3)])
     assert only_others.speaker in (0, 3) and only_others.mse > 1e-3
 
@@ -278,10 +278,8 @@ def test_one_hot_fixed_codes_stay_fixed_while_the_new_code_adapts():
     adapt(
         model,
         new_speaker_data(),
-        variant="v2",
-        epochs_per_phase=1,
+        options=AdaptationOptions(variant="v2", epochs_per_phase=1, restore_best_per_phase=False),
         copy_speaker_from=None,
-        restore_best_per_phase=False,
         verbose=0,
     )
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(codes[0]), [1.0, 0.0])
@@ -298,7 +296,8 @@ def test_an_slss_model_cannot_be_adapted():
 
 
 def test_a_killed_adaptation_resumes_in_the_right_phase(tmp_path):
-    """BackupAndRestore + PhaseSchedule: the phase comes from the epoch number, so a resumed v3 run re-enters phase 2."""
+    """BackupAndRestore + PhaseSchedule: the phase comes from the epoch number, so a resumed v3 run re-enters
+    phase 2."""
 
     class KillAt(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -317,11 +316,9 @@ def test_a_killed_adaptation_resumes_in_the_right_phase(tmp_path):
         adapt(
             grown_model(),
             new_speaker_data(),
-            variant="v3",
-            epochs_per_phase=2,
+            options=AdaptationOptions(variant="v3", epochs_per_phase=2, restore_best_per_phase=False),
             language=3,
             speaker=4,
-            restore_best_per_phase=False,
             callbacks=[KillAt(), keras.callbacks.BackupAndRestore(backup)],
             verbose=0,
         )
@@ -343,11 +340,9 @@ def test_a_killed_adaptation_resumes_in_the_right_phase(tmp_path):
     adapt(
         model,
         new_speaker_data(),
-        variant="v3",
-        epochs_per_phase=2,
+        options=AdaptationOptions(variant="v3", epochs_per_phase=2, restore_best_per_phase=False),
         language=3,
         speaker=4,
-        restore_best_per_phase=False,
         callbacks=[keras.callbacks.BackupAndRestore(backup), AtResume(), PhaseLog()],
         verbose=0,
     )

@@ -1,11 +1,12 @@
 """Audio I/O on both backends.
 
-This file imports only ``mlms_keras.vocoder.audio`` (plus soundfile / pysptk for reference data), because CI runs it a
-second time in a venv with TensorFlow 2.17.1 + tensorflow-io 0.37.1, where ``MLMS_REQUIRE_TFIO=1`` demands that
+This file imports only `mlms_keras.vocoder.audio` (plus soundfile / pysptk for reference data), because CI runs it
+a second time in a venv with TensorFlow 2.17.1 + tensorflow-io 0.37.1, where `MLMS_REQUIRE_TFIO=1` demands that
 the tensorflow-io backend is the one in use. Reference values always come from soundfile read directly (an
 independent decoder when the backend is tensorflow-io) or from closed-form signals.
 """
 
+import importlib.util
 import os
 
 import numpy as np
@@ -38,8 +39,6 @@ def test_backend_is_tensorflow_io_when_ci_requires_it():
 def test_backend_is_soundfile_without_tensorflow_io():
     if REQUIRE_TFIO:
         pytest.skip("the tensorflow-io venv must use tensorflow-io")
-    import importlib.util
-
     if importlib.util.find_spec("tensorflow_io") is not None:
         pytest.skip("tensorflow-io is installed here; the tfio venv run covers it")
     assert audio.backend() == audio.SOUNDFILE_BACKEND

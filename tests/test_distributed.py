@@ -64,16 +64,19 @@ def _task_main(settings):
     name = f"{task.task_type}{task.task_index}"
     # With `per_task_out` no worker sees another's files (as on machines without a shared file system).
     out = os.path.join(settings["out"], name) if settings.get("per_task_out") else settings["out"]
+    options = distributed.DistributedOptions(
+        mode=settings["mode"],
+        steps=settings["steps"],
+        checkpoint_every=settings.get("checkpoint_every", 0),
+        initial_checkpoint=settings.get("initial_checkpoint"),
+        show_progress=False,
+    )
     result = distributed.train_distributed(
         synthetic_dataset,
         out,
-        mode=settings["mode"],
+        options,
         model_config=_tiny_config(),
-        initial_checkpoint=settings.get("initial_checkpoint"),
-        steps=settings["steps"],
         optimizer_factory=optimizers[settings.get("optimizer", "adam")],
-        checkpoint_every=settings.get("checkpoint_every", 0),
-        show_progress=False,
     )
     if result is not None:
         os.makedirs(out, exist_ok=True)
@@ -224,11 +227,53 @@ def test_local_cluster_has_distinct_free_ports():
     assert len(set(addresses)) == 6
 
 
-def test_masked_squared_error_equals_keras_masked_mse():
+def test_trainers_per_mode():
+    cluster = {"chief": ["c:1"], "worker": ["a:1", "b:2"], "ps": ["p:1"]}
+    assert distributed.ClusterTask(cluster, "chief", 0).num_trainers("async") == 2  # the chief only schedules
+    assert distributed.ClusterTask(cluster, "chief", 0).num_trainers("sync") == 3  # a listed chief trains too
+    assert distributed.ClusterTask({"worker": ["a:1", "b:2"]}, "worker", 0).num_trainers("sync") == 2
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"mode": "hogwild"}, "`mode` must be one of"),
+        ({"steps": 0}, "`steps` must be >= 1; got 0"),
+        ({"checkpoint_every": -1}, "`checkpoint_every` must be >= 0"),
+    ],
+)
+def test_distributed_options_name_the_bad_setting(settings, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.DistributedOptions(**settings)
+
+
+def test_a_checkpoint_of_the_other_mode_is_refused(tmp_path):
+    from mlms_keras.training.distributed.checkpoints import read_checkpoint
+
+    (tmp_path / distributed.CHECKPOINT_STATE).write_text(json.dumps({"mode": "async", "step": 4, "losses": [[1, 2.0]]}))
+    with pytest.raises(ValueError, match="is a 'async' run; resume it in that mode"):
+        read_checkpoint(tmp_path, "sync")
+    path, step, log = read_checkpoint(tmp_path, "async")
+    assert (path.name, step, log.losses, log.dev_mse, log.best_dev_mse) == ("checkpoint.keras", 4, [(1, 2.0)], [], None)
+
+
+def test_cli_offers_the_library_modes_and_refuses_slss(capsys):
+    from mlms_keras.cli import main
+    from mlms_keras.cli.train_distributed import _MODES
+
+    assert _MODES == distributed.MODES
+    # The one error wrapper turns the library's ValueError into `mlms train: ...` and exit code 2.
+    assert main(["train", "data", "--out", "run", "--model", "slss", "--distributed", "sync"]) == 2
+    assert "mlms train: --distributed trains the MLMS model only" in capsys.readouterr().err
+
+
+def test_the_training_loss_equals_keras_masked_mse():
+    """The loss of every distributed step (`training.losses`) is Keras' masked MSE, also with frame weights."""
     import keras
     import tensorflow as tf
 
     from mlms_keras.models.acoustic import build_mlms_model
+    from mlms_keras.training.losses import frame_mask, masked_squared_error_sums
 
     keras.utils.set_random_seed(1)
     model = build_mlms_model(_tiny_config(), jit_recurrence="never")
@@ -236,15 +281,11 @@ def test_masked_squared_error_equals_keras_masked_mse():
     frame_weights = tf.random.stateless_uniform(targets.shape[:2], seed=[4, 5])
     predictions = model(features)  # carries the Keras mask of the padded frames
 
-    error_sum, valid_frames = distributed.masked_squared_error(
-        targets, predictions, distributed.frames_mask_of(features["linguistic"])
-    )
+    error_sum, valid_frames = masked_squared_error_sums(targets, predictions, frame_mask(features["linguistic"]))
     assert float(error_sum / valid_frames) == pytest.approx(
         float(keras.losses.MeanSquaredError()(targets, predictions)), rel=1e-6
     )
-    weighted_sum, _ = distributed.masked_squared_error(
-        targets, predictions, distributed.frames_mask_of(features["linguistic"]), frame_weights
-    )
+    weighted_sum, _ = masked_squared_error_sums(targets, predictions, frame_mask(features["linguistic"]), frame_weights)
     keras_weighted = keras.losses.MeanSquaredError()(targets, predictions, sample_weight=frame_weights)
     assert float(weighted_sum / valid_frames) == pytest.approx(float(keras_weighted), rel=1e-6)
     # The mask is the padding: the synthetic batch has real frames exactly where its rows are non-zero.
@@ -396,7 +437,7 @@ def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_clust
 @pytest.mark.slow
 def test_mlms_train_distributed_async_writes_an_mlms_train_run(tmp_path, prepared, start_cluster):
     from mlms_keras.data import Manifest, load_dataset
-    from mlms_keras.training.fit import load_run, remap_ids
+    from mlms_keras.training.runs import load_run, remap_ids
 
     out = tmp_path / "run"
     command = [
@@ -429,6 +470,9 @@ def test_mlms_train_distributed_async_writes_an_mlms_train_run(tmp_path, prepare
     model, info = load_run(out)  # the run folder of `mlms train`
     assert info["complete"] and info["distributed"]["mode"] == "async"
     assert (info["languages"], info["speakers"]) == (["en-us", "fr"], ["en-us-female", "en-us-male", "fr-female"])
+    # The one run record: the model's configuration, the versions and the command that made it.
+    assert (info["config"]["num_languages"], info["config"]["num_speakers"], info["training"]["steps"]) == (2, 3, 8)
+    assert info["versions"]["tensorflow"] and info["command"].startswith("mlms train ")
     log = json.loads((out / distributed.TRAINING_LOG).read_text())
     assert [step for step, _ in log["dev_mse"]] == [4, 8]
     # model.keras holds the best-on-dev weights: recompute its dev MSE with numpy over every real frame.

@@ -1,5 +1,7 @@
 """The phoneme duration model: statistics, batches, training, adaptation and metrics on a real prepared corpus."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -8,14 +10,19 @@ from voice_testing import tiny_prepared_dataset
 from mlms_keras.data.manifest import Manifest
 from mlms_keras.data.pipeline import read_utterances
 from mlms_keras.models.duration import (
-    PHONEME_BUCKETS,
+    DurationStatistics,
     build_duration_model,
-    compute_duration_statistics,
     duration_config,
+    load_duration_statistics,
+    predict_durations,
+    save_duration_statistics,
+    silence_rows,
+)
+from mlms_keras.training.duration import (
+    PHONEME_BUCKETS,
+    compute_duration_statistics,
     evaluate_duration_model,
     load_duration_dataset,
-    predict_durations,
-    silence_rows,
     train_duration_on_prepared,
 )
 
@@ -144,8 +151,6 @@ def test_training_and_adaptation_beat_the_mean_and_keep_the_dataset_ids(prepared
 
 def test_predicted_durations_are_whole_frames_with_fixed_edge_silences(prepared, records):
     keras.utils.set_random_seed(1)
-    from mlms_keras.models.duration import DurationStatistics
-
     layout = Manifest.load(prepared).layout
     rows = records[0]["phoneme_linguistic"]
     model = build_duration_model(duration_config("tiny", phoneme_dim=layout.dimension, num_languages=1, num_speakers=1))
@@ -177,3 +182,40 @@ def test_predicted_durations_are_whole_frames_with_fixed_edge_silences(prepared,
     np.testing.assert_array_equal(frames[1:-1], np.maximum(np.rint(raw[1:-1]), 0))
     with pytest.raises(ValueError, match="phoneme_features must be"):
         predict_durations(model, stats, rows[:, :3], 0, 0, layout)
+
+
+def test_statistics_files_round_trip_and_old_unversioned_files_still_load(tmp_path):
+    stats = DurationStatistics(
+        np.array([0.5, -1.0], "float32"),
+        np.array([2.0, 0.25], "float32"),
+        duration_mean=9.5,
+        duration_std=3.25,
+        layout_fingerprint="abc123",
+        count=42,
+        edge_silence_frames=31.5,
+    )
+    path = tmp_path / "duration_statistics.json"
+    save_duration_statistics(stats, path)
+    written = json.loads(path.read_text())
+    assert (written["format"], written["format_version"]) == ("mlms-duration-statistics", 1)
+    loaded = load_duration_statistics(path)
+    np.testing.assert_array_equal(loaded.input_mean, stats.input_mean)
+    np.testing.assert_array_equal(loaded.input_std, stats.input_std)
+    assert (loaded.duration_mean, loaded.duration_std, loaded.count, loaded.edge_silence_frames) == (
+        9.5,
+        3.25,
+        42,
+        31.5,
+    )
+    # A file written before the format had a version (as `json.dumps(stats.to_dict())` wrote it) still loads.
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(stats.to_dict()))
+    assert load_duration_statistics(old).layout_fingerprint == "abc123"
+    later = tmp_path / "later.json"
+    later.write_text(json.dumps(dict(written, format_version=2)))
+    with pytest.raises(ValueError, match="format_version 2 is not supported"):
+        load_duration_statistics(later)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"format": "something-else", "format_version": 1}))
+    with pytest.raises(ValueError, match="not a duration-statistics file"):
+        load_duration_statistics(other)

@@ -1,5 +1,8 @@
 """The espeak-ng binding, with the real libespeak-ng of the espeakng-loader wheel (no mocks)."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -155,9 +158,6 @@ print(hashlib.sha256(result.waveform.tobytes()).hexdigest(), [(e.symbol, e.start
 
 
 def test_synthesis_in_a_fresh_process_is_byte_exact():
-    import subprocess
-    import sys
-
     outputs = [
         subprocess.run(
             [sys.executable, "-c", _FRESH_PROCESS_SYNTHESIS], capture_output=True, text=True, check=True, timeout=120
@@ -202,3 +202,14 @@ def test_non_string_text_raises():
 def test_accented_latin_letters_are_accepted():
     utterance = espeak.analyze("Ça coûte 3 euros, señor.", "fr")
     assert len(utterance.words) >= 4
+
+
+def test_the_frontend_loads_without_tensorflow():
+    code = (
+        "import sys\n"
+        "from mlms_keras.frontend import espeak, labels, layout, linguistic\n"
+        "espeak.analyze('Hello.', 'en-us')\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.split() == ["False", "False"]

@@ -211,7 +211,9 @@ def test_reproduce_smoke_writes_both_figures_and_resumes_from_finished_runs(prep
     figure2 = {(r["system"], r["language"]) for r in rows if r["figure"] == 2}
     figure3 = {(r["system"], r["language"]) for r in rows if r["figure"] == 3}
     assert figure2 == {
-        (s, l) for s in ("SLSS", "MLMS rand", "MLMS 1-hot (init)", "MLMS 1-hot (fixed)") for l in ("fr", "de")
+        (system, language)
+        for system in ("SLSS", "MLMS rand", "MLMS 1-hot (init)", "MLMS 1-hot (fixed)")
+        for language in ("fr", "de")
     }
     assert figure3 == {(s, "pl") for s in ("scratch", "v1", "v2", "v3", "v4")}
     for row in rows:

@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 
 from mlms_keras.frontend import espeak
-from mlms_keras.frontend.labels import Segment
+from mlms_keras.frontend.labels import Segment, write_hts_labels, write_textgrid
+from mlms_keras.frontend.layout import FeatureLayout, LayoutMismatchError, common_feature_names
 from mlms_keras.frontend.linguistic import (
     AlignmentMismatchError,
-    FeatureLayout,
-    LayoutMismatchError,
     coarse_coded_positions,
-    common_feature_names,
     expand_to_frames,
     features_for_alignment,
+    features_for_label_file,
     normalise_label,
 )
 
@@ -181,8 +180,11 @@ def test_edited_layout_file_is_rejected(english_french):
     config["feature_names"][0], config["feature_names"][1] = config["feature_names"][1], config["feature_names"][0]
     with pytest.raises(ValueError, match="fingerprint"):
         FeatureLayout.from_config(config)
-    with pytest.raises(ValueError, match="Not a feature layout"):
+    with pytest.raises(ValueError, match=r"not a feature layout \(format None, expected 'mlms-feature-layout'\)"):
         FeatureLayout.from_config({"feature_names": []})
+    config["format_version"] = 2
+    with pytest.raises(ValueError, match="format_version 2 is not supported"):
+        FeatureLayout.from_config(config)
 
 
 def test_inputs_from_another_layout_are_refused(english_french):
@@ -305,17 +307,23 @@ def test_layout_file_round_trip_and_clear_errors(english_french, tmp_path):
     english_french.save(path)
     assert FeatureLayout.load(path) == english_french
     assert not list(path.parent.glob("*.tmp"))
-    with pytest.raises(FileNotFoundError, match="missing.json: no feature layout file"):
+    with pytest.raises(FileNotFoundError, match="missing.json: no such file; expected a feature layout"):
         FeatureLayout.load(tmp_path / "missing.json")
     (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
-    with pytest.raises(ValueError, match="broken.json: not a valid feature layout"):
+    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
         FeatureLayout.load(tmp_path / "broken.json")
+    edited = english_french.get_config()
+    edited["feature_names"] = edited["feature_names"][::-1]
+    (tmp_path / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
+    with pytest.raises(ValueError, match="edited.json: feature layout fingerprint .* does not match its content"):
+        FeatureLayout.load(tmp_path / "edited.json")
+    del edited["feature_names"]
+    (tmp_path / "incomplete.json").write_text(json.dumps(edited), encoding="utf-8")
+    with pytest.raises(ValueError, match="incomplete.json: not a valid feature layout .*'feature_names'"):
+        FeatureLayout.load(tmp_path / "incomplete.json")
 
 
 def test_features_from_hts_and_textgrid_files_agree(english_french, tmp_path):
-    from mlms_keras.frontend.labels import write_hts_labels, write_textgrid
-    from mlms_keras.frontend.linguistic import features_for_label_file
-
     segments = _hello_world_segments()
     write_hts_labels(tmp_path / "utt-3.lab", segments)
     write_textgrid(tmp_path / "utt-3.TextGrid", segments)

@@ -1,6 +1,9 @@
-"""Merlin-style objective metrics: each checked against a value computed by hand, plus the Keras dev-set callback."""
+"""Merlin-style objective metrics: each checked against a value computed by hand, plus the Keras dev-set callback
+(`mlms_keras.training.callbacks.AcousticMetricsCallback`)."""
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -107,6 +110,12 @@ def test_metrics_name_the_argument_on_shape_mismatch():
         metrics.vuv_error_percent(np.zeros(3), np.zeros(3), frame_mask=np.zeros(3))
 
 
+def test_the_metrics_module_is_pure_numpy():
+    # Importing it must not load TensorFlow or Keras (the frontend, the vocoder and `mlms --help` rely on it).
+    code = "import sys, mlms_keras.evaluation.metrics; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
 def _tiny_acoustic_setup():
     """A TimeDistributed Dense acoustic model and a 3-utterance dev set of (inputs, targets, mask)."""
     import keras
@@ -138,8 +147,10 @@ def _tiny_acoustic_setup():
 def test_acoustic_metrics_callback_logs_denormalised_dev_metrics_each_epoch(tmp_path):
     import keras
 
+    from mlms_keras.training.callbacks import AcousticMetricsCallback
+
     model, dataset, (linguistic, targets, mask), output_mean, output_std = _tiny_acoustic_setup()
-    callback = metrics.AcousticMetricsCallback(dataset, output_mean, output_std)
+    callback = AcousticMetricsCallback(dataset, output_mean, output_std)
     seen = []
 
     class CheckAgainstNumpy(keras.callbacks.Callback):
@@ -176,8 +187,10 @@ def test_acoustic_metrics_callback_logs_denormalised_dev_metrics_each_epoch(tmp_
 
 
 def test_acoustic_metrics_callback_max_batches_scores_only_the_first_batches():
+    from mlms_keras.training.callbacks import AcousticMetricsCallback
+
     model, dataset, (linguistic, targets, mask), output_mean, output_std = _tiny_acoustic_setup()
-    callback = metrics.AcousticMetricsCallback(dataset, output_mean, output_std, max_batches=1)
+    callback = AcousticMetricsCallback(dataset, output_mean, output_std, max_batches=1)
     callback.set_model(model)
     predicted = model.predict({"linguistic": linguistic[:2]}, verbose=0)
     keep = mask[:2].astype(bool)
@@ -189,5 +202,7 @@ def test_acoustic_metrics_callback_max_batches_scores_only_the_first_batches():
 
 
 def test_acoustic_metrics_callback_rejects_wrong_statistics_shape():
+    from mlms_keras.training.callbacks import AcousticMetricsCallback
+
     with pytest.raises(ValueError, match="output_std"):
-        metrics.AcousticMetricsCallback([], np.zeros(49), np.ones(48))
+        AcousticMetricsCallback([], np.zeros(49), np.ones(48))

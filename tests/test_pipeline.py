@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mlms_keras.data import Manifest, load_dataset, read_utterances
+from mlms_keras.data import Manifest, PipelineOptions, load_dataset, read_utterances
 from mlms_keras.data.readers import read_corpus
 from mlms_keras.evaluation import metrics
 from mlms_keras.frontend.labels import read_hts_labels, segments_to_frames
@@ -63,7 +63,7 @@ def test_batches_hold_normalised_utterances_then_all_zero_padding(prepared, mani
 def test_masks_mark_exactly_the_real_frames_and_real_frames_are_never_all_zero(prepared, manifest):
     total = 0
     shapes = set()
-    for inputs, acoustic, mask in _numpy(load_dataset(prepared, "train", 4, seed=0, frame_mask="padding")):
+    for inputs, _, mask in _numpy(load_dataset(prepared, "train", 4, seed=0, frame_mask="padding")):
         nonzero_rows = np.abs(inputs["linguistic"]).max(axis=-1) > 0
         np.testing.assert_array_equal(nonzero_rows, mask > 0)  # the Masking layer sees exactly the real frames
         total += int(mask.sum())
@@ -74,6 +74,24 @@ def test_masks_mark_exactly_the_real_frames_and_real_frames_are_never_all_zero(p
         {int(np.ceil(q / 16) * 16) for q in np.quantile(lengths, [0.25, 0.5, 0.75, 1], method="higher")}
     )
     assert shapes <= set(boundaries) and len(boundaries) <= 4  # few shapes: the model compiles one per shape
+
+
+def test_explicit_bucket_boundaries_and_dropped_partial_batches(prepared, manifest):
+    lengths = sorted(manifest.utterances[u]["frames"] for u in manifest.utterance_ids("train"))
+    boundaries = (lengths[5], lengths[-1] + 3)
+    counts = [sum(n <= boundaries[0] for n in lengths), sum(n > boundaries[0] for n in lengths)]
+
+    def shapes(options):
+        batches = _numpy(load_dataset(prepared, "train", 4, shuffle=False, options=options))
+        return sorted(inputs["linguistic"].shape[:2] for inputs, _ in batches)
+
+    # Batches of 4 per bucket, padded to its boundary; each bucket's rest is one partial batch unless dropped.
+    full = sorted((4, boundary) for boundary, count in zip(boundaries, counts) for _ in range(count // 4))
+    partial = sorted((count % 4, boundary) for boundary, count in zip(boundaries, counts) if count % 4)
+    assert partial and shapes(PipelineOptions(bucket_boundaries=boundaries)) == sorted(full + partial)
+    assert shapes(PipelineOptions(bucket_boundaries=boundaries, drop_remainder=True)) == full
+    with pytest.raises(ValueError, match="bucket_boundaries.*more than the last boundary"):
+        load_dataset(prepared, "train", 4, options=PipelineOptions(bucket_boundaries=(lengths[-1] - 1,)))
 
 
 def test_speech_mask_drops_the_aligned_silences(corpus, prepared, manifest):
@@ -126,10 +144,10 @@ def test_seeded_runs_are_deterministic(prepared):
     assert first == signature(7)
     assert first != signature(8)  # the seed matters (fixed seeds: not a chance outcome)
     assert signature(7, chunk_frames=64) == signature(7, chunk_frames=64)
-    balanced = load_dataset(prepared, "train", 4, seed=7, balance_languages=True)
+    balanced = PipelineOptions(balance_languages=True)
     draws = [
-        _numpy(balanced.take(5)),
-        _numpy(load_dataset(prepared, "train", 4, seed=7, balance_languages=True).take(5)),
+        _numpy(load_dataset(prepared, "train", 4, seed=7, options=balanced).take(5)),
+        _numpy(load_dataset(prepared, "train", 4, seed=7, options=balanced).take(5)),
     ]
     for a, b in zip(*draws):
         np.testing.assert_array_equal(a[1], b[1])
@@ -152,7 +170,7 @@ def test_balanced_sampling_draws_languages_equally(prepared, manifest):
         return float(np.mean(languages == manifest.language_id("fr")))
 
     assert french_share() == pytest.approx(4 / 12, abs=0.08)  # the data's share: 4 of 12 utterances
-    assert french_share(balance_languages=True) == pytest.approx(0.5, abs=0.08)
+    assert french_share(options=PipelineOptions(balance_languages=True)) == pytest.approx(0.5, abs=0.08)
 
 
 def test_truncated_bptt_chunks_cover_each_utterance_in_order(prepared, manifest):

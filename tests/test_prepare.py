@@ -17,6 +17,7 @@ from mlms_keras.data.manifest import MIN_STD, Manifest, is_identity_feature
 from mlms_keras.data.pipeline import read_utterances
 from mlms_keras.data.prepare import (
     FrameCountMismatchError,
+    PrepareOptions,
     extract_utterance,
     fit_durations_to_frames,
     prepare_dataset,
@@ -40,6 +41,19 @@ def test_fit_durations_follows_the_documented_rule():
     assert fit_durations_to_frames([3, 5, 2], 0, 15, max_frame_mismatch=5).tolist() == [3, 5, 7]
     with pytest.raises(FrameCountMismatchError, match=r"utt-7.*gives 16; .*move 6 frames.*max_frame_mismatch=5"):
         fit_durations_to_frames([3, 5, 2], 0, 16, max_frame_mismatch=5, name="utt-7")
+
+
+@pytest.mark.parametrize("verb", [["prepare"], ["corpus", "build"]])
+def test_help_of_the_data_verbs_loads_no_tensorflow(verb):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom mlms_keras.cli import main\ntry:\n"
+        f"    main({verb + ['--help']!r})\nexcept SystemExit:\n    pass\nprint('tensorflow' in sys.modules)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert f"usage: mlms {' '.join(verb)}" in output and output.strip().endswith("False")
 
 
 def test_records_hold_world_frames_and_aligned_linguistic_frames(corpus, prepared):
@@ -133,7 +147,13 @@ def test_splits_are_disjoint_and_follow_the_corpus(corpus, prepared):
 def test_resumed_run_gives_the_same_dataset_as_an_uninterrupted_one(corpus, prepared, tmp_path):
     out = tmp_path / "resumed"
     first = prepare_dataset(
-        corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, max_shards=2, progress=False
+        corpus,
+        out,
+        workers=1,
+        f0_method="dio",
+        utterances_per_shard=3,
+        progress=False,
+        options=PrepareOptions(max_shards=2),
     )
     assert not first.complete and first.shards_written == 2
     assert not (out / "dataset.json").exists()

@@ -212,7 +212,7 @@ def test_teacher_corpus_built_by_the_package_reads_back_with_its_alignments(tmp_
     lines = (tmp_path / "teacher" / "metadata.csv").read_text(encoding="utf-8").splitlines()
     items = read_corpus(tmp_path / "teacher")
     assert items.skipped == []
-    assert [(i.utterance_id, i.text, i.language, i.speaker) for i in items] == [tuple(l.split("|")) for l in lines]
+    assert [(i.utterance_id, i.text, i.language, i.speaker) for i in items] == [tuple(row.split("|")) for row in lines]
     for item in items:
         assert item.alignment_path == (tmp_path / "teacher" / "labels" / f"{item.utterance_id}.lab").absolute()
         info = soundfile.info(str(item.wav_path))

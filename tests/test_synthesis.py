@@ -168,6 +168,20 @@ def test_mlms_say_writes_a_wav_and_lists_speakers(voice_folder, tmp_path, capsys
     assert "en-us-female" in capsys.readouterr().err
 
 
+def test_mlms_say_errors_say_what_to_do(voice_folder, tmp_path, capsys):
+    assert main(["say", "--voice", str(voice_folder), "--lang", "fr", "Salut."]) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("mlms say: missing --speaker.") and "fr-female" in message and "Example:" in message
+    book = tmp_path / "book.txt"
+    book.write_bytes(b"Salut \xff\xfe.")
+    arguments = ["--lang", "fr", "--speaker", "fr-female", "--file", str(book), "-o", str(tmp_path / "out.wav")]
+    assert main(["say", "--voice", str(voice_folder), *arguments]) == 2
+    assert capsys.readouterr().err.startswith(f"mlms say: cannot read --file {book}: not UTF-8 text")
+    assert main(["say", "--voice", str(voice_folder), *arguments[:-3], str(tmp_path / "none.txt")]) == 2
+    assert capsys.readouterr().err.startswith(f"mlms say: cannot read --file {tmp_path / 'none.txt'}")
+    assert not (tmp_path / "out.wav").exists()
+
+
 @pytest.mark.slow
 def test_the_shipped_voice_speaks_its_training_languages_with_each_speakers_pitch():
     registry = json.loads((REPOSITORY / "zoo" / "registry.json").read_text())

@@ -10,7 +10,8 @@ import soundfile
 
 from mlms_keras.data import teacher
 from mlms_keras.frontend.labels import read_hts_labels
-from mlms_keras.frontend.linguistic import FeatureLayout, expand_to_frames
+from mlms_keras.frontend.layout import FeatureLayout
+from mlms_keras.frontend.linguistic import expand_to_frames
 
 # Table 1 of Li & Zen (2016): training utterances per speaker.
 TABLE_1 = {
@@ -81,7 +82,7 @@ def test_tiny_corpus_layout(tiny_corpus):
     assert index["counts"]["de-female"] == {"train": 4, "dev": 1}
     assert index["counts"]["pl-female"] == {"train": 2, "dev": 1}
     assert len(index["splits"]["dev"]) == 10
-    assert {l["code"]: l["role"] for l in index["languages"]}["pt-br"] == "adaptation"
+    assert {entry["code"]: entry["role"] for entry in index["languages"]}["pt-br"] == "adaptation"
     assert "espeak_ng" in index["versions"]
     speakers = {s["id"]: s for s in index["speakers"]}
     for utterance_id, text, language, speaker in rows:
@@ -172,9 +173,11 @@ def test_interrupted_build_resumes_without_redoing_finished_utterances(tmp_path)
 
 
 def test_a_bad_utterance_is_skipped_and_reported(tmp_path, monkeypatch):
+    from mlms_keras.data.teacher import build
+
     planned = teacher.plan_utterances("tiny", 0, ["es-female"])
     bad = teacher.UtteranceSpec("es-female-train-09999", "Hola Привет", "es", "es-female", "train", 1)
-    monkeypatch.setattr(teacher, "plan_utterances", lambda preset, seed, speakers=None: planned + [bad])
+    monkeypatch.setattr(build, "plan_utterances", lambda preset, seed, speakers=None: planned + [bad])
     report = teacher.build_teacher_corpus(tmp_path / "c", "tiny", seed=0, workers=1, progress=False)
     assert list(report.skipped) == ["es-female-train-09999"]
     assert "outside the LATIN script" in report.skipped["es-female-train-09999"]
@@ -183,28 +186,16 @@ def test_a_bad_utterance_is_skipped_and_reported(tmp_path, monkeypatch):
     assert "09999" not in (tmp_path / "c" / "metadata.csv").read_text(encoding="utf-8")
 
 
-def _corpus_parser():
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="mlms")
-    teacher.add_cli_parser(parser.add_subparsers(dest="command"))
-    return parser
-
-
 def test_corpus_build_verb_builds_and_reports(tmp_path, capsys):
-    args = _corpus_parser().parse_args(
-        ["corpus", "build", str(tmp_path / "cli"), "--preset", "tiny", "--speakers", "fr-female", "--quiet"]
-    )
-    assert args.handler(args) == 0
+    from mlms_keras.cli import main
+
+    out = str(tmp_path / "cli")
+    assert main(["corpus", "build", out, "--preset", "tiny", "--speakers", "fr-female", "--quiet"]) == 0
     assert "5 built, 0 reused, 0 skipped" in capsys.readouterr().out
     assert len((tmp_path / "cli" / "metadata.csv").read_text(encoding="utf-8").splitlines()) == 5
-    again = _corpus_parser().parse_args(
-        ["corpus", "build", str(tmp_path / "cli"), "--speakers", "fr-female", "--quiet"]
-    )
-    assert again.handler(again) == 0
+    assert main(["corpus", "build", out, "--speakers", "fr-female", "--quiet"]) == 0
     assert "0 built, 5 reused" in capsys.readouterr().out
-    bad = _corpus_parser().parse_args(["corpus", "build", str(tmp_path / "cli2"), "--speakers", "xx-female"])
-    assert bad.handler(bad) == 2
+    assert main(["corpus", "build", str(tmp_path / "cli2"), "--speakers", "xx-female"]) == 2
     assert "Unknown speakers" in capsys.readouterr().err
 
 

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
-from mlms_keras.training.fit import PerLanguageDevMSE, load_run, train
+from mlms_keras.training.callbacks import PerLanguageDevMSE
+from mlms_keras.training.fit import TrainingOptions, train
+from mlms_keras.training.runs import load_run
 
 CONFIG = MLMSConfig.preset("tiny", input_dim=5, num_languages=3, num_speakers=3)
 
@@ -82,8 +84,7 @@ def test_model_keras_holds_the_best_dev_epoch_and_the_run_is_recorded(tmp_path):
         train_data,
         dev_data,
         tmp_path / "run",
-        epochs=4,
-        early_stopping_patience=None,
+        TrainingOptions(epochs=4, early_stopping_patience=None),
         language_names=["en-us", "fr", "pl"],
         run_info={"dataset": "somewhere/dataset.json"},
         verbose=0,
@@ -101,16 +102,15 @@ def test_model_keras_holds_the_best_dev_epoch_and_the_run_is_recorded(tmp_path):
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*")), "TensorBoard wrote no event file"
     assert not (tmp_path / "run" / "backup").exists()  # BackupAndRestore removes its backup after a finished run
     with pytest.raises(FileExistsError, match="already complete"):
-        train(fresh_model(), train_data, dev_data, tmp_path / "run", epochs=1, verbose=0)
+        train(fresh_model(), train_data, dev_data, tmp_path / "run", TrainingOptions(epochs=1), verbose=0)
 
 
 @pytest.mark.slow
 def test_a_killed_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_one(tmp_path):
     train_data, *_ = make_data(seed=4)
     dev_data, *_ = make_data(seed=5)
-    whole = train(
-        fresh_model(), train_data, dev_data, tmp_path / "whole", epochs=4, early_stopping_patience=None, verbose=0
-    )
+    options = TrainingOptions(epochs=4, early_stopping_patience=None)
+    whole = train(fresh_model(), train_data, dev_data, tmp_path / "whole", options, verbose=0)
 
     with pytest.raises(KeyboardInterrupt):
         train(
@@ -118,8 +118,7 @@ def test_a_killed_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_o
             train_data,
             dev_data,
             tmp_path / "killed",
-            epochs=4,
-            early_stopping_patience=None,
+            options,
             callbacks=[KillAt(2)],
             verbose=0,
         )
@@ -130,8 +129,7 @@ def test_a_killed_run_resumes_at_the_next_epoch_and_ends_like_an_uninterrupted_o
         train_data,
         dev_data,
         tmp_path / "killed",
-        epochs=4,
-        early_stopping_patience=None,
+        options,
         callbacks=[epochs],
         verbose=0,
     )
@@ -158,8 +156,7 @@ def test_early_stopping_counts_the_epochs_before_a_kill(tmp_path):
             train_data,
             dev_data,
             tmp_path / "run",
-            epochs=10,
-            early_stopping_patience=2,
+            TrainingOptions(epochs=10, early_stopping_patience=2),
             callbacks=[KillAt(2)],
             verbose=0,
         )
@@ -168,8 +165,7 @@ def test_early_stopping_counts_the_epochs_before_a_kill(tmp_path):
         train_data,
         dev_data,
         tmp_path / "run",
-        epochs=10,
-        early_stopping_patience=2,
+        TrainingOptions(epochs=10, early_stopping_patience=2),
         verbose=0,
     )
     # Epoch 0 is the best, epochs 1 and 2 are the two without improvement: an uninterrupted run stops after 3.
@@ -187,8 +183,7 @@ def test_acoustic_metrics_are_logged_in_vocoder_units(tmp_path):
         train_data,
         dev_data,
         tmp_path / "run",
-        epochs=1,
-        early_stopping_patience=None,
+        TrainingOptions(epochs=1, early_stopping_patience=None),
         output_stats=(output_mean, output_std),
         verbose=0,
     )

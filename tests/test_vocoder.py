@@ -7,6 +7,8 @@ runs in one round trip only (RTF ~0.17 per core: about a second on the 4 s clip)
 import math
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pysptk
@@ -16,7 +18,7 @@ import soundfile
 
 from mlms_keras import vocoder
 from mlms_keras.evaluation import metrics
-from mlms_keras.vocoder import world
+from mlms_keras.vocoder import aperiodicity
 
 MALE_F0_RANGE = vocoder.F0_RANGE_HZ["male"]
 
@@ -103,9 +105,10 @@ def test_continuous_lf0_interpolates_unvoiced_runs_in_the_log_domain():
 
 
 def _documented_edge_table():
+    # Rows of the Markdown table in the module docstring: "| 16 000 | 0, 303, 738, ... |".
     table = {}
-    for line in world.__doc__.splitlines():
-        match = re.match(r"^(\d\d) (\d\d\d)\s{3,}(0, .*)$", line)
+    for line in aperiodicity.__doc__.splitlines():
+        match = re.match(r"^\| (\d\d) (\d\d\d) \| (0, [^|]*?) \|$", line)
         if match:
             rate = int(match.group(1) + match.group(2))
             table[rate] = [float(edge.replace(" ", "")) for edge in match.group(3).split(",")]
@@ -230,7 +233,7 @@ def test_arctic_round_trip_through_the_49_dim_vector_with_harvest(arctic_clip):
     )
     result = _round_trip_metrics(wave, sample_rate, "harvest", features)
     print("harvest round trip:", result)
-    # Measured here: MCD 3.10 dB (ARCHITECTURE.md's raw-envelope anchor is 3.1 dB), F0 RMSE 5.8 Hz,
+    # Measured here: MCD 3.10 dB (docs/architecture.md's raw-envelope anchor is 3.1 dB), F0 RMSE 5.8 Hz,
     # F0 CORR 0.978, V/UV 12.0 % (harvest marks more boundary frames voiced than it finds again after resynthesis).
     assert result["mcd_db"] < 3.6
     assert result["f0_rmse_hz"] < 8.5
@@ -396,9 +399,6 @@ def test_synthesize_refuses_a_rate_other_than_the_analysis_rate(arctic_features_
 
 
 def test_mcep_to_spectrum_equals_pysptk_mc2sp():
-    import pysptk
-    import pyworld
-
     rng = np.random.default_rng(0)
     mcep = rng.normal(scale=0.3, size=(20, 40)) / (1.0 + np.arange(40))
     for rate in (16000, 22050, 48000):
@@ -408,3 +408,13 @@ def test_mcep_to_spectrum_equals_pysptk_mc2sp():
             np.log(pysptk.mc2sp(mcep, alpha, fft_size)),
             atol=1e-9,
         )
+
+
+def test_the_vocoder_loads_without_tensorflow():
+    code = (
+        "import sys\n"
+        "from mlms_keras.vocoder import aperiodicity, audio, world\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.split() == ["False", "False"]

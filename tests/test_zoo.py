@@ -182,6 +182,61 @@ def test_cli_lists_and_describes_voices(voice, capsys):
     assert "Built-in voices" in capsys.readouterr().err
 
 
+def test_metadata_of_another_format_or_version_is_refused_naming_the_voice_and_what_to_do(voice, tmp_path, keras_home):
+    folder, _, _, _ = voice
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    (copy / "metadata.json").write_text(json.dumps(dict(metadata, format_version=99)))
+    with pytest.raises(ValueError, match=r"metadata.json.*format_version 99.*upgrade mlms-keras"):
+        zoo.load_voice(copy)
+    (copy / "metadata.json").write_text(json.dumps(dict(metadata, format="something-else")))
+    with pytest.raises(ValueError, match=r"not a zoo voice.*'something-else'.*mlms zoo pack"):
+        zoo.load_voice(copy.as_uri())  # a URL: the message starts with the URL, not the cache path
+    with pytest.raises(ValueError) as error:
+        zoo.load_voice(copy.as_uri())
+    assert str(error.value).startswith(f"{copy.as_uri()}: ")
+    (copy / "metadata.json").unlink()
+    with pytest.raises(FileNotFoundError, match="metadata.json: no such file"):
+        zoo.load_voice(copy)
+
+
+@pytest.mark.slow
+def test_zoo_pack_makes_a_voice_with_held_out_metrics_from_run_folders(prepared, tmp_path):
+    import keras
+
+    from mlms_keras.data.manifest import Manifest
+
+    acoustic, duration, voice_folder = tmp_path / "acoustic", tmp_path / "duration", tmp_path / "packed"
+    tiny = ["--preset", "tiny", "--epochs", "1"]
+    assert main(["train", str(prepared), "--out", str(acoustic), *tiny, "--quiet"]) == 0
+    assert main(["zoo", "train-duration", str(prepared), "--out", str(duration), *tiny]) == 0
+    commands, timings, registry = tmp_path / "commands.txt", tmp_path / "timings.json", tmp_path / "registry.json"
+    commands.write_text("# rebuild\nmlms train data --out acoustic\n\nmlms zoo pack --name packed\n")
+    timings.write_text('{"acoustic": 1.5}')
+    arguments = ["--acoustic", str(acoustic), "--duration", str(duration), "--dataset", str(prepared)]
+    arguments += ["--name", "packed", "--out", str(voice_folder), "--registry", str(registry)]
+    assert main(["zoo", "pack", *arguments, "--commands", str(commands), "--timings", str(timings)]) == 0
+
+    entry = zoo.load_registry(registry)["voices"]["packed"]
+    assert entry["files"]["metadata.json"] == sha256_hex(voice_folder / "metadata.json")
+    loaded = zoo.load_voice(voice_folder)
+    manifest = Manifest.load(prepared)
+    assert list(loaded.languages) == sorted(manifest.languages, key=manifest.languages.get)
+    metadata = loaded.metadata
+    assert metadata["commands"] == ["mlms train data --out acoustic", "mlms zoo pack --name packed"]
+    assert metadata["training_time_s"] == {"acoustic": 1.5}
+    assert metadata["versions"]["keras"] == keras.__version__ and "command" in metadata
+    metrics = metadata["metrics"]
+    assert set(metrics["per_language"]) == set(manifest.languages)
+    assert sum(values["utterances"] for values in metrics["per_language"].values()) == len(
+        manifest.utterance_ids("dev")
+    )
+    for key in ("mcd_db", "vuv_error_percent", "duration_rmse_frames"):
+        assert np.isfinite(metrics["all"][key])
+    assert "f0_rmse_hz" in metrics["all"]  # NaN after one epoch: no frame is voiced in both
+
+
 @pytest.mark.slow
 def test_a_plain_install_ships_the_voices_and_loads_them_from_anywhere(tmp_path):
     wheel_dir, site = tmp_path / "wheel", tmp_path / "site"

@@ -10,7 +10,7 @@ import numpy as np
 
 from mlms_keras import vocoder
 from mlms_keras.frontend import espeak
-from mlms_keras.frontend.linguistic import FeatureLayout
+from mlms_keras.frontend.layout import FeatureLayout
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 from mlms_keras.models.duration import DurationStatistics, build_duration_model, duration_config
 from mlms_keras.zoo import save_voice

@@ -22,7 +22,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from mlms_keras.training.fit import PerLanguageDevMSE
+from mlms_keras.training.callbacks import PerLanguageDevMSE
 from tuning.hypermodel import HP_LANGUAGE_SPACE_DIM, HP_LEARNING_RATE, HP_TOWER_WIDTH
 from tuning.results import TrialResult, write_text_atomically
 

@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 
-__all__ = ["EXPECTED_ERRORS", "VERBS", "main"]
+__all__ = ["EXPECTED_ERRORS", "VERBS", "main", "split_list"]
 
 # TensorFlow's C++ info and warning logs during a run are noise for a command-line user (the few lines
 # printed before absl initialises cannot be silenced this way).
@@ -39,6 +39,11 @@ VERBS = {
 
 #: The errors a user can cause and fix; shown as one line, exit code 2.
 EXPECTED_ERRORS = (ValueError, FileNotFoundError, FileExistsError, OSError)
+
+
+def split_list(text: str | None) -> list[str] | None:
+    """A comma-separated option (`--languages fr,de`) -> its items; None for an empty or missing option."""
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
 def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:

@@ -3,41 +3,56 @@
 `mlms prepare` writes `dataset.json` beside the TFRecord shards. It holds everything a trainer or a synthesizer
 needs to use the shards and to undo the normalisation:
 
-* ``feature_layout``: the serialised `FeatureLayout` (also written as ``feature_layout.json``), ``input_dim``
-  (frame-level linguistic dimension, ``layout.frame_dimension``) and ``output_dim`` (49);
-* ``languages``: code -> id, and ``speakers``: name -> id, language, gender, analysis F0 range and where that range
-  came from. Ids follow the corpus order; for the teacher corpus (and for corpora without ``corpus.json``, which are
+* `feature_layout`: the serialised `FeatureLayout` (also written as `feature_layout.json`), `input_dim`
+  (frame-level linguistic dimension, `layout.frame_dimension`) and `output_dim` (49);
+* `languages`: code -> id, and `speakers`: name -> id, language, gender, analysis F0 range and where that range
+  came from. Ids follow the corpus order; for the teacher corpus (and for corpora without `corpus.json`, which are
   ordered by the package's language universe) training languages come first, so a model built for the first
-  ``U`` languages / ``S`` speakers covers the training set and `add_language` / `add_speaker` hand out the ids the
+  `U` languages / `S` speakers covers the training set and `add_language` / `add_speaker` hand out the ids the
   adaptation languages already have here;
-* ``splits``: per split the utterance ids, frame count and shard files; ``utterances``: id -> split, language,
+* `splits`: per split the utterance ids, frame count and shard files; `utterances`: id -> split, language,
   speaker, frames, shard;
-* ``normalisation``: per-dimension mean and standard deviation of inputs and outputs, computed on the TRAIN split
-  only (``raw_mean`` / ``raw_std``), and the ``mean`` / ``std`` the pipeline applies, ``(x - mean) / std``.
+* `normalisation`: per-dimension mean and standard deviation of inputs and outputs, computed on the TRAIN split
+  only (`raw_mean` / `raw_std`), and the `mean` / `std` the pipeline applies, `(x - mean) / std`.
   The two differ in three ways:
 
-  1. Quinphone phoneme-identity inputs (``*_phoneme=*``, one-hot 0/1) are left unnormalised (mean 0, std 1):
+  1. Quinphone phoneme-identity inputs (`*_phoneme=*`, one-hot 0/1) are left unnormalised (mean 0, std 1):
      a language's zero padding of other languages' identities then stays exactly zero (paper section 2), a new
      language's identity dims (no training statistics) need none, and, because every real frame has exactly one
-     ``C_phoneme=...`` set to 1, a normalised real frame is never an all-zero row, which the model's Masking layer
+     `C_phoneme=...` set to 1, a normalised real frame is never an all-zero row, which the model's Masking layer
      would take for padding. Everything else (structure, stress, articulatory, position and duration features) is
      normalised to zero mean and unit variance, as the paper says.
   2. The V/UV output (dim 41) is left unnormalised: a 0/1 target already has unit scale, the 0.5 threshold of
      `vocoder.AcousticFeatures.from_vector` then applies to the model output directly, and its squared error is
      not weighted 1/var (about 4x) against the other 48 outputs.
-  3. A dimension whose training std is below ``MIN_STD`` (constant in training, e.g. a feature no training
+  3. A dimension whose training std is below `MIN_STD` (constant in training, e.g. a feature no training
      utterance uses) is only centred (std 1), so that unseen values at test time are not blown up.
 
-* ``skipped``: utterances left out (reader, audio, label or alignment problems), each with its file and reason;
-* ``versions`` and ``command``: what made it.
+* `skipped`: utterances left out (reader, audio, label or alignment problems), each with its file and reason;
+* `versions` and `command`: what made it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+
+from mlms_keras.frontend.layout import FeatureLayout
+from mlms_keras.utils.jsonfile import read_versioned_json
+
+__all__ = [
+    "LAYOUT_NAME",
+    "MANIFEST_FORMAT",
+    "MANIFEST_FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "MIN_STD",
+    "SHARD_FOLDER",
+    "UNNORMALISED_OUTPUT_DIMS",
+    "Manifest",
+    "effective_normalisation",
+    "is_identity_feature",
+]
 
 MANIFEST_NAME = "dataset.json"
 LAYOUT_NAME = "feature_layout.json"
@@ -51,11 +66,13 @@ UNNORMALISED_OUTPUT_DIMS = (41,)
 
 
 def is_identity_feature(name: str) -> bool:
-    """True for quinphone phoneme-identity features (``LL_phoneme=a`` ... ``RR_phoneme=a``): one-hot, unnormalised."""
+    """True for quinphone phoneme-identity features (`LL_phoneme=a` ... `RR_phoneme=a`): one-hot, unnormalised."""
     return "_phoneme=" in name
 
 
-def effective_normalisation(raw_mean, raw_std, unnormalised_dims, min_std=MIN_STD):
+def effective_normalisation(
+    raw_mean, raw_std, unnormalised_dims, min_std: float = MIN_STD
+) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) the pipeline applies, from training statistics (see the module docstring).
 
     Args:
@@ -82,14 +99,14 @@ class Manifest:
         folder: the prepared dataset folder.
         data: the parsed JSON.
 
-    Load one with ``Manifest.load(path)`` (the folder or its ``dataset.json``).
+    Load one with `Manifest.load(path)` (the folder or its `dataset.json`).
 
     Attributes:
         folder: Path of the dataset folder.
         data: the raw JSON dict.
-        input_mean, input_std: (input_dim,) float32, the input normalisation ``(x - mean) / std``.
+        input_mean, input_std: (input_dim,) float32, the input normalisation `(x - mean) / std`.
         output_mean, output_std: (49,) float32, the output normalisation; de-normalise predictions with
-            ``y * output_std + output_mean`` (`denormalise_outputs`), e.g. for ``AcousticMetricsCallback``.
+            `y * output_std + output_mean` (`denormalise_outputs`), e.g. for `AcousticMetricsCallback`.
 
     Example:
         >>> info = Manifest.load("data/prepared")                  # doctest: +SKIP
@@ -97,7 +114,7 @@ class Manifest:
         ...     num_languages=info.num_languages, num_speakers=info.num_speakers)  # doctest: +SKIP
     """
 
-    def __init__(self, folder, data: dict):
+    def __init__(self, folder, data: dict) -> None:
         self.folder = Path(folder)
         self.data = data
         normalisation = data["normalisation"]
@@ -109,7 +126,7 @@ class Manifest:
 
     @classmethod
     def load(cls, path) -> Manifest:
-        """Read ``dataset.json`` from a prepared dataset folder (or the file itself); errors name the file."""
+        """Read `dataset.json` from a prepared dataset folder (or the file itself); errors name the file."""
         path = Path(path)
         file = path if path.is_file() else path / MANIFEST_NAME
         if not file.is_file():
@@ -117,23 +134,15 @@ class Manifest:
                 f"{file}: no prepared-dataset manifest. Run `mlms prepare CORPUS {path}` first (an interrupted "
                 "run writes dataset.json only when every shard is done; re-run the same command to finish it)."
             )
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError as error:
-            raise ValueError(f"{file}: not valid JSON ({error}); re-run `mlms prepare` to rewrite it.") from error
-        if data.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"{file}: not a prepared-dataset manifest (format {data.get('format')!r}).")
-        if data.get("format_version") != MANIFEST_FORMAT_VERSION:
-            raise ValueError(
-                f"{file}: manifest format_version {data.get('format_version')} is not supported (this package "
-                f"reads {MANIFEST_FORMAT_VERSION}); re-run `mlms prepare` or upgrade mlms-keras."
-            )
+        data = read_versioned_json(
+            file, MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, "prepared-dataset manifest", "re-run `mlms prepare`"
+        )
         return cls(file.parent, data)
 
     # Tables ---------------------------------------------------------------------------------------------
     @property
     def input_dim(self) -> int:
-        """Frame-level linguistic dimension D (the model's ``input_dim``)."""
+        """Frame-level linguistic dimension D (the model's `input_dim`)."""
         return int(self.data["input_dim"])
 
     @property
@@ -153,34 +162,32 @@ class Manifest:
 
     @property
     def num_languages(self) -> int:
-        """U: rows of the language table (the model's ``num_languages`` for all of them)."""
+        """U: rows of the language table (the model's `num_languages` for all of them)."""
         return len(self.data["languages"])
 
     @property
     def num_speakers(self) -> int:
-        """S: rows of the speaker table (the model's ``num_speakers`` for all of them)."""
+        """S: rows of the speaker table (the model's `num_speakers` for all of them)."""
         return len(self.data["speakers"])
 
     def language_id(self, code: str) -> int:
-        """The id of language ``code``; ValueError listing the dataset's languages otherwise."""
+        """The id of language `code`; ValueError listing the dataset's languages otherwise."""
         table = self.languages
         if code not in table:
             raise ValueError(f"language {code!r} is not in {self.folder}; its languages are {sorted(table)}.")
         return table[code]
 
     def speaker_id(self, name: str) -> int:
-        """The id of speaker ``name``; ValueError listing the dataset's speakers otherwise."""
+        """The id of speaker `name`; ValueError listing the dataset's speakers otherwise."""
         table = self.speakers
         if name not in table:
             raise ValueError(f"speaker {name!r} is not in {self.folder}; its speakers are {sorted(table)}.")
         return int(table[name]["id"])
 
     @property
-    def layout(self):
+    def layout(self) -> FeatureLayout:
         """The `FeatureLayout` the linguistic features were built with."""
         if self._layout is None:
-            from mlms_keras.frontend.linguistic import FeatureLayout
-
             self._layout = FeatureLayout.from_config(self.data["feature_layout"])
         return self._layout
 
@@ -214,23 +221,23 @@ class Manifest:
 
     @property
     def skipped(self) -> list:
-        """Items left out: dicts with ``id``, ``file``, ``stage`` and ``reason``."""
+        """Items left out: dicts with `id`, `file`, `stage` and `reason`."""
         return list(self.data["skipped"])
 
     # Normalisation ----------------------------------------------------------------------------------------
-    def normalise_inputs(self, linguistic):
+    def normalise_inputs(self, linguistic) -> np.ndarray:
         """(..., input_dim) raw linguistic features -> normalised float32."""
         return ((np.asarray(linguistic, np.float32) - self.input_mean) / self.input_std).astype(np.float32)
 
-    def normalise_outputs(self, acoustic):
+    def normalise_outputs(self, acoustic) -> np.ndarray:
         """(..., 49) raw acoustic features -> normalised float32."""
         return ((np.asarray(acoustic, np.float32) - self.output_mean) / self.output_std).astype(np.float32)
 
-    def denormalise_outputs(self, normalised):
-        """(..., 49) model outputs -> vocoder units (``to_vector`` layout), float32."""
+    def denormalise_outputs(self, normalised) -> np.ndarray:
+        """(..., 49) model outputs -> vocoder units (`to_vector` layout), float32."""
         return (np.asarray(normalised, np.float32) * self.output_std + self.output_mean).astype(np.float32)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         counts = {split: len(self.utterance_ids(split)) for split in self.split_names}
         return (
             f"Manifest({str(self.folder)!r}, input_dim={self.input_dim}, languages={list(self.languages)}, "

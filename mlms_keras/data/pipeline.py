@@ -1,53 +1,72 @@
 """`load_dataset`: tf.data pipelines over prepared shards that `model.fit` of the MLMS model takes directly.
 
-Each element is ``({"linguistic": (batch, frames, input_dim) float32, "language": (batch,) int32,
-"speaker": (batch,) int32}, acoustic (batch, frames, 49) float32)``, optionally with a third element, the frame
-mask ``(batch, frames)`` float32 (Keras uses it as the sample weight; `AcousticMetricsCallback` takes it).
+Each element is `({"linguistic": (batch, frames, input_dim) float32, "language": (batch,) int32,
+"speaker": (batch,) int32}, acoustic (batch, frames, 49) float32)`, optionally with a third element, the frame
+mask `(batch, frames)` float32 (Keras uses it as the sample weight; `AcousticMetricsCallback` takes it).
 
-Stages, in order: shard files (shuffled with the seed, optionally a share ``shard=(index, count)`` of them for
+Stages, in order: shard files (shuffled with the seed, optionally a share `shard=(index, count)` of them for
 one worker of distributed training) -> GZIP TFRecord reading (interleaved) -> parsing -> filtering by language and
-speaker (on the ids, before the feature bytes are decoded) -> decoding and normalisation ``(x - mean) / std`` with
+speaker (on the ids, before the feature bytes are decoded) -> decoding and normalisation `(x - mean) / std` with
 the manifest's train-split statistics -> optional in-memory cache -> shuffle (seeded) -> repeat -> optional
 balanced sampling over languages -> optional truncated-BPTT chunking -> bucketing by length and zero padding to the
 bucket boundary -> prefetch.
 
-**Padding.** Padding happens after normalisation, so padded frames are all-zero rows of ``linguistic`` (and of
-``acoustic``), which the model's Masking layer turns into its mask. A real frame is never all zero: the
+**Padding.** Padding happens after normalisation, so padded frames are all-zero rows of `linguistic` (and of
+`acoustic`), which the model's Masking layer turns into its mask. A real frame is never all zero: the
 phoneme-identity inputs are left unnormalised (see `mlms_keras.data.manifest`) and every real frame has one
-``C_phoneme=...`` input equal to 1.
+`C_phoneme=...` input equal to 1.
 
 **Bucketing.** Utterances are grouped into a few length buckets and padded to the bucket's boundary, so batches
-come in ``len(boundaries)`` shapes (plus the partial last batch of each bucket unless ``drop_remainder``): the
+come in `len(boundaries)` shapes (plus the partial last batch of each bucket unless
+`PipelineOptions.drop_remainder`): the
 model XLA-compiles its time loops once per shape. Default boundaries: the 25/50/75/100 % quantiles of the
 selected utterances' lengths, rounded up to multiples of 16 frames.
 
-**Truncated BPTT** (``chunk_frames=N``; the paper trained with truncated BPTT). Each utterance is cut into
-consecutive chunks of ``N`` frames (the last one zero-padded), and chunks are batched as independent sequences
-of one shape ``(batch, N)``. Gradients then flow back at most ``N`` frames, and the recurrent state starts from
+**Truncated BPTT** (`chunk_frames=N`; the paper trained with truncated BPTT). Each utterance is cut into
+consecutive chunks of `N` frames (the last one zero-padded), and chunks are batched as independent sequences
+of one shape `(batch, N)`. Gradients then flow back at most `N` frames, and the recurrent state starts from
 zero at every chunk (the stateless model does not carry it across chunks, so the first frames of a chunk see no
-left context; choose ``N`` well above the context the model needs, e.g. 200 frames = 1 s). Chunks are shuffled in
+left context; choose `N` well above the context the model needs, e.g. 200 frames = 1 s). Chunks are shuffled in
 a small buffer so that a batch mixes utterances.
 
-**Balanced sampling** (``balance_languages=True``): rejection sampling on the repeated stream keeps an utterance of
-language ``u`` with probability ``min_count / count_u`` (counts of the selected utterances), so every selected
-language is drawn equally often whatever its share of the data (seeded). The stream is then endless: pass
-``steps_per_epoch`` (see `steps_per_epoch`) to ``fit``.
+**Balanced sampling** (`PipelineOptions(balance_languages=True)`): rejection sampling on the repeated stream
+keeps an utterance of language `u` with probability `min_count / count_u` (counts of the selected utterances), so
+every selected language is drawn equally often whatever its share of the data (seeded). The stream is then
+endless: pass `steps_per_epoch` (see `steps_per_epoch`) to `fit`.
 
-**Determinism.** ``deterministic=True`` keeps element order fixed in the parallel stages; with a ``seed`` the
-shuffles (files, utterances, chunks, balancing) repeat exactly from run to run. ``deterministic`` defaults to
-True when a seed is given or when ``shuffle=False`` (then batches follow the shards' record order, as
+**Determinism.** `PipelineOptions(deterministic=True)` keeps element order fixed in the parallel stages; with a
+`seed` the shuffles (files, utterances, chunks, balancing) repeat exactly from run to run. `deterministic`
+defaults to True when a seed is given or when `shuffle=False` (then batches follow the shards' record order, as
 `read_utterances` yields them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlms_keras.data.manifest import Manifest, is_identity_feature
 from mlms_keras.data.records import decode_float32, parse_example, parse_raw_example
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = [
+    "AUTO_CACHE_BYTES",
+    "BUCKET_MULTIPLE",
+    "DEFAULT_NUM_BUCKETS",
+    "FRAME_MASK_KINDS",
+    "PipelineOptions",
+    "default_bucket_boundaries",
+    "load_dataset",
+    "read_utterances",
+    "steps_per_epoch",
+]
 
 BUCKET_MULTIPLE = 16
 DEFAULT_NUM_BUCKETS = 4
@@ -56,15 +75,37 @@ FRAME_MASK_KINDS = ("padding", "speech")
 AUTO_CACHE_BYTES = 1 << 30
 
 
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+    """How `load_dataset` forms and orders batches: the settings most callers leave at their defaults.
+
+    Attributes:
+        bucket_boundaries: ascending padded lengths (frames); every utterance must fit the last one.
+            Default: `default_bucket_boundaries` of the selected utterances.
+        drop_remainder: drop each bucket's partial last batch (one batch shape per bucket).
+        balance_languages: sample languages equally often (an endless stream; module docstring).
+        deterministic: fixed element order in the parallel stages; default `True` when a `seed` is given or
+            `shuffle` is off (shard order), `False` for unseeded shuffling (slightly faster).
+        shuffle_buffer: utterances in the shuffle buffer (default: all selected, at most 256, about 600 MB; the
+            shuffled file order and the round-robin shard assignment mix the rest).
+    """
+
+    bucket_boundaries: Sequence[int] | None = None
+    drop_remainder: bool = False
+    balance_languages: bool = False
+    deterministic: bool | None = None
+    shuffle_buffer: int | None = None
+
+
 def _graph_function(function):
-    """Trace ``function`` as written: the pipeline's functions have no Python control flow on tensors, so AutoGraph
+    """Trace `function` as written: the pipeline's functions have no Python control flow on tensors, so AutoGraph
     conversion is not needed (and it cannot parse several lambdas on one line)."""
     import tensorflow as tf
 
     return tf.autograph.experimental.do_not_convert(function)
 
 
-def read_utterances(path, split=None, ids=None):
+def read_utterances(path, split: str | None = None, ids=None) -> Iterator[dict]:
     """Iterate over a prepared dataset's records as numpy (unnormalised), in shard order.
 
     Args:
@@ -73,8 +114,8 @@ def read_utterances(path, split=None, ids=None):
         ids: optional collection of utterance ids to keep.
 
     Yields:
-        dicts as `parse_example` returns, with numpy values and ``utterance_id``, ``language_code``,
-        ``speaker_name`` decoded to str.
+        dicts as `parse_example` returns, with numpy values and `utterance_id`, `language_code`,
+        `speaker_name` decoded to str.
     """
     import tensorflow as tf
 
@@ -99,13 +140,27 @@ def read_utterances(path, split=None, ids=None):
         yield values
 
 
-def default_bucket_boundaries(lengths, num_buckets=DEFAULT_NUM_BUCKETS, multiple=BUCKET_MULTIPLE):
-    """Padded lengths (frames) of ``num_buckets`` buckets: length quantiles rounded up to ``multiple``, ascending."""
+def default_bucket_boundaries(
+    lengths, num_buckets: int = DEFAULT_NUM_BUCKETS, multiple: int = BUCKET_MULTIPLE
+) -> list[int]:
+    """Padded lengths (frames) of `num_buckets` buckets: length quantiles rounded up to `multiple`, ascending."""
     lengths = np.asarray(lengths)
     if lengths.size == 0:
         raise ValueError("no utterances to bucket: the split or the language/speaker filter selects nothing.")
     quantiles = np.quantile(lengths, np.arange(1, num_buckets + 1) / num_buckets, method="higher")
     return sorted({int(math.ceil(q / multiple) * multiple) for q in quantiles})
+
+
+def _selected_utterances(manifest, split, languages, speakers, shard_names=None) -> dict:
+    """Utterance id -> manifest entry of the split's utterances in `languages`, `speakers` and `shard_names`."""
+    return {
+        uid: entry
+        for uid, entry in manifest.utterances.items()
+        if entry["split"] == split
+        and (languages is None or entry["language"] in languages)
+        and (speakers is None or entry["speaker"] in speakers)
+        and (shard_names is None or entry["shard"] in shard_names)
+    }
 
 
 def _resolve_ids(manifest, languages, speakers):
@@ -134,61 +189,59 @@ def _normalisation_source(manifest, normalisation):
 
 def load_dataset(
     path,
-    split="train",
-    batch_size=16,
+    split: str = "train",
+    batch_size: int = 16,
     *,
-    languages=None,
-    speakers=None,
-    shuffle=None,
-    seed=None,
-    deterministic=None,
-    bucket_boundaries=None,
-    chunk_frames=None,
-    balance_languages=False,
-    frame_mask=None,
-    repeat=False,
-    drop_remainder=False,
-    shard=None,
-    normalisation=None,
-    cache=False,
-    shuffle_buffer=None,
-):
-    """A tf.data.Dataset of ``({"linguistic", "language", "speaker"}, acoustic[, frame_mask])`` batches.
+    languages: Sequence[str] | None = None,
+    speakers: Sequence[str] | None = None,
+    shard: tuple[int, int] | None = None,
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    repeat: bool = False,
+    chunk_frames: int | None = None,
+    frame_mask: str | None = None,
+    normalisation: Manifest | str | os.PathLike | None = None,
+    cache: bool | str = False,
+    options: PipelineOptions | None = None,
+) -> tf.data.Dataset:
+    """A `tf.data.Dataset` of `({"linguistic", "language", "speaker"}, acoustic[, frame_mask])` batches.
 
     Args:
         path: prepared dataset folder (from `mlms prepare`).
-        split: "train" or "dev".
+        split: `"train"` or `"dev"`.
         batch_size: utterances (or chunks) per batch.
-        languages: language codes to keep (None: all), e.g. for an SLSS baseline or adaptation.
-        speakers: speaker names to keep (None: all).
-        shuffle: shuffle files and utterances; default True for "train", False otherwise.
+        languages: language codes to keep (`None`: all), e.g. for an SLSS baseline or adaptation.
+        speakers: speaker names to keep (`None`: all).
+        shard: `(index, count)`: read only shard files `index::count` (one worker's share in distributed
+            training).
+        shuffle: shuffle files and utterances; default `True` for `"train"`, `False` otherwise.
         seed: seed of every shuffle; with a seed, runs repeat exactly.
-        deterministic: fixed element order in parallel stages; default True when ``seed`` is given or
-            ``shuffle`` is off (shard order), False for unseeded shuffling (slightly faster).
-        bucket_boundaries: ascending padded lengths (frames); every utterance must fit the last one.
-            Default: `default_bucket_boundaries` of the selected utterances.
-        chunk_frames: truncated-BPTT chunk length in frames (module docstring); replaces bucketing.
-        balance_languages: sample languages equally often (endless stream; module docstring).
-        frame_mask: None, "padding" (1 on real frames) or "speech" (1 on real non-silence frames, from the
-            C_phoneme=sil/pau inputs: Merlin scores metrics without silence); yielded as a third element.
         repeat: repeat forever (reshuffled each pass).
-        drop_remainder: drop each bucket's partial last batch (one batch shape per bucket).
-        shard: ``(index, count)``: read only shard files ``index::count`` (one worker's share).
+        chunk_frames: truncated-BPTT chunk length in frames (module docstring); replaces bucketing.
+        frame_mask: `None`, `"padding"` (1 on real frames) or `"speech"` (1 on real non-silence frames, from the
+            `C_phoneme=sil/pau` inputs: Merlin scores metrics without silence); yielded as a third element.
         normalisation: another prepared dataset (folder or `Manifest`) whose statistics to use, e.g. the base
             model's when preparing adaptation data; it must have the same feature layout.
         cache: keep decoded, normalised utterances in memory after the first pass. Only for small data: an
             utterance of 500 frames takes about 2.4 MB at input_dim 1193 (the small teacher preset: about 8 GB).
-            ``"auto"``: cache when the selected utterances take at most `AUTO_CACHE_BYTES` (1 GiB). A small
+            `"auto"`: cache when the selected utterances take at most `AUTO_CACHE_BYTES` (1 GiB). A small
             selection from a big dataset (one adaptation speaker) then stops re-reading every shard each epoch.
-        shuffle_buffer: utterances in the shuffle buffer (default: all selected, at most 256, about 600 MB; the
-            shuffled file order and the round-robin shard assignment mix the rest).
+        options: how batches are formed and ordered beyond that (`PipelineOptions`: bucket boundaries, partial
+            batches, balanced sampling, determinism, shuffle buffer).
 
     Returns:
-        ``tf.data.Dataset``; padded frames are all-zero rows of ``linguistic`` and ``acoustic``.
+        `tf.data.Dataset`; padded frames are all-zero rows of `linguistic` and `acoustic`.
 
     Raises:
-        ValueError naming the argument: unknown split, language or speaker, empty selection, bad boundaries.
+        ValueError: naming the argument: unknown split, language or speaker, empty selection, bad boundaries.
+
+    Example:
+    >>> train = load_dataset("data/prepared", "train", 16, seed=0, chunk_frames=200, repeat=True)  # doctest: +SKIP
+    >>> balanced = load_dataset("data/prepared", "train", 16, seed=0,
+    ...                         options=PipelineOptions(balance_languages=True))               # doctest: +SKIP
     """
+    options = options or PipelineOptions()
+    balance_languages, bucket_boundaries = options.balance_languages, options.bucket_boundaries
     import tensorflow as tf
 
     manifest = Manifest.load(path)
@@ -209,18 +262,13 @@ def load_dataset(
         files = files[index::count]
     shuffle = (split == "train") if shuffle is None else shuffle
     # Unshuffled data keeps its order, and seeded data its seeded order; only unseeded shuffling may reorder freely.
-    deterministic = (seed is not None or not shuffle) if deterministic is None else deterministic
+    deterministic = (seed is not None or not shuffle) if options.deterministic is None else options.deterministic
     source = _normalisation_source(manifest, normalisation)
     language_ids, speaker_ids = _resolve_ids(manifest, languages, speakers)
 
-    selected = {
-        uid: entry
-        for uid, entry in manifest.utterances.items()
-        if entry["split"] == split
-        and (languages is None or entry["language"] in languages)
-        and (speakers is None or entry["speaker"] in speakers)
-        and (shard is None or entry["shard"] in {os.path.basename(f) for f in files})
-    }
+    selected = _selected_utterances(
+        manifest, split, languages, speakers, None if shard is None else {os.path.basename(f) for f in files}
+    )
     if not selected:
         raise ValueError(
             f"{manifest.folder}: split {split!r} with languages={languages} and speakers={speakers} "
@@ -255,8 +303,8 @@ def load_dataset(
         ],
         tf.int32,
     )
-    options = tf.data.Options()
-    options.deterministic = bool(deterministic)
+    data_options = tf.data.Options()
+    data_options.deterministic = bool(deterministic)
 
     file_dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
@@ -300,7 +348,7 @@ def load_dataset(
     if cache:
         dataset = dataset.cache()
     if shuffle:
-        buffer = shuffle_buffer or min(len(selected), 256)
+        buffer = options.shuffle_buffer or min(len(selected), 256)
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat or balance_languages:
         dataset = dataset.repeat()
@@ -310,9 +358,9 @@ def load_dataset(
         dataset = _chunk(dataset, chunk_frames, input_dim, output_dim)
         if shuffle:
             dataset = dataset.shuffle(4 * batch_size, seed=None if seed is None else seed + 1)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        dataset = dataset.batch(batch_size, drop_remainder=options.drop_remainder)
     else:
-        dataset = _bucket(dataset, boundaries, batch_size, drop_remainder, input_dim, output_dim)
+        dataset = _bucket(dataset, boundaries, batch_size, options.drop_remainder, input_dim, output_dim)
 
     def to_model_inputs(element):
         inputs = {"linguistic": element["linguistic"], "language": element["language"], "speaker": element["speaker"]}
@@ -323,7 +371,7 @@ def load_dataset(
     dataset = dataset.map(
         _graph_function(to_model_inputs), num_parallel_calls=tf.data.AUTOTUNE, deterministic=bool(deterministic)
     )
-    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(data_options)
 
 
 def _balance(dataset, manifest, selected, seed):
@@ -397,17 +445,17 @@ def _bucket(dataset, boundaries, batch_size, drop_remainder, input_dim, output_d
     return dataset.group_by_window(_graph_function(key), _graph_function(reduce), window_size=batch_size)
 
 
-def steps_per_epoch(path, split, batch_size, languages=None, speakers=None, chunk_frames=None):
-    """Batches in one pass over the selection (ignoring per-bucket partial batches): for ``fit(steps_per_epoch=)``
-    with ``repeat=True`` or ``balance_languages=True``."""
-    manifest = Manifest.load(path)
-    items = [
-        entry
-        for entry in manifest.utterances.values()
-        if entry["split"] == split
-        and (languages is None or entry["language"] in languages)
-        and (speakers is None or entry["speaker"] in speakers)
-    ]
+def steps_per_epoch(
+    path,
+    split: str,
+    batch_size: int,
+    languages: Sequence[str] | None = None,
+    speakers: Sequence[str] | None = None,
+    chunk_frames: int | None = None,
+) -> int:
+    """Batches in one pass over the selection (ignoring per-bucket partial batches): for `fit(steps_per_epoch=)`
+    with `repeat=True` or balanced sampling."""
+    items = _selected_utterances(Manifest.load(path), split, languages, speakers).values()
     if chunk_frames:
         count = sum(math.ceil(entry["frames"] / chunk_frames) for entry in items)
     else:

@@ -1,23 +1,23 @@
 """Readers for speech corpora in the layouts users already have.
 
-Supported layouts (``read_corpus`` tells them apart):
+Supported layouts (`read_corpus` tells them apart):
 
-* LJSpeech-style ``metadata.csv`` (``id|text|normalized_text``, or ``id|text``) with audio in ``wavs/<id>.wav``.
-  The file has no language or speaker column, so ``language`` must be given; the speaker defaults to the folder's
+* LJSpeech-style `metadata.csv` (`id|text|normalized_text`, or `id|text`) with audio in `wavs/<id>.wav`.
+  The file has no language or speaker column, so `language` must be given; the speaker defaults to the folder's
   name.
-* Our teacher-corpus layout: ``metadata.csv`` with ``id|text|language|speaker`` and ``wavs/<id>.wav``
-  (alignments in ``labels/<id>.lab``).
-* M-AILABS: ``<locale>/by_book/<gender>/<speaker>/<book>/metadata.csv`` + ``wavs/``, and
-  ``<locale>/by_book/mix/<book>/...`` for books read by several speakers (speaker id ``mix-<book>``).
-* CSS10: ``transcript.txt`` with ``wav_path|original|normalized|duration_s`` (paths relative to the corpus folder).
+* Our teacher-corpus layout: `metadata.csv` with `id|text|language|speaker` and `wavs/<id>.wav`
+  (alignments in `labels/<id>.lab`).
+* M-AILABS: `<locale>/by_book/<gender>/<speaker>/<book>/metadata.csv` + `wavs/`, and
+  `<locale>/by_book/mix/<book>/...` for books read by several speakers (speaker id `mix-<book>`).
+* CSS10: `transcript.txt` with `wav_path|original|normalized|duration_s` (paths relative to the corpus folder).
 
 Text: when a line has a normalised text (LJSpeech's third column, CSS10's third column) and it is not empty, it is
 used, because it spells out numbers and abbreviations; otherwise the original text.
 
 Bad input never stops a read: a malformed line, an empty or punctuation-only text, an unknown language, a repeated
-utterance id, or a missing or unreadable wav file is logged as a warning, recorded in the result's ``skipped`` list
-with the file name and line number, and skipped. Alignments (HTS ``.lab`` or Praat ``.TextGrid``) are found with
-:func:`mlms_keras.frontend.labels.find_alignment`.
+utterance id, or a missing or unreadable wav file is logged as a warning, recorded in the result's `skipped` list
+with the file name and line number, and skipped. Alignments (HTS `.lab` or Praat `.TextGrid`) are found with
+`mlms_keras.frontend.labels.find_alignment`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,18 @@ from pathlib import Path
 
 from mlms_keras.frontend.labels import find_alignment
 from mlms_keras.languages import LANGUAGE_CODES, get_language
+
+__all__ = [
+    "MAILABS_LOCALES",
+    "TEACHER_HEADER",
+    "CorpusItem",
+    "CorpusItems",
+    "SkippedLine",
+    "read_corpus",
+    "read_css10",
+    "read_mailabs",
+    "read_metadata_csv",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +64,10 @@ class CorpusItem:
         utterance_id: unique id within the corpus (the wav file's stem).
         wav_path: absolute path of the audio file.
         text: the text spoken (normalised text when the corpus has one).
-        language: our language code (see ``mlms_keras.languages``), e.g. ``"en-us"``.
+        language: our language code (see `mlms_keras.languages`), e.g. `"en-us"`.
         speaker: speaker id, unique within the corpus.
-        alignment_path: HTS ``.lab`` or Praat ``.TextGrid`` found beside the wav, or ``None``.
-        gender: ``"female"``, ``"male"``, ``"mix"`` when the corpus says so (M-AILABS), else ``None``.
+        alignment_path: HTS `.lab` or Praat `.TextGrid` found beside the wav, or `None`.
+        gender: `"female"`, `"male"`, `"mix"` when the corpus says so (M-AILABS), else `None`.
     """
 
     utterance_id: str
@@ -73,7 +85,7 @@ class SkippedLine:
 
     Attributes:
         path: the file holding the bad line (or the bad folder).
-        line_number: 1-based line number, or ``None`` when the problem is not one line.
+        line_number: 1-based line number, or `None` when the problem is not one line.
         reason: what is wrong and what to do about it.
     """
 
@@ -87,8 +99,8 @@ class SkippedLine:
 
 
 class CorpusItems(list):
-    """A list of :class:`CorpusItem` with the lines that were skipped in ``skipped`` (a list of
-    :class:`SkippedLine`)."""
+    """A list of `CorpusItem` with the lines that were skipped in `skipped` (a list of
+    `SkippedLine`)."""
 
     def __init__(self, items=(), skipped=()):
         super().__init__(items)
@@ -104,13 +116,22 @@ def _has_letters(text: str) -> bool:
     return any(character.isalpha() for character in text)
 
 
+def _text_problem(text: str) -> str | None:
+    """Why `text` cannot be an utterance's text (empty, or no letters), or `None`."""
+    if not text:
+        return "empty text"
+    if not _has_letters(text):
+        return f"text {text!r} has no letters (punctuation or digits only)"
+    return None
+
+
 def _check_language_argument(language):
     if language is not None:
         get_language(language)  # raises ValueError naming the code and the known ones
 
 
 def _audio_problem(wav_path: Path, verify_audio: bool) -> str | None:
-    """Why ``wav_path`` cannot be used, or ``None``. Reads only the file header."""
+    """Why `wav_path` cannot be used, or `None`. Reads only the file header."""
     if not wav_path.is_file():
         return f"missing wav file {wav_path}; restore it or remove the line"
     if verify_audio:
@@ -126,7 +147,7 @@ def _audio_problem(wav_path: Path, verify_audio: bool) -> str | None:
 
 
 def _read_lines(path: Path, result: CorpusItems):
-    """Yield ``(line_number, text)`` for non-blank lines, reporting lines that are not valid UTF-8."""
+    """Yield `(line_number, text)` for non-blank lines, reporting lines that are not valid UTF-8."""
     with open(path, "rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
             try:
@@ -157,15 +178,15 @@ def _finish_item(result, seen_ids, path, line_number, item, verify_audio) -> Non
 def read_metadata_csv(
     path, language: str | None = None, speaker: str | None = None, verify_audio: bool = True, gender: str | None = None
 ) -> CorpusItems:
-    """Read an LJSpeech-style or teacher-corpus ``metadata.csv`` (``|``-separated, UTF-8, no quoting).
+    """Read an LJSpeech-style or teacher-corpus `metadata.csv` (`|`-separated, UTF-8, no quoting).
 
-    The column count of the first data line decides the layout: 2 or 3 columns (``id|text[|normalized_text]``,
-    LJSpeech and M-AILABS) or 4 columns (``id|text|language|speaker``, our teacher corpus; a header line with
+    The column count of the first data line decides the layout: 2 or 3 columns (`id|text[|normalized_text]`,
+    LJSpeech and M-AILABS) or 4 columns (`id|text|language|speaker`, our teacher corpus; a header line with
     exactly these names is allowed). Lines with another column count are skipped and reported. Audio is
-    ``wavs/<id>.wav`` beside the file.
+    `wavs/<id>.wav` beside the file.
 
     Args:
-        path: the ``metadata.csv`` file.
+        path: the `metadata.csv` file.
         language: language code for files without a language column (required for them). Ignored for 4-column
             files, whose lines carry their own.
         speaker: speaker id for files without a speaker column; defaults to the name of the file's folder.
@@ -173,11 +194,11 @@ def read_metadata_csv(
         gender: recorded on each item (used by the M-AILABS reader).
 
     Returns:
-        :class:`CorpusItems`: the good utterances in file order, with ``.skipped`` listing the bad lines.
+        `CorpusItems`: the good utterances in file order, with `.skipped` listing the bad lines.
 
     Raises:
         ValueError: only for problems with the whole file: it does not exist, or it has no language column and
-            ``language`` was not given.
+            `language` was not given.
     """
     path = Path(path).absolute()
     if not path.is_file():
@@ -232,11 +253,9 @@ def read_metadata_csv(
             normalized = fields[2] if column_count == 3 else ""
             text = normalized or fields[1]
             line_language, line_speaker = language, default_speaker
-        if not text:
-            result._skip(path, line_number, "empty text")
-            continue
-        if not _has_letters(text):
-            result._skip(path, line_number, f"text {text!r} has no letters (punctuation or digits only)")
+        problem = _text_problem(text)
+        if problem:
+            result._skip(path, line_number, problem)
             continue
         item = CorpusItem(
             utterance_id, wav_folder / f"{utterance_id}.wav", text, line_language, line_speaker, gender=gender
@@ -248,19 +267,19 @@ def read_metadata_csv(
 
 
 def read_css10(root, language: str, speaker: str | None = None, verify_audio: bool = True) -> CorpusItems:
-    """Read a CSS10 corpus folder: ``transcript.txt`` with ``wav_path|original|normalized|duration_s``.
+    """Read a CSS10 corpus folder: `transcript.txt` with `wav_path|original|normalized|duration_s`.
 
     Args:
-        root: the folder holding ``transcript.txt``; wav paths in it are relative to this folder.
+        root: the folder holding `transcript.txt`; wav paths in it are relative to this folder.
         language: our language code for the corpus (CSS10 is one language per corpus).
-        speaker: speaker id; defaults to ``css10-<language>``.
+        speaker: speaker id; defaults to `css10-<language>`.
         verify_audio: also check each wav's header with libsndfile.
 
     Returns:
-        :class:`CorpusItems` with ``.skipped`` listing the bad lines. The utterance id is the wav's stem.
+        `CorpusItems` with `.skipped` listing the bad lines. The utterance id is the wav's stem.
 
     Raises:
-        ValueError: ``transcript.txt`` is missing or ``language`` is unknown.
+        ValueError: `transcript.txt` is missing or `language` is unknown.
     """
     root = Path(root).absolute()
     transcript = root / "transcript.txt"
@@ -292,11 +311,9 @@ def read_css10(root, language: str, speaker: str | None = None, verify_audio: bo
             result._skip(transcript, line_number, f"duration {duration_s} s is not positive")
             continue
         text = normalized or original
-        if not text:
-            result._skip(transcript, line_number, "empty text")
-            continue
-        if not _has_letters(text):
-            result._skip(transcript, line_number, f"text {text!r} has no letters (punctuation or digits only)")
+        problem = _text_problem(text)
+        if problem:
+            result._skip(transcript, line_number, problem)
             continue
         wav_path = root / relative_wav
         item = CorpusItem(wav_path.stem, wav_path, text, language, speaker)
@@ -313,18 +330,18 @@ def _mailabs_locale_folders(root: Path) -> list[Path]:
 
 
 def read_mailabs(root, verify_audio: bool = True) -> CorpusItems:
-    """Read an M-AILABS corpus: one locale folder (``en_US/``) or a folder holding several.
+    """Read an M-AILABS corpus: one locale folder (`en_US/`) or a folder holding several.
 
-    Layout: ``<locale>/by_book/<gender>/<speaker>/<book>/metadata.csv`` + ``wavs/`` for ``female`` and ``male``, and
-    ``<locale>/by_book/mix/<book>/metadata.csv`` + ``wavs/`` for books with several speakers, whose speaker id is
-    ``mix-<book>``. Locales are mapped with :data:`MAILABS_LOCALES`; other locales are reported in ``skipped``.
+    Layout: `<locale>/by_book/<gender>/<speaker>/<book>/metadata.csv` + `wavs/` for `female` and `male`, and
+    `<locale>/by_book/mix/<book>/metadata.csv` + `wavs/` for books with several speakers, whose speaker id is
+    `mix-<book>`. Locales are mapped with :data:`MAILABS_LOCALES`; other locales are reported in `skipped`.
     Utterance ids must be unique across books; repeats are skipped.
 
     Returns:
-        :class:`CorpusItems` of all books in sorted folder order, with ``.skipped`` listing bad lines and folders.
+        `CorpusItems` of all books in sorted folder order, with `.skipped` listing bad lines and folders.
 
     Raises:
-        ValueError: no ``by_book`` folder is found.
+        ValueError: no `by_book` folder is found.
     """
     root = Path(root).absolute()
     locale_folders = _mailabs_locale_folders(root) if root.is_dir() else []
@@ -386,20 +403,20 @@ def read_corpus(
 ) -> CorpusItems:
     """Read a corpus folder, detecting its layout.
 
-    Detection order: ``transcript.txt`` (CSS10, needs ``language``), ``metadata.csv`` (LJSpeech-style, needs
-    ``language``, or our teacher layout), ``by_book/`` or ``<locale>/by_book/`` (M-AILABS).
+    Detection order: `transcript.txt` (CSS10, needs `language`), `metadata.csv` (LJSpeech-style, needs
+    `language`, or our teacher layout), `by_book/` or `<locale>/by_book/` (M-AILABS).
 
     Args:
-        root: the corpus folder (a ``metadata.csv`` file path is accepted too).
+        root: the corpus folder (a `metadata.csv` file path is accepted too).
         language: language code for layouts that do not say it (LJSpeech, CSS10).
         speaker: speaker id for single-speaker layouts (LJSpeech, CSS10).
         verify_audio: also check each wav's header with libsndfile.
 
     Returns:
-        :class:`CorpusItems` with ``.skipped``.
+        `CorpusItems` with `.skipped`.
 
     Raises:
-        ValueError: the layout is not recognised (the message lists the expected ones), or a needed ``language``
+        ValueError: the layout is not recognised (the message lists the expected ones), or a needed `language`
             is missing.
     """
     root = Path(root)

@@ -1,19 +1,19 @@
 """Deterministic sentence generator for the teacher corpus.
 
-Sentences come from small hand-written grammars shipped with the package (``mlms_keras/resources/sentences/*.json``,
+Sentences come from small hand-written grammars shipped with the package (`mlms_keras/resources/sentences/*.json`,
 no network): per language, subject and object noun phrases, transitive and intransitive verbs, predicative
 adjectives (with their gender forms), place and time adverbials, conjunctions, number phrases and question forms.
-Objects carry semantic classes (``"tro:the letter"``: a thing to carry, to read, to open) and a transitive verb may
-name the classes it takes (``"reads|read>r"``), so that verbs get sensible objects ("opens the door", not
+Objects carry semantic classes (`"tro:the letter"`: a thing to carry, to read, to open) and a transitive verb may
+name the classes it takes (`"reads|read>r"`), so that verbs get sensible objects ("opens the door", not
 "opens the music"); a place phrase that names the object's own noun ("the river near the river") is avoided.
 A sentence is one clause (subject-verb-object, subject-verb, or subject-copula-adjective), optionally extended by a
 place, a time, a number phrase and (for statements) a second clause joined by a conjunction. Questions are yes/no
-questions in the language's own form (English do-support, German verb-first, French ``est-ce que``, Polish ``czy``,
+questions in the language's own form (English do-support, German verb-first, French `est-ce que`, Polish `czy`,
 rising intonation in Italian, Spanish and Portuguese) or wh-questions.
 
 Every word in the grammars is checked against the language's alphabet when a grammar is loaded, so sentences hold
 no digits (except in number phrases, on purpose), no stray scripts, and no one-letter tokens that espeak-ng would
-spell out, other than the language's real one-letter words (Italian ``è``, Polish ``i``...).
+spell out, other than the language's real one-letter words (Italian `è`, Polish `i`...).
 """
 
 from __future__ import annotations
@@ -24,6 +24,18 @@ import random
 from importlib import resources
 
 from mlms_keras.languages import LANGUAGE_CODES, get_language
+
+__all__ = [
+    "GRAMMAR_FOR_LANGUAGE",
+    "MAX_WORDS",
+    "MIN_WORDS",
+    "SUPPORTED_LANGUAGES",
+    "count_words",
+    "generate_sentences",
+    "load_grammar",
+    "validate_grammar",
+    "vocabulary",
+]
 
 MIN_WORDS = 4
 MAX_WORDS = 16
@@ -50,14 +62,14 @@ SUPPORTED_LANGUAGES = tuple(code for code in LANGUAGE_CODES if code in GRAMMAR_F
 
 
 def _split_gendered(entry: str) -> tuple[str, str]:
-    """``"f:la voisine"`` -> ``("f", "la voisine")``; entries without a prefix are masculine."""
+    """`"f:la voisine"` -> `("f", "la voisine")`; entries without a prefix are masculine."""
     if len(entry) > 2 and entry[1] == ":":
         return entry[0], entry[2:]
     return "m", entry
 
 
 def _split_classes(entry: str, separator: str) -> tuple[str, set[str]]:
-    """``"tro:the letter"`` (separator ``:``) or ``"reads|read>r"`` (``>``) -> text and set of class letters.
+    """`"tro:the letter"` (separator `:`) or `"reads|read>r"` (`>`) -> text and set of class letters.
 
     For objects the classes come first, for verbs last; no classes means any class (verbs) or none (objects).
     """
@@ -69,7 +81,7 @@ def _split_classes(entry: str, separator: str) -> tuple[str, set[str]]:
 
 
 def _adjective_form(adjective: str, gender: str) -> str:
-    """Pick the gender form of ``"m|f|n"`` adjective entries (a single form serves all genders)."""
+    """Pick the gender form of `"m|f|n"` adjective entries (a single form serves all genders)."""
     forms = adjective.split("|")
     index = {"m": 0, "f": 1, "n": 2}[gender]
     return forms[min(index, len(forms) - 1)]
@@ -101,9 +113,9 @@ def _grammar_words(grammar: dict) -> list[str]:
 def validate_grammar(grammar: dict, name: str = "<grammar>") -> None:
     """Check that every word a grammar can emit is espeak-friendly text of its language.
 
-    A word must use only the grammar's ``alphabet`` (any case) plus inner apostrophes and hyphens, hold a letter,
-    and be longer than one letter unless listed in ``single_letter_words`` (real one-letter words such as Italian
-    ``è``; other single letters would be spelled out by espeak-ng). Every transitive verb must have an object of
+    A word must use only the grammar's `alphabet` (any case) plus inner apostrophes and hyphens, hold a letter,
+    and be longer than one letter unless listed in `single_letter_words` (real one-letter words such as Italian
+    `è`; other single letters would be spelled out by espeak-ng). Every transitive verb must have an object of
     a class it takes.
 
     Raises:
@@ -138,7 +150,7 @@ def _load_grammar(name: str) -> dict:
 
 
 def load_grammar(language: str) -> dict:
-    """Return (a copy of) the validated sentence grammar used for ``language``.
+    """Return (a copy of) the validated sentence grammar used for `language`.
 
     Raises:
         ValueError: unknown language code, or a registered language without a shipped grammar.
@@ -153,7 +165,7 @@ def load_grammar(language: str) -> dict:
 
 
 def vocabulary(language: str) -> set[str]:
-    """All lower-cased words the generator can emit for ``language`` (number digits aside)."""
+    """All lower-cased words the generator can emit for `language` (number digits aside)."""
     return {word.lower() for word in _grammar_words(load_grammar(language))}
 
 
@@ -162,7 +174,7 @@ def _word_count(parts: list[str]) -> int:
 
 
 class _SentenceBuilder:
-    """Builds one sentence from a grammar and a ``random.Random``."""
+    """Builds one sentence from a grammar and a `random.Random`."""
 
     def __init__(self, grammar: dict, rng: random.Random):
         self.grammar = grammar
@@ -248,7 +260,7 @@ class _SentenceBuilder:
         return phrase["text"].replace("{n}", str(value) if as_digits else number_words[value])
 
     def place_avoiding(self, core: str) -> str:
-        """A place phrase that does not repeat a noun of ``core`` (no "the river near the river")."""
+        """A place phrase that does not repeat a noun of `core` (no "the river near the river")."""
         stems = {word.lower()[:4] for word in core.split() if len(word) >= 4}
         places = [
             place
@@ -291,24 +303,24 @@ def count_words(sentence: str) -> int:
 
 
 def generate_sentences(language: str, count: int, seed: int) -> list[str]:
-    """Generate ``count`` distinct sentences of 4-16 words in ``language``, deterministically for ``seed``.
+    """Generate `count` distinct sentences of 4-16 words in `language`, deterministically for `seed`.
 
     About 30 % are questions and about 15 % hold a number (a year in digits, or a count written as digits or as a
-    number word). The same ``(language, seed)`` always gives the same sentences, on any machine and Python >= 3.10,
-    and a longer request extends a shorter one: ``generate_sentences(l, n, s)`` is the first ``n`` of
-    ``generate_sentences(l, n + k, s)``. That lets a corpus build resume or grow without changing earlier text.
+    number word). The same `(language, seed)` always gives the same sentences, on any machine and Python >= 3.10,
+    and a longer request extends a shorter one: `generate_sentences(l, n, s)` is the first `n` of
+    `generate_sentences(l, n + k, s)`. That lets a corpus build resume or grow without changing earlier text.
 
     Args:
-        language: a code of :data:`SUPPORTED_LANGUAGES` (``"en-us"``, ``"en-gb"``, ``"fr"``, ``"it"``, ``"de"``,
-            ``"es"``, ``"pl"``, ``"pt-br"``).
+        language: a code of :data:`SUPPORTED_LANGUAGES` (`"en-us"`, `"en-gb"`, `"fr"`, `"it"`, `"de"`,
+            `"es"`, `"pl"`, `"pt-br"`).
         count: number of sentences (>= 0).
         seed: any integer.
 
     Returns:
-        ``count`` sentences, each starting with a capital letter and ending in ``.`` or ``?``.
+        `count` sentences, each starting with a capital letter and ending in `.` or `?`.
 
     Raises:
-        ValueError: unknown language, negative count, or a grammar too small to give ``count`` distinct sentences.
+        ValueError: unknown language, negative count, or a grammar too small to give `count` distinct sentences.
     """
     if not isinstance(count, int) or count < 0:
         raise ValueError(f"count must be a non-negative integer, got {count!r}.")

@@ -1,7 +1,7 @@
 """Objective measures of acoustic-model output, with Merlin's definitions so the numbers compare with its tables.
 
-All functions take plain numpy arrays of frames (an utterance, or many concatenated). ``frame_mask`` (frames,)
-selects the frames to score: 1/True for speech, 0/False for silence (``frame_mask_from_segments`` builds it from
+All functions take plain numpy arrays of frames (an utterance, or many concatenated). `frame_mask` (frames,)
+selects the frames to score: 1/True for speech, 0/False for silence (`frame_mask_from_segments` builds it from
 phone alignments). Pooling over a corpus: concatenate the frames of all utterances and call once, which is what
 Merlin does (a sum over all frames divided by the total count, not a mean of per-utterance means).
 
@@ -9,15 +9,30 @@ Merlin does (a sum over all frames divided by the total count, not a mean of per
 - F0 RMSE (Hz) and F0 CORR on frames voiced in both reference and generated, on exp(lf0).
 - V/UV error (%) = frames where exactly one side is voiced / frames scored.
 - BAP distortion = mean over frames of the Euclidean distance between band aperiodicities (dB), divided by 10,
-  exactly as Merlin's ``run_merlin.py`` reports "BAP" (its comment: BAP is 10*log10, so divide by 10).
+  exactly as Merlin's `run_merlin.py` reports "BAP" (its comment: BAP is 10*log10, so divide by 10).
 - Duration RMSE (frames) per phone, optionally without silence phones.
 
 Merlin anchor (CMU ARCTIC slt, 16 kHz, feed-forward 6x1024): MCD 4.91 dB, F0 RMSE 11.9 Hz, V/UV 5.3 %.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from mlms_keras import vocoder
+
+__all__ = [
+    "MCD_SCALE",
+    "SILENCE_LABELS",
+    "bap_distortion_db",
+    "duration_rmse_frames",
+    "evaluate_acoustic",
+    "f0_correlation",
+    "f0_rmse_hz",
+    "frame_mask_from_segments",
+    "mel_cepstral_distortion_db",
+    "vuv_error_percent",
+]
 
 MCD_SCALE = 10.0 / np.log(10.0) * np.sqrt(2.0)
 #: Phone labels treated as silence (compared lower-case).
@@ -49,10 +64,10 @@ def _paired(reference, generated, frame_mask, names, dims=None):
     return reference, generated
 
 
-def frame_mask_from_segments(segments, num_frames, silence_labels=SILENCE_LABELS):
-    """Speech mask (num_frames,) bool from phone segments ``[(start_frame, end_frame, label), ...]``.
+def frame_mask_from_segments(segments, num_frames: int, silence_labels=SILENCE_LABELS) -> np.ndarray:
+    """Speech mask (num_frames,) bool from phone segments `[(start_frame, end_frame, label), ...]`.
 
-    ``end_frame`` is exclusive. Frames of segments whose label (lower-cased) is in ``silence_labels`` are False, as
+    `end_frame` is exclusive. Frames of segments whose label (lower-cased) is in `silence_labels` are False, as
     are frames no segment covers (e.g. the final frame WORLD adds past the last alignment); the rest are True.
     """
     mask = np.zeros(int(num_frames), dtype=bool)
@@ -64,7 +79,7 @@ def frame_mask_from_segments(segments, num_frames, silence_labels=SILENCE_LABELS
     return mask
 
 
-def mel_cepstral_distortion_db(ref_mcep, gen_mcep, frame_mask=None):
+def mel_cepstral_distortion_db(ref_mcep, gen_mcep, frame_mask=None) -> float:
     """Merlin's MCD in dB between (frames, order + 1) mel-cepstra, over c1..cN (c0, the energy, excluded)."""
     reference, generated = _paired(ref_mcep, gen_mcep, frame_mask, ("ref_mcep", "gen_mcep"))
     distances = np.sqrt(np.sum((reference[:, 1:] - generated[:, 1:]) ** 2, axis=1))
@@ -79,7 +94,7 @@ def _voiced_in_both(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask):
     return np.exp(reference[both, 0]), np.exp(generated[both, 0])
 
 
-def f0_rmse_hz(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask=None):
+def f0_rmse_hz(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask=None) -> float:
     """RMSE in Hz of exp(lf0) over frames voiced in both (vuv > 0.5). NaN if no frame is voiced in both."""
     reference_hz, generated_hz = _voiced_in_both(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask)
     if reference_hz.size == 0:
@@ -87,7 +102,7 @@ def f0_rmse_hz(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask=None):
     return float(np.sqrt(np.mean((reference_hz - generated_hz) ** 2)))
 
 
-def f0_correlation(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask=None):
+def f0_correlation(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask=None) -> float:
     """Pearson correlation of F0 in Hz over frames voiced in both. NaN with fewer than 2 such frames or no variance."""
     reference_hz, generated_hz = _voiced_in_both(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask)
     if reference_hz.size < 2 or reference_hz.std() == 0 or generated_hz.std() == 0:
@@ -95,20 +110,20 @@ def f0_correlation(ref_lf0, gen_lf0, ref_vuv, gen_vuv, frame_mask=None):
     return float(np.corrcoef(reference_hz, generated_hz)[0, 1])
 
 
-def vuv_error_percent(ref_vuv, gen_vuv, frame_mask=None):
+def vuv_error_percent(ref_vuv, gen_vuv, frame_mask=None) -> float:
     """Percentage of scored frames whose voicing decision (vuv > 0.5) differs."""
     reference, generated = _paired(ref_vuv, gen_vuv, frame_mask, ("ref_vuv", "gen_vuv"))
     return float(100.0 * np.mean((reference > 0.5) != (generated > 0.5)))
 
 
-def bap_distortion_db(ref_bap, gen_bap, frame_mask=None):
+def bap_distortion_db(ref_bap, gen_bap, frame_mask=None) -> float:
     """Merlin's BAP distortion: mean over frames of the Euclidean distance of (frames, bands) dB values, / 10."""
     reference, generated = _paired(ref_bap, gen_bap, frame_mask, ("ref_bap", "gen_bap"))
     return float(np.sqrt(np.sum((reference - generated) ** 2, axis=1)).mean() / 10.0)
 
 
-def duration_rmse_frames(ref_durations, gen_durations, labels=None, silence_labels=SILENCE_LABELS):
-    """RMSE in frames between per-phone durations (phones,); with ``labels`` (phones,), silence phones are skipped."""
+def duration_rmse_frames(ref_durations, gen_durations, labels=None, silence_labels=SILENCE_LABELS) -> float:
+    """RMSE in frames between per-phone durations (phones,); with `labels` (phones,), silence phones are skipped."""
     mask = None
     if labels is not None:
         mask = np.array([str(label).strip().lower() not in silence_labels for label in labels])
@@ -116,10 +131,10 @@ def duration_rmse_frames(ref_durations, gen_durations, labels=None, silence_labe
     return float(np.sqrt(np.mean((reference - generated) ** 2)))
 
 
-def evaluate_acoustic(ref_vectors, gen_vectors, frame_mask=None):
-    """All frame metrics between two (frames, 49) matrices in ``vocoder`` layout (de-normalised units).
+def evaluate_acoustic(ref_vectors, gen_vectors, frame_mask=None) -> dict[str, float]:
+    """All frame metrics between two (frames, 49) matrices in `vocoder` layout (de-normalised units).
 
-    Returns a dict: ``mcd_db``, ``f0_rmse_hz``, ``f0_corr``, ``vuv_error_percent``, ``bap_distortion_db``.
+    Returns a dict: `mcd_db`, `f0_rmse_hz`, `f0_corr`, `vuv_error_percent`, `bap_distortion_db`.
     """
     reference = _as_frames(ref_vectors, "ref_vectors", vocoder.FEATURE_DIM)
     generated = _as_frames(gen_vectors, "gen_vectors", vocoder.FEATURE_DIM)
@@ -137,87 +152,3 @@ def evaluate_acoustic(ref_vectors, gen_vectors, frame_mask=None):
         "vuv_error_percent": vuv_error_percent(reference[:, vocoder.VUV], generated[:, vocoder.VUV], frame_mask),
         "bap_distortion_db": bap_distortion_db(reference[:, vocoder.BAP], generated[:, vocoder.BAP], frame_mask),
     }
-
-
-def __getattr__(name):
-    # The Keras callback is built on first access so that the numpy metrics import without TensorFlow.
-    if name == "AcousticMetricsCallback":
-        global AcousticMetricsCallback
-        AcousticMetricsCallback = _define_callback()
-        return AcousticMetricsCallback
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _define_callback():
-    import keras
-
-    class AcousticMetricsCallback(keras.callbacks.Callback):
-        """Keras callback: dev-set MCD (dB), F0 RMSE (Hz) and V/UV error (%) each epoch, in de-normalised units.
-
-        At the end of every epoch it runs the model over ``dev_dataset``, de-normalises targets and predictions
-        (``x * output_std + output_mean``), keeps the frames whose mask is 1, pools them over the whole dev set and
-        writes ``val_mcd_db``, ``val_f0_rmse_hz`` and ``val_vuv_error_percent`` into ``logs``. Put it *before*
-        ModelCheckpoint, EarlyStopping or TensorBoard in the callbacks list so they see these keys (History always
-        does).
-
-        Args:
-            dev_dataset: a ``tf.data.Dataset`` (or any iterable) of ``(inputs, acoustic_normalised, frame_mask)``:
-                inputs as the model takes them (e.g. a dict), targets (batch, frames, 49), mask (batch, frames) 0/1.
-            output_mean, output_std: (49,) normalisation statistics of the acoustic features.
-            max_batches: score only the first ``max_batches`` batches (None: all).
-
-        Example:
-            >>> callback = AcousticMetricsCallback(dev, stats.mean, stats.std)  # doctest: +SKIP
-            >>> model.fit(train, epochs=10, callbacks=[callback, keras.callbacks.ModelCheckpoint(
-            ...     "best.keras", monitor="val_mcd_db", save_best_only=True)])  # doctest: +SKIP
-        """
-
-        def __init__(self, dev_dataset, output_mean, output_std, max_batches=None):
-            super().__init__()
-            self.output_mean = np.asarray(output_mean, dtype=np.float64).reshape(-1)
-            self.output_std = np.asarray(output_std, dtype=np.float64).reshape(-1)
-            for name, value in (("output_mean", self.output_mean), ("output_std", self.output_std)):
-                if value.shape != (vocoder.FEATURE_DIM,):
-                    raise ValueError(f"{name}: expected shape ({vocoder.FEATURE_DIM},), got {value.shape}.")
-                if not np.all(np.isfinite(value)):
-                    raise ValueError(f"{name}: contains NaN or inf.")
-            if max_batches is not None and max_batches < 1:
-                raise ValueError(f"max_batches: must be >= 1 or None, got {max_batches}.")
-            self.dev_dataset = dev_dataset
-            self.max_batches = max_batches
-
-        def _denormalise(self, normalised):
-            return np.asarray(normalised, dtype=np.float64) * self.output_std + self.output_mean
-
-        def compute(self):
-            """Run the model over the dev set; return ``{"val_mcd_db", "val_f0_rmse_hz", "val_vuv_error_percent"}``."""
-            references, predictions = [], []
-            for batch_index, (inputs, targets, mask) in enumerate(self.dev_dataset):
-                if self.max_batches is not None and batch_index >= self.max_batches:
-                    break
-                predicted = self.model.predict_on_batch(inputs)
-                keep = np.asarray(mask).astype(bool)
-                references.append(self._denormalise(np.asarray(targets)[keep]))
-                predictions.append(self._denormalise(np.asarray(predicted)[keep]))
-            if not references or sum(len(block) for block in references) == 0:
-                raise ValueError("dev_dataset: no unmasked frames to score; check the dataset and its frame masks.")
-            reference, generated = np.concatenate(references), np.concatenate(predictions)
-            return {
-                "val_mcd_db": mel_cepstral_distortion_db(reference[:, vocoder.MCEP], generated[:, vocoder.MCEP]),
-                "val_f0_rmse_hz": f0_rmse_hz(
-                    reference[:, vocoder.LF0],
-                    generated[:, vocoder.LF0],
-                    reference[:, vocoder.VUV],
-                    generated[:, vocoder.VUV],
-                ),
-                "val_vuv_error_percent": vuv_error_percent(reference[:, vocoder.VUV], generated[:, vocoder.VUV]),
-            }
-
-        def on_epoch_end(self, epoch, logs=None):
-            """Add the dev-set metrics to ``logs``."""
-            if logs is None:
-                return
-            logs.update(self.compute())
-
-    AcousticMetricsCallback.__module__ = __name__
-    return AcousticMetricsCallback

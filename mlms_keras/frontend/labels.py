@@ -1,21 +1,41 @@
 """Time-aligned label files: HTS/Merlin label files and Praat TextGrids.
 
 Corpora aligned by other tools (HTS and Merlin label files, the Montreal Forced Aligner's TextGrids) are read into
-one form, a list of :class:`Segment` in seconds, and can be written back in either format. ``segments_to_frames``
-turns segments into 5 ms acoustic frame ranges with a rounding rule that keeps contiguous segments contiguous.
+one form, a list of `Segment` in seconds, and can be written back in either format. `segments_to_frames` turns
+segments into 5 ms acoustic frame ranges with a rounding rule that keeps contiguous segments contiguous.
 
-HTS label files hold one segment per line, ``start end label``, with ``start`` and ``end`` as integers in units of
+HTS label files hold one segment per line, `start end label`, with `start` and `end` as integers in units of
 100 ns (10,000,000 per second). The label may be a plain phoneme (mono labels) or a full-context label such as
-``a^b-c+d=e@1_2/A:...``; it is kept verbatim. State-level Merlin labels (``...[2]``) are read the same way.
+`a^b-c+d=e@1_2/A:...`; it is kept verbatim. State-level Merlin labels (`...[2]`) are read the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
+from praatio import textgrid as praatio_textgrid
+from praatio.data_classes.interval_tier import IntervalTier
+
 from mlms_keras.utils.fileio import atomic_output, atomic_write_text
+
+__all__ = [
+    "HTS_LABEL_SUFFIXES",
+    "HTS_UNITS_PER_SECOND",
+    "TEXTGRID_SUFFIXES",
+    "Segment",
+    "find_alignment",
+    "read_alignment",
+    "read_hts_labels",
+    "read_textgrid",
+    "seconds_to_hts_units",
+    "segments_to_frames",
+    "write_hts_labels",
+    "write_textgrid",
+]
 
 HTS_UNITS_PER_SECOND = 10_000_000  # HTS time unit is 100 ns.
 
@@ -29,8 +49,8 @@ class Segment:
 
     Attributes:
         start_s: start time in seconds (>= 0).
-        end_s: end time in seconds (>= ``start_s``).
-        label: the segment's label: a phoneme, a full-context label, a word, or ``""`` for an unlabelled gap
+        end_s: end time in seconds (>= `start_s`).
+        label: the segment's label: a phoneme, a full-context label, a word, or `""` for an unlabelled gap
             (TextGrid intervals left empty, e.g. silences written by the Montreal Forced Aligner).
     """
 
@@ -56,14 +76,14 @@ def seconds_to_hts_units(seconds: float) -> int:
     return int(math.floor(seconds * HTS_UNITS_PER_SECOND + 0.5))
 
 
-def read_hts_labels(path) -> list[Segment]:
-    """Read an HTS/Merlin label file (``start end label`` per line, times in 100 ns units).
+def read_hts_labels(path: str | os.PathLike) -> list[Segment]:
+    """Read an HTS/Merlin label file (`start end label` per line, times in 100 ns units).
 
     Blank lines are ignored. The label is everything after the second field, kept verbatim, so full-context labels
-    and state-level labels (``...[2]``) survive unchanged.
+    and state-level labels (`...[2]`) survive unchanged.
 
     Args:
-        path: the ``.lab`` file.
+        path: the `.lab` file.
 
     Returns:
         The segments in file order, times in seconds.
@@ -102,15 +122,15 @@ def read_hts_labels(path) -> list[Segment]:
     return segments
 
 
-def write_hts_labels(path, segments) -> None:
+def write_hts_labels(path: str | os.PathLike, segments: Iterable[Segment]) -> None:
     """Write segments as an HTS label file, atomically.
 
     Times are rounded to the nearest 100 ns unit (halves round up). Contiguous segments stay contiguous because a
     shared boundary is the same float and rounds to the same integer.
 
     Args:
-        path: the ``.lab`` file to write; parent folders are created.
-        segments: iterable of :class:`Segment`. Labels must not contain line breaks.
+        path: the `.lab` file to write; parent folders are created.
+        segments: the `Segment`s. Labels must not contain line breaks.
     """
     lines = []
     for segment in segments:
@@ -122,8 +142,6 @@ def write_hts_labels(path, segments) -> None:
 
 
 def _choose_interval_tier(textgrid, tier, path):
-    from praatio.data_classes.interval_tier import IntervalTier
-
     if tier is not None:
         if tier not in textgrid.tierNames:
             raise ValueError(f"{path}: no tier named {tier!r}; the file has tiers {list(textgrid.tierNames)}.")
@@ -141,23 +159,21 @@ def _choose_interval_tier(textgrid, tier, path):
     return interval_tiers[0]
 
 
-def read_textgrid(path, tier: str | None = None) -> list[Segment]:
+def read_textgrid(path: str | os.PathLike, tier: str | None = None) -> list[Segment]:
     """Read one interval tier of a Praat TextGrid (short or long text format, UTF-8 or UTF-16) with praatio.
 
     Args:
-        path: the ``.TextGrid`` file.
-        tier: the tier's name. ``None`` picks the first interval tier whose name ends in ``phones`` (the Montreal
-            Forced Aligner's ``phones`` / ``<speaker> - phones``), else the first interval tier.
+        path: the `.TextGrid` file.
+        tier: the tier's name. `None` picks the first interval tier whose name ends in `phones` (the Montreal
+            Forced Aligner's `phones` / `<speaker> - phones`), else the first interval tier.
 
     Returns:
         The tier's intervals in time order, covering the tier from its start to its end: intervals left empty in the
-        file (silences in MFA output) come back with label ``""``.
+        file (silences in MFA output) come back with label `""`.
 
     Raises:
         ValueError: the file cannot be parsed, the named tier is missing or is a point tier.
     """
-    from praatio import textgrid as praatio_textgrid
-
     path = Path(path)
     try:
         textgrid = praatio_textgrid.openTextgrid(str(path), includeEmptyIntervals=True)
@@ -167,20 +183,17 @@ def read_textgrid(path, tier: str | None = None) -> list[Segment]:
     return [Segment(float(start), float(end), str(label)) for start, end, label in chosen.entries]
 
 
-def write_textgrid(path, segments, tier: str = "phones") -> None:
+def write_textgrid(path: str | os.PathLike, segments: Iterable[Segment], tier: str = "phones") -> None:
     """Write segments as a one-tier Praat TextGrid (long text format, UTF-8), atomically.
 
     Gaps between segments are written as empty intervals, as Praat expects. Segments of zero length cannot be
-    represented in a TextGrid and raise ``ValueError``.
+    represented in a TextGrid and raise `ValueError`.
 
     Args:
-        path: the ``.TextGrid`` file to write.
-        segments: iterable of :class:`Segment` in time order, not overlapping.
+        path: the `.TextGrid` file to write.
+        segments: the `Segment`s in time order, not overlapping.
         tier: the interval tier's name.
     """
-    from praatio import textgrid as praatio_textgrid
-    from praatio.data_classes.interval_tier import IntervalTier
-
     segments = list(segments)
     if not segments:
         raise ValueError(f"No segments to write to {path}; a TextGrid tier needs at least one interval.")
@@ -196,8 +209,8 @@ def write_textgrid(path, segments, tier: str = "phones") -> None:
         textgrid.save(str(temporary), format="long_textgrid", includeBlankSpaces=True, minimumIntervalLength=None)
 
 
-def read_alignment(path, tier: str | None = None) -> list[Segment]:
-    """Read an alignment file by its suffix: ``.lab`` as HTS labels, ``.TextGrid`` as a Praat TextGrid."""
+def read_alignment(path: str | os.PathLike, tier: str | None = None) -> list[Segment]:
+    """Read an alignment file by its suffix: `.lab` as HTS labels, `.TextGrid` as a Praat TextGrid."""
     path = Path(path)
     if path.suffix.lower() == ".textgrid":
         return read_textgrid(path, tier=tier)
@@ -206,22 +219,22 @@ def read_alignment(path, tier: str | None = None) -> list[Segment]:
     raise ValueError(f"{path}: unknown alignment file type; use an HTS '.lab' file or a Praat '.TextGrid'.")
 
 
-def segments_to_frames(segments, frame_period_ms: float = 5.0) -> list[tuple[int, int, str]]:
+def segments_to_frames(segments: Iterable[Segment], frame_period_ms: float = 5.0) -> list[tuple[int, int, str]]:
     """Map segments to ranges of acoustic frames.
 
-    Rounding rule: a boundary at time ``t`` goes to frame index ``floor(t / frame_period + 1/2)`` (nearest frame
-    boundary, halves up), computed exactly in integer 100 ns units. Segment ``[start, end)`` covers frames
-    ``[frame(start), frame(end))``. Because each boundary maps to one frame index, segments that touch in time touch
+    Rounding rule: a boundary at time `t` goes to frame index `floor(t / frame_period + 1/2)` (nearest frame
+    boundary, halves up), computed exactly in integer 100 ns units. Segment `[start, end)` covers frames
+    `[frame(start), frame(end))`. Because each boundary maps to one frame index, segments that touch in time touch
     in frames: no frame is lost or counted twice, and the frame counts of contiguous segments add up to
-    ``frame(last end) - frame(first start)``. A segment shorter than about half a frame may get zero frames
-    (``start_frame == end_frame``); it is kept so indices line up with the input list.
+    `frame(last end) - frame(first start)`. A segment shorter than about half a frame may get zero frames
+    (`start_frame == end_frame`); it is kept so indices line up with the input list.
 
     Args:
-        segments: iterable of :class:`Segment` in time order, not overlapping.
+        segments: the `Segment`s in time order, not overlapping.
         frame_period_ms: frame shift in milliseconds; must be a whole number of 100 ns units (5.0 ms is 50,000).
 
     Returns:
-        One ``(start_frame, end_frame, label)`` per segment; ``end_frame`` is exclusive.
+        One `(start_frame, end_frame, label)` per segment; `end_frame` is exclusive.
 
     Raises:
         ValueError: non-positive or non-representable frame period, or overlapping / unordered segments.
@@ -250,12 +263,12 @@ def segments_to_frames(segments, frame_period_ms: float = 5.0) -> list[tuple[int
     return frames
 
 
-def find_alignment(wav_path) -> Path | None:
-    """Find the alignment file for a wav file, or ``None`` if there is none.
+def find_alignment(wav_path: str | os.PathLike) -> Path | None:
+    """Find the alignment file for a wav file, or `None` if there is none.
 
-    Looks, in this order, for ``<stem>.lab`` then ``<stem>.TextGrid`` (or ``.textgrid``): beside the wav, in a
-    ``labels/`` folder beside the wav, and in a ``labels/`` folder beside the wav's folder (the ``wavs/`` +
-    ``labels/`` layout of our teacher corpus).
+    Looks, in this order, for `<stem>.lab` then `<stem>.TextGrid` (or `.textgrid`): beside the wav, in a
+    `labels/` folder beside the wav, and in a `labels/` folder beside the wav's folder (the `wavs/` +
+    `labels/` layout of our teacher corpus).
     """
     wav_path = Path(wav_path)
     stem = wav_path.stem

@@ -1,57 +1,76 @@
-"""Linguistic features of Li & Zen (2016), sections 2 and 3: per-language sets, their union, frame expansion.
+"""Linguistic features of Li & Zen (2016), section 3: phoneme rows, alignments, frame expansion.
 
-Phoneme level. Each language has its own feature set (`language_feature_names`):
+**Phoneme rows.** `phoneme_rows` turns an analysed utterance (`mlms_keras.frontend.espeak.analyze`) into one row
+per phoneme with its named structure and stress values (`STRUCTURE_FEATURE_NAMES`, `STRESS_FEATURE_NAMES`):
 
-* phoneme identity in quinphone context: one-hot `{LL,L,C,R,RR}_phoneme=<symbol>` over the language's
-  espeak-ng phoneme inventory plus "sil" (utterance start/end) and "pau" (pause inside the utterance);
-* stress of the current, previous and next syllable, and whether espeak-ng lengthened the phoneme;
-* syllable, word and phrase structure (HTS style, positions counted from 1, forward and backward):
-  phonemes in the syllable and the phoneme's position in it, syllables in the word and the syllable's
-  position in the word and in the phrase, words in the phrase and the word's position, phrases in the
-  utterance and the phrase's position, stressed syllables before/after in the phrase, sizes of the
-  neighbouring word and phrase, and the kind of phrase ending (statement, question, continuation,
-  exclamation, none);
-* panphon articulatory features (24 values in {-1, 0, +1}) for each of the five quinphone phonemes, so that
-  a new language's unseen phonemes still get meaningful inputs. A phoneme that panphon reads as several
-  segments (a diphthong "aɪ", an affricate "tʃ") gets their mean; "C_articulation_unknown" is 1 when panphon
-  knows none of its segments.
+- syllable, word and phrase structure (HTS style, positions counted from 1, forward and backward): phonemes in the
+  syllable and the phoneme's position in it, syllables in the word and the syllable's position in the word and in
+  the phrase, words in the phrase and the word's position, phrases in the utterance and the phrase's position,
+  stressed syllables before/after in the phrase, sizes of the neighbouring word and phrase, and the kind of phrase
+  ending (statement, question, continuation, exclamation, none);
+- stress of the current, previous and next syllable, and whether espeak-ng lengthened the phoneme.
 
-The universal `FeatureLayout` is the ordered union of the sets of a declared language universe (section 2).
-A language fills only its own dimensions; the others are zero ("zero padding"). `add_language` appends the
-new language's missing dimensions at the end, so existing dimensions never move. The layout is saved with
-every prepared corpus and model (`to_json` / `from_json`); `require_compatible` refuses another layout.
+`mlms_keras.frontend.layout.FeatureLayout` turns rows into vectors (quinphone identities, articulatory features,
+zero padding over the language universe).
 
-Frame level (section 3): each phoneme's row is repeated for its frames (5 ms each) and extended with 3
-coarse-coded positions of the frame within the phoneme and 1 duration feature (the phoneme's duration in
-frames). Coarse coding follows Merlin (Wu et al. 2016; Zen & Sak 2015's "coarse-coded position"): three
-Gaussians with means 0, 0.5 and 1 and standard deviation 0.4, evaluated at the frame's relative position
-r = (i + 0.5) / d for frame i of a d-frame phoneme (Merlin samples r = i / d; we use frame centres so the
-coding is symmetric in time).
+**Frame level** (section 3): each phoneme's row is repeated for its frames (5 ms each) and extended with 3
+coarse-coded positions of the frame within the phoneme and 1 duration feature (the phoneme's duration in frames).
+Coarse coding follows Merlin (Wu et al. 2016; Zen & Sak 2015's "coarse-coded position"): three Gaussians with
+means 0, 0.5 and 1 and standard deviation 0.4, evaluated at the frame's relative position `r = (i + 0.5) / d` for
+frame `i` of a `d`-frame phoneme (Merlin samples `r = i / d`; we use frame centres so the coding is symmetric in
+time).
 
-Silences and pauses: text analysis gives "sil" at both ends and "pau" between phrases. When durations come
-from an alignment (`features_for_alignment`), the alignment decides: each run of silence segments becomes one
-"sil" (at the ends) or "pau" (inside) row, and a frontend phrase break without a silence segment gets none.
-Structure features of sil/pau rows are zero; their quinphone context and identity are filled.
+**Silences and pauses.** Text analysis gives `sil` at both ends and `pau` between phrases (`rows_with_pauses`).
+When durations come from an alignment (`features_for_alignment`), the alignment decides: each run of silence
+segments becomes one `sil` (at the ends) or `pau` (inside) row, and a frontend phrase break without a silence
+segment gets none. Structure features of `sil`/`pau` rows are zero; their quinphone context and identity are
+filled.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlms_keras.frontend import espeak
-from mlms_keras.languages import LANGUAGE_CODES
+from mlms_keras.frontend.labels import Segment, read_alignment, segments_to_frames
+
+if TYPE_CHECKING:  # layout.py imports this module; the layout is only an annotation here
+    from mlms_keras.frontend.layout import FeatureLayout
+
+__all__ = [
+    "COARSE_CODING_MEANS",
+    "COARSE_CODING_STD",
+    "FRAME_FEATURE_NAMES",
+    "FRAME_PERIOD_MS",
+    "PAUSE",
+    "PHRASE_ENDINGS",
+    "SILENCE",
+    "SILENCE_LABELS",
+    "STRESS_FEATURE_NAMES",
+    "STRUCTURE_FEATURE_NAMES",
+    "AlignedFeatures",
+    "AlignmentMismatchError",
+    "PhonemeRow",
+    "coarse_coded_positions",
+    "expand_to_frames",
+    "features_for_alignment",
+    "features_for_label_file",
+    "is_silence_label",
+    "normalise_label",
+    "phoneme_rows",
+    "rows_with_pauses",
+]
 
 FRAME_PERIOD_MS = 5.0
 SILENCE = "sil"
 PAUSE = "pau"
-QUINPHONE_POSITIONS = ("LL", "L", "C", "R", "RR")
 COARSE_CODING_MEANS = (0.0, 0.5, 1.0)
 COARSE_CODING_STD = 0.4
 FRAME_FEATURE_NAMES = (
@@ -60,14 +79,14 @@ FRAME_FEATURE_NAMES = (
     "frame_position_coarse_2",
     "phoneme_duration_frames",
 )
-LAYOUT_FORMAT = "mlms-feature-layout"
-LAYOUT_FORMAT_VERSION = 1
 
 # Labels that mean "no phoneme here" in our labels and in common aligners (HTS/Merlin, MFA, Kaldi).
 SILENCE_LABELS = frozenset({"sil", "pau", "sp", "spn", "sil0", "h#", "#", "_", "", "<sil>", "silence", "<eps>"})
 
 PHRASE_ENDINGS = ("statement", "question", "continuation", "exclamation", "none")
 
+# The names of the values `phoneme_rows` fills; they are defined here, beside the code that computes them, and
+# `mlms_keras.frontend.layout.common_feature_names` puts them first in every layout.
 STRUCTURE_FEATURE_NAMES = (
     "phoneme_position_in_syllable_forward",
     "phoneme_position_in_syllable_backward",
@@ -104,67 +123,8 @@ STRESS_FEATURE_NAMES = (
 )
 
 
-class LayoutMismatchError(ValueError):
-    """Features were built with another `FeatureLayout` than the one expected."""
-
-
 class AlignmentMismatchError(ValueError):
     """An alignment's phones do not match the frontend's phonemes for the same text."""
-
-
-@lru_cache(maxsize=1)
-def _panphon_table():
-    import panphon
-
-    return panphon.FeatureTable()
-
-
-def articulatory_feature_names() -> tuple[str, ...]:
-    """panphon's 24 articulatory feature names, in panphon's order."""
-    return tuple(_panphon_table().names)
-
-
-# panphon lacks a few IPA symbols espeak-ng writes; these spell them with symbols it knows.
-_PANPHON_SPELLINGS = {"ɚ": "əɹ", "ɝ": "ɜɹ", "ᵻ": "ɨ", "ɐ": "ɐ", "ʲ": "j"}
-
-
-@lru_cache(maxsize=4096)
-def articulatory_features(ipa: str) -> tuple[np.ndarray, bool]:
-    """panphon features of one phoneme's IPA: (24 values in [-1, 1], known?).
-
-    Several segments (diphthongs, affricates) are averaged; unknown or empty IPA gives zeros and False.
-    """
-    table = _panphon_table()
-    vectors = table.word_to_vector_list(ipa, numeric=True) if ipa else []
-    if not vectors and ipa:
-        respelled = "".join(_PANPHON_SPELLINGS.get(character, character) for character in ipa)
-        vectors = table.word_to_vector_list(respelled, numeric=True)
-    if not vectors:
-        return np.zeros(len(table.names), np.float32), False
-    return np.mean(np.asarray(vectors, np.float32), axis=0), True
-
-
-def language_phoneme_symbols(language: str) -> tuple[str, ...]:
-    """The phoneme symbols of a language's identity features: "sil", "pau", then its espeak-ng inventory."""
-    return (SILENCE, PAUSE) + tuple(espeak.phoneme_inventory(language))
-
-
-def common_feature_names() -> tuple[str, ...]:
-    """Features every language has: structure, stress and articulatory features (in this order)."""
-    articulatory = tuple(
-        f"{position}_articulation={name}" for position in QUINPHONE_POSITIONS for name in articulatory_feature_names()
-    )
-    return STRUCTURE_FEATURE_NAMES + STRESS_FEATURE_NAMES + articulatory + ("C_articulation_unknown",)
-
-
-def identity_feature_names(symbols) -> tuple[str, ...]:
-    """Quinphone identity feature names for the given phoneme symbols."""
-    return tuple(f"{position}_phoneme={symbol}" for position in QUINPHONE_POSITIONS for symbol in symbols)
-
-
-def language_feature_names(language: str) -> tuple[str, ...]:
-    """A language's own phoneme-level feature set (section 2): common features + its quinphone identities."""
-    return common_feature_names() + identity_feature_names(language_phoneme_symbols(language))
 
 
 @dataclass
@@ -172,17 +132,18 @@ class PhonemeRow:
     """One row of the phoneme-level sequence before it becomes a vector.
 
     Attributes:
-        symbol: espeak-ng mnemonic, or "sil" / "pau".
-        ipa: the phoneme's IPA ("" for sil/pau).
-        values: named structure and stress feature values (empty for sil/pau).
+        symbol: espeak-ng mnemonic, or `"sil"` / `"pau"`.
+        ipa: the phoneme's IPA (`""` for `sil`/`pau`).
+        values: named structure and stress feature values (empty for `sil`/`pau`).
     """
 
     symbol: str
     ipa: str
-    values: dict
+    values: dict[str, float]
 
     @property
     def is_silence(self) -> bool:
+        """True for the `sil` and `pau` rows."""
         return self.symbol in (SILENCE, PAUSE)
 
 
@@ -199,7 +160,7 @@ def _phrase_ending(terminator: str) -> str:
 
 
 def phoneme_rows(utterance: espeak.Utterance) -> list[PhonemeRow]:
-    """The utterance's phonemes (no sil/pau) with their structure and stress feature values."""
+    """The utterance's phonemes (no `sil`/`pau`) with their structure and stress feature values."""
     rows = []
     phrases = utterance.phrases
     syllables_in_utterance = sum(len(word.syllables) for word in utterance.words)
@@ -261,7 +222,7 @@ def phoneme_rows(utterance: espeak.Utterance) -> list[PhonemeRow]:
 
 
 def rows_with_pauses(utterance: espeak.Utterance) -> list[PhonemeRow]:
-    """Rows for synthesis from text: "sil", the phonemes with "pau" between phrases, "sil"."""
+    """Rows for synthesis from text: `sil`, the phonemes with `pau` between phrases, `sil`."""
     rows = phoneme_rows(utterance)
     phrase_lengths = [sum(len(word.phonemes) for word in phrase.words) for phrase in utterance.phrases]
     result = [PhonemeRow(SILENCE, "", {})]
@@ -275,259 +236,20 @@ def rows_with_pauses(utterance: espeak.Utterance) -> list[PhonemeRow]:
     return result
 
 
-class FeatureLayout:
-    """The universal phoneme-level feature layout: the ordered union of the languages' feature sets.
-
-    Args:
-        language_symbols: mapping language code -> its identity phoneme symbols (order of addition kept).
-        feature_names: the ordered feature names (dimension i is `feature_names[i]`).
-
-    Build one with `FeatureLayout.for_languages(codes)` (the default universe is the paper's eight
-    languages); load one with `from_json` / `from_config`.
-
-    Example:
-        >>> layout = FeatureLayout.for_languages(["en-us", "fr"])
-        >>> features = layout.phoneme_features("Hello there.", "en-us")   # (phonemes, layout.dimension)
-        >>> wider = layout.add_language("de")                             # old dimensions unchanged
-        >>> wider.feature_names[: layout.dimension] == layout.feature_names
-        True
-    """
-
-    def __init__(self, language_symbols: dict, feature_names):
-        self.language_symbols = {code: tuple(symbols) for code, symbols in language_symbols.items()}
-        self.feature_names = tuple(feature_names)
-        self._index = {name: index for index, name in enumerate(self.feature_names)}
-        if len(self._index) != len(self.feature_names):
-            raise ValueError("FeatureLayout feature_names contain duplicates")
-        common = common_feature_names()
-        missing_common = [name for name in common if name not in self._index]
-        if missing_common:
-            raise ValueError(f"FeatureLayout lacks common features, e.g. {missing_common[:3]}")
-        self._masks = {}
-        for code, symbols in self.language_symbols.items():
-            names = common + identity_feature_names(symbols)
-            missing = [name for name in names if name not in self._index]
-            if missing:
-                raise ValueError(f"FeatureLayout lacks features of language {code!r}, e.g. {missing[:3]}")
-            mask = np.zeros(len(self.feature_names), bool)
-            mask[[self._index[name] for name in names]] = True
-            self._masks[code] = mask
-
-    # Construction ---------------------------------------------------------------------------------------
-    @classmethod
-    def for_languages(cls, languages=LANGUAGE_CODES) -> FeatureLayout:
-        """The union of the given languages' feature sets, in the given order."""
-        layout = cls({}, common_feature_names())
-        for code in languages:
-            layout = layout.add_language(code)
-        return layout
-
-    def add_language(self, language: str) -> FeatureLayout:
-        """A new layout that also covers `language`; its missing features are appended at the end.
-
-        Existing dimensions keep their index and meaning, so a model trained with this layout can be
-        extended with new input rows for the new dimensions (adaptation to a new language).
-        """
-        if language in self.language_symbols:
-            return self
-        symbols = language_phoneme_symbols(language)
-        new_names = [name for name in identity_feature_names(symbols) if name not in self._index]
-        return FeatureLayout({**self.language_symbols, language: symbols}, self.feature_names + tuple(new_names))
-
-    # Properties --------------------------------------------------------------------------------------------
-    @property
-    def languages(self) -> tuple[str, ...]:
-        return tuple(self.language_symbols)
-
-    @property
-    def dimension(self) -> int:
-        """D_phone: size of a phoneme-level vector."""
-        return len(self.feature_names)
-
-    @property
-    def frame_dimension(self) -> int:
-        """D_phone + 4: size of a frame-level vector (3 coarse-coded positions + 1 duration)."""
-        return len(self.feature_names) + len(FRAME_FEATURE_NAMES)
-
-    @property
-    def frame_feature_names(self) -> tuple[str, ...]:
-        return self.feature_names + FRAME_FEATURE_NAMES
-
-    def index(self, feature_name: str) -> int:
-        """The dimension of a feature name (KeyError if the layout has no such feature)."""
-        return self._index[feature_name]
-
-    def language_mask(self, language: str) -> np.ndarray:
-        """Boolean mask (dimension,) of the features this language uses; the rest is zero padding."""
-        self._require_language(language)
-        return self._masks[language].copy()
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 (hex, first 16 characters) of the layout's content: equal iff the layouts are equal."""
-        payload = json.dumps(
-            {"feature_names": self.feature_names, "language_symbols": self.language_symbols}, sort_keys=True
-        )
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
-
-    # Serialisation -----------------------------------------------------------------------------------------
-    def get_config(self) -> dict:
-        """JSON-serialisable description; `from_config(get_config())` rebuilds an equal layout."""
-        return {
-            "format": LAYOUT_FORMAT,
-            "format_version": LAYOUT_FORMAT_VERSION,
-            "fingerprint": self.fingerprint,
-            "languages": list(self.language_symbols),
-            "language_symbols": {code: list(symbols) for code, symbols in self.language_symbols.items()},
-            "feature_names": list(self.feature_names),
-            "frame_feature_names": list(FRAME_FEATURE_NAMES),
-            "frame_period_ms": FRAME_PERIOD_MS,
-            "espeak_ng_version": espeak.espeak_version(),
-        }
-
-    @classmethod
-    def from_config(cls, config: dict) -> FeatureLayout:
-        """Rebuild from `get_config()`; checks format and fingerprint (no espeak-ng call)."""
-        if not isinstance(config, dict) or config.get("format") != LAYOUT_FORMAT:
-            raise ValueError(f"Not a feature layout (expected format {LAYOUT_FORMAT!r}); was it saved by to_json?")
-        if config.get("format_version") != LAYOUT_FORMAT_VERSION:
-            raise ValueError(
-                f"Feature layout format_version {config.get('format_version')} is not supported "
-                f"(this package reads {LAYOUT_FORMAT_VERSION}); upgrade mlms-keras."
-            )
-        layout = cls(config["language_symbols"], config["feature_names"])
-        if "fingerprint" in config and config["fingerprint"] != layout.fingerprint:
-            raise ValueError(
-                f"Feature layout fingerprint {config['fingerprint']} does not match its content "
-                f"({layout.fingerprint}): the file was edited or corrupted."
-            )
-        return layout
-
-    def to_json(self) -> str:
-        return json.dumps(self.get_config(), indent=1, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> FeatureLayout:
-        return cls.from_config(json.loads(text))
-
-    def save(self, path) -> None:
-        """Write the layout as JSON (atomically: temporary file + os.replace), e.g. feature_layout.json."""
-        from mlms_keras.utils.fileio import atomic_write_text
-
-        atomic_write_text(path, self.to_json())
-
-    @classmethod
-    def load(cls, path) -> FeatureLayout:
-        """Read a layout written by `save`; errors name the file."""
-        try:
-            with open(path, encoding="utf-8") as file:
-                return cls.from_json(file.read())
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{path}: no feature layout file; it is written beside every prepared corpus and model "
-                "(feature_layout.json). Pass the right folder, or rebuild the layout with FeatureLayout.for_languages."
-            ) from None
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"{path}: not a valid feature layout ({error})") from error
-
-    def __eq__(self, other):
-        return isinstance(other, FeatureLayout) and self.fingerprint == other.fingerprint
-
-    def __hash__(self):
-        return hash(self.fingerprint)
-
-    def __repr__(self):
-        return f"FeatureLayout(languages={list(self.languages)}, dimension={self.dimension}, fingerprint={self.fingerprint})"
-
-    def require_compatible(self, other, what: str = "inputs") -> None:
-        """Raise `LayoutMismatchError` unless `other` (a layout, its config, or a fingerprint) equals self."""
-        if isinstance(other, FeatureLayout):
-            other_fingerprint, other_layout = other.fingerprint, other
-        elif isinstance(other, dict):
-            other_fingerprint, other_layout = other.get("fingerprint"), None
-        else:
-            other_fingerprint, other_layout = str(other), None
-        if other_fingerprint == self.fingerprint:
-            return
-        detail = ""
-        if other_layout is not None:
-            first_difference = next(
-                (
-                    index
-                    for index, (mine, theirs) in enumerate(zip(self.feature_names, other_layout.feature_names))
-                    if mine != theirs
-                ),
-                min(self.dimension, other_layout.dimension),
-            )
-            detail = (
-                f" Expected {self.dimension} dims over languages {list(self.languages)}, got {other_layout.dimension} "
-                f"dims over {list(other_layout.languages)}; first difference at dimension {first_difference}."
-            )
-        raise LayoutMismatchError(
-            f"The {what} were built with feature layout {other_fingerprint}, but this expects {self.fingerprint}."
-            f"{detail} Rebuild the {what} with this layout (it is saved as feature_layout.json beside the model "
-            "or prepared corpus), or extend the model with add_language."
-        )
-
-    # Features ---------------------------------------------------------------------------------------------
-    def _require_language(self, language: str):
-        if language not in self.language_symbols:
-            raise ValueError(
-                f"Language {language!r} is not in this feature layout (languages: {list(self.languages)}). "
-                "Use layout.add_language(...) to extend it."
-            )
-
-    def rows_to_matrix(self, rows: list[PhonemeRow], language: str) -> np.ndarray:
-        """Phoneme rows (in order, sil/pau included) -> (phonemes, dimension) float32 features."""
-        self._require_language(language)
-        allowed_symbols = set(self.language_symbols[language])
-        matrix = np.zeros((len(rows), self.dimension), np.float32)
-        art_names = articulatory_feature_names()
-        art_index = {
-            position: np.array([self._index[f"{position}_articulation={name}"] for name in art_names])
-            for position in QUINPHONE_POSITIONS
-        }
-        unknown_index = self._index["C_articulation_unknown"]
-        padded = [SILENCE, SILENCE] + [row.symbol for row in rows] + [SILENCE, SILENCE]
-        padded_ipa = ["", ""] + [row.ipa for row in rows] + ["", ""]
-        for row_number, row in enumerate(rows):
-            for name, value in row.values.items():
-                matrix[row_number, self._index[name]] = value
-            for offset, position in enumerate(QUINPHONE_POSITIONS):
-                symbol = padded[row_number + offset]
-                if symbol not in allowed_symbols:
-                    raise ValueError(
-                        f"Phoneme {symbol!r} is not in the {language!r} inventory of this layout; "
-                        "rebuild the layout with the current espeak-ng data."
-                    )
-                matrix[row_number, self._index[f"{position}_phoneme={symbol}"]] = 1.0
-                if symbol not in (SILENCE, PAUSE):
-                    vector, known = articulatory_features(padded_ipa[row_number + offset])
-                    matrix[row_number, art_index[position]] = vector
-                    if position == "C" and not known:
-                        matrix[row_number, unknown_index] = 1.0
-        matrix[:, ~self._masks[language]] = 0.0  # zero padding (section 2)
-        return matrix
-
-    def phoneme_features(self, text: str, language: str) -> np.ndarray:
-        """Text -> phoneme-level features (phonemes + sil/pau rows, dimension), for synthesis from text."""
-        return self.rows_to_matrix(rows_with_pauses(espeak.analyze(text, language)), language)
-
-
 @dataclass
 class AlignedFeatures:
     """Phoneme-level features of an aligned utterance.
 
     Attributes:
-        phoneme_features: (phonemes, D_phone) float32, sil/pau rows included as the alignment has them.
-        durations_frames: (phonemes,) int32, frames of 5 ms per row; sums to the alignment's frame count.
-        symbols: the row symbols (espeak-ng mnemonics, "sil", "pau").
+        phoneme_features: `(phonemes, D_phone)` float32, `sil`/`pau` rows included as the alignment has them.
+        durations_frames: `(phonemes,)` int32, frames of 5 ms per row; sums to the alignment's frame count.
+        symbols: the row symbols (espeak-ng mnemonics, `"sil"`, `"pau"`).
         start_frame: frame index of the first row's start (0 when the alignment starts at time 0).
     """
 
     phoneme_features: np.ndarray
     durations_frames: np.ndarray
-    symbols: list
+    symbols: list[str]
     start_frame: int = 0
 
 
@@ -544,7 +266,7 @@ def normalise_label(label: str) -> str:
 
 
 def is_silence_label(label: str) -> bool:
-    """True for silence/pause labels of our corpora and common aligners (sil, pau, sp, spn, empty, ...)."""
+    """True for silence/pause labels of our corpora and common aligners (`sil`, `pau`, `sp`, `spn`, empty, ...)."""
     symbol = normalise_label(label)
     return symbol.lower() in SILENCE_LABELS or symbol.startswith("_")
 
@@ -552,7 +274,7 @@ def is_silence_label(label: str) -> bool:
 def features_for_alignment(
     text: str,
     language: str,
-    segments,
+    segments: Iterable[Segment],
     layout: FeatureLayout,
     utterance_id: str = "<utterance>",
     frame_period_ms: float = FRAME_PERIOD_MS,
@@ -564,16 +286,16 @@ def features_for_alignment(
         text: the utterance text.
         language: its language code.
         segments: phone segments in time order (`mlms_keras.frontend.labels.Segment`, e.g. from
-            `read_hts_labels`), silences included.
+            `mlms_keras.frontend.labels.read_hts_labels`), silences included.
         layout: the feature layout to build with.
         utterance_id: named in errors.
         frame_period_ms: frame shift (5 ms).
-        match: "exact": every non-silence label must equal the frontend's phoneme (espeak-ng mnemonic, as
-            in the teacher corpus); "count": only the number of phones must agree (alignments from other
+        match: `"exact"`: every non-silence label must equal the frontend's phoneme (espeak-ng mnemonic, as
+            in the teacher corpus); `"count"`: only the number of phones must agree (alignments from other
             tools with other phone sets, used in order).
 
     Returns:
-        `AlignedFeatures`. Silence segments (`is_silence_label`) become sil/pau rows (consecutive ones
+        `AlignedFeatures`. Silence segments (`is_silence_label`) become `sil`/`pau` rows (consecutive ones
         merged); a frontend phrase break without a silence segment gets no pause row. A phoneme shorter than
         half a frame may get 0 frames: it keeps its row so the context stays right.
 
@@ -581,8 +303,6 @@ def features_for_alignment(
         AlignmentMismatchError: the label phones and the frontend's phonemes differ; the message names the
             utterance, the first differing position and both phone sequences around it.
     """
-    from mlms_keras.frontend.labels import segments_to_frames
-
     if match not in ("exact", "count"):
         raise ValueError(f"match must be 'exact' or 'count', got {match!r}")
     try:
@@ -613,7 +333,7 @@ def features_for_alignment(
     rows, durations = [], []
     phone_number = 0
     last_index = len(labelled) - 1
-    for index, (start, end, symbol, silent) in enumerate(labelled):
+    for index, (start, end, _symbol, silent) in enumerate(labelled):
         if silent:
             kind = SILENCE if index == 0 or index == last_index else PAUSE
             if rows and rows[-1].is_silence:
@@ -638,7 +358,7 @@ def features_for_alignment(
 def features_for_label_file(
     text: str,
     language: str,
-    alignment_path,
+    alignment_path: str | Path,
     layout: FeatureLayout,
     utterance_id: str | None = None,
     match: str = "exact",
@@ -648,19 +368,15 @@ def features_for_label_file(
 
     Errors name the utterance (default: the file name without suffix).
     """
-    from pathlib import Path
-
-    from mlms_keras.frontend.labels import read_alignment
-
     utterance_id = utterance_id or Path(alignment_path).stem
     segments = read_alignment(alignment_path, tier=tier)
     return features_for_alignment(text, language, segments, layout, utterance_id, match=match)
 
 
 def coarse_coded_positions(duration_frames: int) -> np.ndarray:
-    """The 3 coarse-coded positions of each frame in a phoneme of `duration_frames` frames: (frames, 3).
+    """The 3 coarse-coded positions of each frame in a phoneme of `duration_frames` frames: `(frames, 3)`.
 
-    Value k of frame i is the Gaussian density N(r; mean_k, 0.4^2) at r = (i + 0.5) / duration_frames,
+    Value `k` of frame `i` is the Gaussian density `N(r; mean_k, 0.4^2)` at `r = (i + 0.5) / duration_frames`,
     with means 0, 0.5, 1 (Merlin's coarse coding; see the module docstring).
     """
     relative = (np.arange(duration_frames, dtype=np.float64) + 0.5) / max(duration_frames, 1)
@@ -669,8 +385,8 @@ def coarse_coded_positions(duration_frames: int) -> np.ndarray:
     return (density / (COARSE_CODING_STD * math.sqrt(2 * math.pi))).astype(np.float32)
 
 
-def expand_to_frames(phoneme_features: np.ndarray, durations_frames) -> np.ndarray:
-    """Frame-level features (section 3): (phonemes, D) and durations -> (frames, D + 4).
+def expand_to_frames(phoneme_features: np.ndarray, durations_frames: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Frame-level features (section 3): `(phonemes, D)` and durations -> `(frames, D + 4)`.
 
     Each phoneme's row is repeated for its frames and followed by the frame's 3 coarse-coded positions in
     the phoneme and the phoneme's duration in frames. Phonemes with 0 frames contribute no frames.
@@ -684,7 +400,8 @@ def expand_to_frames(phoneme_features: np.ndarray, durations_frames) -> np.ndarr
         raise ValueError(f"phoneme_features must be (phonemes, features), got shape {phoneme_features.shape}")
     if durations.shape != (phoneme_features.shape[0],):
         raise ValueError(
-            f"durations_frames must have one entry per phoneme ({phoneme_features.shape[0]}), got shape {durations.shape}"
+            f"durations_frames must have one entry per phoneme ({phoneme_features.shape[0]}), "
+            f"got shape {durations.shape}"
         )
     if durations.size and (np.any(durations < 0) or np.any(durations != np.round(durations))):
         raise ValueError("durations_frames must be non-negative whole numbers of frames")
@@ -699,8 +416,3 @@ def expand_to_frames(phoneme_features: np.ndarray, durations_frames) -> np.ndarr
             frames[position : position + duration, -1] = duration
             position += duration
     return frames
-
-
-def default_layout() -> FeatureLayout:
-    """The layout over the package's universe (the paper's 8 languages, training then adaptation)."""
-    return FeatureLayout.for_languages(LANGUAGE_CODES)

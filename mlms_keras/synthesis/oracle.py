@@ -9,11 +9,21 @@ It also scores the prediction against the utterance's natural features (MCD, F0 
 This lets a user hear a model before a duration model exists.
 """
 
+from __future__ import annotations
+
 import dataclasses
-import sys
+import os
 from pathlib import Path
 
 import numpy as np
+
+from mlms_keras import vocoder
+from mlms_keras.data.manifest import Manifest
+from mlms_keras.data.pipeline import read_utterances
+from mlms_keras.evaluation import metrics
+from mlms_keras.training.runs import load_run
+
+__all__ = ["UtteranceSynthesis", "synthesize_utterance"]
 
 
 @dataclasses.dataclass
@@ -26,7 +36,8 @@ class UtteranceSynthesis:
         predicted: (frames, 49) de-normalised model output (vocoder units, `vocoder` layout).
         natural: (frames, 49) the utterance's analysed features.
         metrics: `mlms_keras.evaluation.metrics.evaluate_acoustic` of predicted vs natural on speech frames.
-        language, speaker: the language code and speaker name the model was run with.
+        language: the language code the model was run with.
+        speaker: the speaker name the model was run with.
     """
 
     wave: np.ndarray
@@ -38,22 +49,28 @@ class UtteranceSynthesis:
     speaker: str
 
 
-def _normalisation_manifest(info, dataset_manifest):
-    from mlms_keras.data import Manifest
-
+def _normalisation_manifest(info: dict, dataset_manifest: Manifest) -> Manifest:
+    """The manifest whose statistics the model was trained with: the adaptation's, the run's dataset, or ours."""
     for candidate in ((info.get("adaptation") or {}).get("normalisation"), info.get("dataset")):
         if candidate and Path(candidate).is_dir():
             return Manifest.load(candidate)
     return dataset_manifest
 
 
-def synthesize_utterance(model_path, dataset_path, utterance_id, language=None, speaker=None, postfilter=True):
+def synthesize_utterance(
+    model_path: str | os.PathLike,
+    dataset_path: str | os.PathLike,
+    utterance_id: str,
+    language: str | None = None,
+    speaker: str | None = None,
+    postfilter: bool = True,
+) -> UtteranceSynthesis:
     """Synthesises one prepared utterance with a trained model and its oracle durations.
 
     Args:
         model_path: a run folder from `mlms train` / `mlms adapt` (or its model.keras with training.json beside it).
         dataset_path: the prepared dataset holding `utterance_id`.
-        utterance_id: e.g. "fr-female-dev-00001".
+        utterance_id: e.g. `"fr-female-dev-00001"`.
         language: language code to run the model with (default: the utterance's own).
         speaker: speaker name to run the model with (default: the utterance's own).
         postfilter: apply the cepstral postfilter (`vocoder.DEFAULT_POSTFILTER_BETA`); False synthesises as is.
@@ -61,11 +78,6 @@ def synthesize_utterance(model_path, dataset_path, utterance_id, language=None, 
     Returns:
         An `UtteranceSynthesis`.
     """
-    from mlms_keras import vocoder
-    from mlms_keras.data import Manifest, read_utterances
-    from mlms_keras.evaluation import metrics
-    from mlms_keras.training.fit import load_run
-
     model, info = load_run(model_path)
     manifest = Manifest.load(dataset_path)
     if utterance_id not in manifest.utterances:
@@ -109,62 +121,3 @@ def synthesize_utterance(model_path, dataset_path, utterance_id, language=None, 
     beta = vocoder.DEFAULT_POSTFILTER_BETA if postfilter else 1.0
     wave = vocoder.synthesize(predicted, sample_rate=int(sample_rates[0]), postfilter_beta=beta, name=utterance_id)
     return UtteranceSynthesis(wave, int(sample_rates[0]), predicted, natural, scores, language, speaker)
-
-
-def _run(args):
-    from mlms_keras.vocoder import audio
-
-    try:
-        result = synthesize_utterance(
-            args.model,
-            args.dataset,
-            args.utterance_id,
-            language=args.language,
-            speaker=args.speaker,
-            postfilter=not args.no_postfilter,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"mlms synth-utterance: {error}", file=sys.stderr)
-        return 2
-    audio.save(args.output, result.wave, result.sample_rate)
-    if args.natural_output:
-        from mlms_keras import vocoder
-
-        audio.save(
-            args.natural_output,
-            vocoder.synthesize(result.natural, result.sample_rate, postfilter_beta=1.0),
-            result.sample_rate,
-        )
-    scores = result.metrics
-    print(
-        f"{args.output}: {len(result.wave) / result.sample_rate:.2f} s, {result.language}/{result.speaker}; vs natural: "
-        f"MCD {scores['mcd_db']:.2f} dB, F0 RMSE {scores['f0_rmse_hz']:.1f} Hz, V/UV {scores['vuv_error_percent']:.1f} %"
-    )
-    return 0
-
-
-def add_cli_parser(subparsers):
-    """Registers `mlms synth-utterance`."""
-    import argparse
-
-    parser = subparsers.add_parser(
-        "synth-utterance",
-        help="synthesise a prepared utterance with a trained model (oracle durations) to a WAV",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Run a trained model on a prepared utterance's linguistic features (natural durations), de-normalise,\n"
-            "post-filter and synthesise with WORLD. Prints MCD / F0 RMSE / V/UV error against the natural features.\n\n"
-            "examples:\n"
-            "  mlms synth-utterance runs/mlms data/prepared fr-female-dev-00000 -o fr.wav\n"
-            "  mlms synth-utterance runs/pl-v3 data/prepared pl-female-dev-00001 -o pl.wav --natural-output pl-natural.wav"
-        ),
-    )
-    parser.add_argument("model", help="run folder from `mlms train` / `mlms adapt` (or its model.keras)")
-    parser.add_argument("dataset", help="prepared dataset folder")
-    parser.add_argument("utterance_id", help="utterance id (see the dataset's dataset.json)")
-    parser.add_argument("-o", "--output", required=True, help="output .wav (.flac, .ogg)")
-    parser.add_argument("--language", default=None, help="language code to speak with (default: the utterance's)")
-    parser.add_argument("--speaker", default=None, help="speaker name to speak with (default: the utterance's)")
-    parser.add_argument("--no-postfilter", action="store_true", help="skip the cepstral postfilter")
-    parser.add_argument("--natural-output", default=None, help="also write WORLD resynthesis of the natural features")
-    parser.set_defaults(handler=_run)

@@ -1,6 +1,6 @@
 """Text to speech with a zoo voice: `Synthesizer`, in one pass or streaming.
 
-Pipeline per sentence (ARCHITECTURE.md's data flow):
+Pipeline per sentence (the data flow of docs/architecture.md):
 
 1. frontend: `FeatureLayout.phoneme_features(text, language)` (espeak-ng; sil, phonemes with pau between
    phrases, sil), the language's features with the other languages' dimensions zero;
@@ -26,23 +26,43 @@ misses pulses beyond the chunk), and consecutive pieces are joined with a `STREA
 crossfade, so the joins have no clicks. Before the crossfade the new piece is shifted by at most one pitch period
 (60 Hz) to the lag whose waveform best matches the previous piece's tail (normalised cross-correlation, as in
 WSOLA), so the two pulse trains add in step instead of doubling the pulses for 20 ms; the shift does not
-accumulate, since every piece is placed within one period of its own frames. Every boundary sits on a multiple of 4 frames, a whole number of samples
-at every supported rate (5 ms x 22 050 Hz = 110.25 samples). The streamed audio has exactly the batch audio's
-length; it differs from it only near the joins (pulse phase), which `tests/test_synthesis.py` bounds.
+accumulate, since every piece is placed within one period of its own frames. Every boundary sits on a multiple of 4
+frames, a whole number of samples at every supported rate (5 ms x 22 050 Hz = 110.25 samples). The streamed audio
+has exactly the batch audio's length; it differs from it only near the joins (pulse phase), which
+`tests/test_synthesis.py` bounds.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import soundfile
 
 from mlms_keras import vocoder
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.linguistic import expand_to_frames
 from mlms_keras.models.duration import edge_silences, frames_from_outputs
+from mlms_keras.utils.fileio import atomic_output
+from mlms_keras.vocoder.audio import WRITE_FORMATS
+
+if TYPE_CHECKING:
+    from mlms_keras.zoo import Voice
+
+__all__ = [
+    "DEFAULT_CHUNK_FRAMES",
+    "STREAM_CONTEXT_FRAMES",
+    "STREAM_CROSSFADE_FRAMES",
+    "STREAM_LOOKAHEAD_FRAMES",
+    "StageTimer",
+    "Synthesizer",
+    "split_sentences",
+]
 
 DEFAULT_CHUNK_FRAMES = 48
 STREAM_CONTEXT_FRAMES = 12
@@ -89,7 +109,7 @@ def split_sentences(text: str, max_characters: int = espeak.MAX_TEXT_CHARACTERS)
     return pieces
 
 
-def _best_lag(tail, wave, begin, max_lag):
+def _best_lag(tail: np.ndarray, wave: np.ndarray, begin: int, max_lag: int) -> int:
     """The shift in [-max_lag, max_lag] samples of `wave[begin:]` whose start best matches `tail` (normalised
     cross-correlation), kept so that `wave[begin + lag:]` exists."""
     length = len(tail)
@@ -107,10 +127,10 @@ class StageTimer:
 
     STAGES = ("frontend", "duration", "acoustic", "vocoder")
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.seconds = dict.fromkeys(self.STAGES, 0.0)
 
-    def add(self, stage, seconds):
+    def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] += seconds
 
 
@@ -133,11 +153,11 @@ class Synthesizer:
 
     def __init__(
         self,
-        voice,
-        chunk_frames=DEFAULT_CHUNK_FRAMES,
-        postfilter_beta=vocoder.DEFAULT_POSTFILTER_BETA,
-        jit_streaming=False,
-    ):
+        voice: Voice,
+        chunk_frames: int = DEFAULT_CHUNK_FRAMES,
+        postfilter_beta: float = vocoder.DEFAULT_POSTFILTER_BETA,
+        jit_streaming: bool = False,
+    ) -> None:
         if chunk_frames < _FRAME_GRID or chunk_frames % _FRAME_GRID:
             raise ValueError(f"chunk_frames must be a positive multiple of {_FRAME_GRID}, got {chunk_frames}")
         if chunk_frames <= STREAM_LOOKAHEAD_FRAMES:
@@ -153,8 +173,9 @@ class Synthesizer:
         self.timer = StageTimer()
 
     @classmethod
-    def from_zoo(cls, source, sha256=None, **kwargs):
-        """A synthesizer for `mlms_keras.zoo.load_voice(source)` (built-in name, folder or URL)."""
+    def from_zoo(cls, source: str | os.PathLike, sha256: str | None = None, **kwargs) -> Synthesizer:
+        """A synthesizer for `mlms_keras.zoo.load_voice(source)` (built-in name, folder or URL); `kwargs` go to
+        the constructor."""
         from mlms_keras.zoo import load_voice
 
         return cls(load_voice(source, sha256=sha256), **kwargs)
@@ -162,15 +183,16 @@ class Synthesizer:
     # Tables --------------------------------------------------------------------------------------------------
     @property
     def sample_rate(self) -> int:
+        """Hz of the voice (and of every waveform this synthesizer returns)."""
         return self.voice.sample_rate
 
     @property
-    def languages(self) -> tuple:
+    def languages(self) -> tuple[str, ...]:
         """Language codes the voice speaks."""
         return tuple(sorted(self.voice.languages, key=self.voice.languages.get))
 
     @property
-    def speakers(self) -> tuple:
+    def speakers(self) -> tuple[str, ...]:
         """Speaker names of the voice (each can speak every language)."""
         return tuple(sorted(self.voice.speakers, key=lambda name: self.voice.speakers[name]["id"]))
 
@@ -211,7 +233,7 @@ class Synthesizer:
             )
         return self._acoustic_call, self._duration_call
 
-    def frame_features(self, text: str, language: str, speaker: str):
+    def frame_features(self, text: str, language: str, speaker: str) -> tuple[np.ndarray, np.ndarray]:
         """Normalised frame-level inputs of one sentence: ((frames, input_dim) float32, (phonemes,) durations).
 
         Raises `mlms_keras.frontend.espeak.FrontendInputError` for text the frontend rejects (empty text, no
@@ -256,14 +278,14 @@ class Synthesizer:
         self.timer.add("acoustic", time.perf_counter() - start)
         return vectors
 
-    def _vocode(self, vectors, name):
+    def _vocode(self, vectors: np.ndarray, name: str) -> np.ndarray:
         start = time.perf_counter()
         wave = vocoder.synthesize(vectors, self.sample_rate, postfilter_beta=self.postfilter_beta, name=name)
         self.timer.add("vocoder", time.perf_counter() - start)
         return wave
 
     # One pass ------------------------------------------------------------------------------------------------
-    def _sentences(self, text):
+    def _sentences(self, text: str) -> list[str]:
         if not isinstance(text, str) or not text.strip():
             raise espeak.FrontendInputError("text is empty: give at least one word to synthesise")
         return split_sentences(text)
@@ -288,7 +310,7 @@ class Synthesizer:
             [self._synthesize_sentence(sentence, language, speaker) for sentence in self._sentences(text)]
         ).astype(np.float32)
 
-    def _synthesize_sentence(self, sentence, language, speaker):
+    def _synthesize_sentence(self, sentence: str, language: str, speaker: str) -> np.ndarray:
         vectors = self.acoustic_features(sentence, language, speaker)
         return self._vocode(vectors, f"{language}:{sentence[:30]!r}")
 
@@ -320,7 +342,7 @@ class Synthesizer:
             self._streaming_call = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature)
         return self._streaming_model, self._streaming_call
 
-    def warm_up(self, language=None, speaker=None):
+    def warm_up(self, language: str | None = None, speaker: str | None = None) -> None:
         """Trace (and for `jit_streaming`, compile) every model call once, so that the first request is fast."""
         language = language or self.languages[0]
         speaker = speaker or self.speakers[0]
@@ -329,7 +351,7 @@ class Synthesizer:
         self.synthesize(WARM_UP_TEXT, language, speaker)
         self.timer = StageTimer()
 
-    def stream(self, text: str, language: str, speaker: str):
+    def stream(self, text: str, language: str, speaker: str) -> Iterator[np.ndarray]:
         """Yields audio chunks ((samples,) float32) as the acoustic model produces frames.
 
         Concatenated, the chunks have the length of `synthesize`'s output and sound the same (module
@@ -340,8 +362,9 @@ class Synthesizer:
         for sentence in self._sentences(text):
             yield from self._stream_sentence(sentence, language, speaker)
 
-    def stream_acoustic_features(self, sentence: str, language: str, speaker: str):
-        """Yields the de-normalised vocoder features of one sentence chunk by chunk ((<= chunk_frames, 49) each).
+    def stream_acoustic_features(self, sentence: str, language: str, speaker: str) -> Iterator[tuple[np.ndarray, bool]]:
+        """Yields `(features, last)`: the de-normalised vocoder features of one sentence chunk by chunk
+        ((<= chunk_frames, 49) each), and whether the chunk is the sentence's last.
 
         The stateful acoustic model carries its LSTM state from chunk to chunk, so the concatenated chunks equal
         `acoustic_features` of the sentence (up to float rounding).
@@ -364,7 +387,7 @@ class Synthesizer:
             self.timer.add("acoustic", time.perf_counter() - start)
             yield vectors, chunk_start + real == frames.shape[0]
 
-    def _stream_sentence(self, sentence, language, speaker):
+    def _stream_sentence(self, sentence: str, language: str, speaker: str) -> Iterator[np.ndarray]:
         samples_per_frame = vocoder.FRAME_PERIOD_MS / 1000.0 * self.sample_rate
         crossfade = int(round(STREAM_CROSSFADE_FRAMES * samples_per_frame))
         fade_in = 0.5 - 0.5 * np.cos(np.pi * (np.arange(crossfade) + 0.5) / crossfade)
@@ -397,7 +420,9 @@ class Synthesizer:
             yield piece.astype(np.float32)
 
     # Files ---------------------------------------------------------------------------------------------------
-    def synthesize_to_file(self, text: str, language: str, speaker: str, path, stream: bool = True) -> float:
+    def synthesize_to_file(
+        self, text: str, language: str, speaker: str, path: str | os.PathLike, stream: bool = True
+    ) -> float:
         """Synthesise `text` into an audio file (format from the suffix: .wav, .flac, .ogg), written atomically.
 
         Audio is appended sentence by sentence (chunk by chunk when `stream`), so a long text needs memory for
@@ -406,11 +431,6 @@ class Synthesizer:
         Returns:
             The duration of the audio in seconds.
         """
-        import soundfile
-
-        from mlms_keras.utils.fileio import atomic_output
-        from mlms_keras.vocoder.audio import WRITE_FORMATS
-
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix not in WRITE_FORMATS:
@@ -419,9 +439,12 @@ class Synthesizer:
         sentences = self._sentences(text)
         file_format, subtype = WRITE_FORMATS[suffix]
         samples = 0
-        with atomic_output(path) as temporary, soundfile.SoundFile(
-            temporary, "w", samplerate=self.sample_rate, channels=1, format=file_format, subtype=subtype
-        ) as output:
+        with (
+            atomic_output(path) as temporary,
+            soundfile.SoundFile(
+                temporary, "w", samplerate=self.sample_rate, channels=1, format=file_format, subtype=subtype
+            ) as output,
+        ):
             for sentence in sentences:
                 pieces = (
                     self._stream_sentence(sentence, language, speaker)
@@ -432,88 +455,3 @@ class Synthesizer:
                     output.write(np.asarray(piece, np.float32))
                     samples += len(piece)
         return samples / self.sample_rate
-
-
-def add_cli_parser(subparsers) -> None:
-    """Registers `mlms say`."""
-    import argparse
-
-    parser = subparsers.add_parser(
-        "say",
-        help="speak a text with a zoo voice into an audio file",
-        description=(
-            "Text to speech with a pretrained voice. Any speaker can speak any of the voice's languages.\n\n"
-            "examples:\n"
-            '  mlms say --voice teacher-small --lang pl --speaker en-us-female "Dzień dobry." -o out.wav\n'
-            "  mlms say --voice teacher-small --list-speakers\n"
-            "  mlms say --voice teacher-small --lang fr --speaker fr-female --file book.txt -o book.flac"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("text", nargs="?", help="the text (or use --file)")
-    parser.add_argument(
-        "--voice",
-        default=None,
-        help="built-in voice name, voice folder or file:// / https:// URL (default: the first built-in voice)",
-    )
-    parser.add_argument("--lang", help="language code, e.g. en-us, fr, pl")
-    parser.add_argument("--speaker", help="speaker name (see --list-speakers)")
-    parser.add_argument("--file", help="read the text from this UTF-8 file (any length)")
-    parser.add_argument("-o", "--output", default="out.wav", help="output audio file (.wav, .flac, .ogg)")
-    parser.add_argument("--list-speakers", action="store_true", help="list the voice's speakers and languages")
-    parser.add_argument("--no-stream", action="store_true", help="one pass per sentence instead of streaming")
-    parser.set_defaults(handler=_run_say)
-
-
-def _run_say(args) -> int:
-    import sys
-
-    from mlms_keras.zoo import UnknownVoiceError, VoiceHashError, list_voices, load_voice
-
-    voice_name = args.voice
-    if voice_name is None:
-        voices = list_voices()
-        if not voices:
-            print("error: no built-in voice is installed; pass --voice FOLDER or URL", file=sys.stderr)
-            return 2
-        voice_name = voices[0]["name"]
-    try:
-        voice = load_voice(voice_name)
-    except (UnknownVoiceError, VoiceHashError, FileNotFoundError, OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    synthesizer = Synthesizer(voice)
-    if args.list_speakers:
-        print(f"voice {voice.name}: languages {', '.join(synthesizer.languages)}")
-        for name in synthesizer.speakers:
-            entry = voice.speakers[name]
-            print(
-                f"  {name:<16} trained on {entry['language']}" + (f", {entry['gender']}" if entry.get("gender") else "")
-            )
-        return 0
-    if args.file:
-        try:
-            text = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            print(f"error: cannot read --file {args.file}: {error}", file=sys.stderr)
-            return 2
-    else:
-        text = args.text
-    missing = [flag for flag, value in (("--lang", args.lang), ("--speaker", args.speaker)) if not value]
-    if text is None:
-        missing.append("TEXT (or --file)")
-    if missing:
-        print(
-            f"error: missing {', '.join(missing)}. Languages: {', '.join(synthesizer.languages)}; speakers: "
-            f"{', '.join(synthesizer.speakers)}. Example: mlms say --voice {voice.name} --lang "
-            f'{synthesizer.languages[0]} --speaker {synthesizer.speakers[0]} "Hello." -o out.wav',
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        seconds = synthesizer.synthesize_to_file(text, args.lang, args.speaker, args.output, stream=not args.no_stream)
-    except (ValueError, espeak.FrontendInputError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.output}: {seconds:.2f} s of audio at {synthesizer.sample_rate} Hz")
-    return 0

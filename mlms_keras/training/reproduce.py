@@ -15,29 +15,38 @@ way), MCD (dB), F0 RMSE (Hz) and V/UV error (%). Outputs in `out_dir`: `results.
 `figure2.png`, `figure3.png`; each trained system keeps its run folder under `runs/`, so an interrupted reproduction
 resumes (finished runs are reused, an unfinished one continues from its last epoch).
 
+The tables, the figures and the check of the paper's claims are in `mlms_keras.evaluation.paper`.
+
 Scales (`SCALES`): `smoke` (a tiny model and a handful of batches: checks the whole pipeline in minutes),
 `small` (a model between the "tiny" and "small" presets, 3 passes over each base model's own data, sized for the
 small teacher corpus on 2 CPU cores) and `small-steps` (the same model, a fixed 160 batches per base model). None
 is the paper's training budget; see docs/reproduce.md for what they show.
 """
 
-import argparse
+from __future__ import annotations
+
 import dataclasses
-import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from mlms_keras.evaluation.paper import (
+    CODE_STRATEGY_LABELS,
+    VARIANT_NAMES,
+    check_claims,
+    plot_figures,
+    results_markdown,
+)
+from mlms_keras.training.runs import is_complete, load_run, remap_ids, select_tables
+from mlms_keras.utils.fileio import atomic_write_json, atomic_write_text
+from mlms_keras.utils.provenance import provenance
 
-from mlms_keras.utils.fileio import atomic_output, atomic_write_text
+__all__ = ["CODE_STRATEGIES", "SCALES", "Scale", "evaluate_run", "reproduce"]
 
 logger = logging.getLogger(__name__)
 
-CODE_STRATEGIES = ("random", "one_hot", "one_hot_fixed")
-CODE_STRATEGY_LABELS = {"random": "MLMS rand", "one_hot": "MLMS 1-hot (init)", "one_hot_fixed": "MLMS 1-hot (fixed)"}
-VARIANT_NAMES = ("v1", "v2", "v3", "v4")
+#: The language-code strategies of Figure 2 (paper sec. 4.1; `MLMSConfig.code_init`).
+CODE_STRATEGIES = tuple(CODE_STRATEGY_LABELS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,11 +121,6 @@ SCALES = {
 }
 
 
-def _is_complete(run_dir):
-    info = Path(run_dir) / "training.json"
-    return info.is_file() and json.loads(info.read_text(encoding="utf-8")).get("complete", False)
-
-
 def _evaluation_speaker(manifest, language):
     """The speaker a language is scored on: its first female speaker (the paper's choice), else its first."""
     speakers = sorted((s for s in manifest.speakers.values() if s["language"] == language), key=lambda s: s["id"])
@@ -126,7 +130,7 @@ def _evaluation_speaker(manifest, language):
     return (female or speakers)[0]["name"]
 
 
-def evaluate_run(run_dir, dataset_path, language, speaker, batch_size=8):
+def evaluate_run(run_dir, dataset_path, language: str, speaker: str, batch_size: int = 8) -> dict[str, float]:
     """Dev-set scores of one trained system on one language-speaker pair.
 
     Args:
@@ -139,9 +143,10 @@ def evaluate_run(run_dir, dataset_path, language, speaker, batch_size=8):
         dict: `dev_mse` (normalised units, pooled over non-padded frames and outputs), `mcd_db`, `f0_rmse_hz`,
         `vuv_error_percent` (vocoder units, speech frames).
     """
-    from mlms_keras.data import Manifest, load_dataset
-    from mlms_keras.evaluation.metrics import AcousticMetricsCallback
-    from mlms_keras.training.fit import PerLanguageDevMSE, load_run, remap_ids
+    # Deferred (TensorFlow, the feature layout): `mlms reproduce --help` reads `SCALES` without them.
+    from mlms_keras.data.manifest import Manifest
+    from mlms_keras.data.pipeline import load_dataset
+    from mlms_keras.training.callbacks import AcousticMetricsCallback, PerLanguageDevMSE
 
     model, info = load_run(run_dir)
     manifest = Manifest.load(dataset_path)
@@ -178,15 +183,22 @@ def evaluate_run(run_dir, dataset_path, language, speaker, batch_size=8):
 
 
 def reproduce(
-    dataset_path, out_dir, scale="smoke", training_languages=None, adaptation_languages=None, seed=0, verbose=0
-):
+    dataset_path,
+    out_dir,
+    scale: str | Scale = "smoke",
+    *,
+    training_languages: list[str] | None = None,
+    adaptation_languages: list[str] | None = None,
+    seed: int = 0,
+    verbose=0,
+) -> dict:
     """Runs the Figure 2 and Figure 3 experiments and writes the table and plots (see the module docstring).
 
     Args:
         dataset_path: prepared teacher corpus (`mlms corpus build` + `mlms prepare`), with training-role and
             adaptation-role languages.
         out_dir: output folder (`runs/`, `results.json`, `results.md`, `figure2.png`, `figure3.png`).
-        scale: a key of `SCALES`, or a `Scale` of your own.
+        scale: a key of `SCALES`, or a `Scale` of your own (the training budget of every run).
         training_languages: codes for Figure 2 and the base MLMS (default: the dataset's training-role ones).
         adaptation_languages: codes for Figure 3 (default: the dataset's adaptation-role ones).
         seed: seed of every run.
@@ -195,9 +207,10 @@ def reproduce(
     Returns:
         The results dict also written to `results.json`.
     """
-    from mlms_keras.data import Manifest
-    from mlms_keras.training.adaptation import adapt_on_prepared
-    from mlms_keras.training.fit import select_tables, train_on_prepared
+    # Deferred (TensorFlow, the feature layout): `mlms reproduce --help` reads `SCALES` without them.
+    from mlms_keras.data.manifest import Manifest
+    from mlms_keras.training.adaptation import AdaptationOptions, adapt_on_prepared
+    from mlms_keras.training.fit import TrainingOptions, train_on_prepared
 
     if isinstance(scale, Scale):
         settings, scale = scale, "custom"
@@ -216,20 +229,24 @@ def reproduce(
     language_codes, speaker_names = select_tables(manifest, training_languages)
     if not language_codes:
         raise ValueError(f"{dataset_path}: no training languages; pass training_languages")
-    common = dict(
-        preset=settings.preset,
-        config_overrides=settings.config_overrides,
+    model = dict(preset=settings.preset, config_overrides=settings.config_overrides, verbose=verbose)
+    base = TrainingOptions(
+        epochs=settings.epochs,
         batch_size=settings.batch_size,
         learning_rate=settings.learning_rate,
+        early_stopping_patience=settings.patience,
         seed=seed,
-        verbose=verbose,
+        steps_per_epoch=settings.steps_per_epoch,
+    )
+    scratch = dataclasses.replace(
+        base, epochs=settings.scratch_epochs, early_stopping_patience=None, steps_per_epoch=None
     )
     timings, reused = {}, []
     started_all = time.monotonic()
 
     def run(name, work):
         run_dir = runs / name
-        if _is_complete(run_dir):
+        if is_complete(run_dir):
             logger.info("%s: done before, reused", name)
             reused.append(name)
             return run_dir
@@ -239,12 +256,6 @@ def reproduce(
         logger.info("%s: %.0f s", name, timings[name])
         return run_dir
 
-    base = dict(
-        epochs=settings.epochs,
-        steps_per_epoch=settings.steps_per_epoch,
-        early_stopping_patience=settings.patience,
-        **common,
-    )
     systems = {}  # (figure, system label) -> run folder
     # Figure 2: SLSS per training language-speaker pair.
     for speaker in speaker_names:
@@ -252,7 +263,7 @@ def reproduce(
         systems[(2, f"SLSS/{speaker}")] = run(
             f"slss-{speaker}",
             lambda d, lang=language, spk=speaker: train_on_prepared(
-                dataset_path, d, model_type="slss", languages=[lang], speakers=[spk], **base
+                dataset_path, d, base, model_type="slss", languages=[lang], speakers=[spk], **model
             ),
         )
     # Figure 2: MLMS per language-code strategy, L = U (paper sec. 4.1).
@@ -260,7 +271,13 @@ def reproduce(
         systems[(2, CODE_STRATEGY_LABELS[strategy])] = run(
             f"mlms-{strategy}",
             lambda d, c=strategy: train_on_prepared(
-                dataset_path, d, languages=language_codes, code_init=c, language_space_dim=len(language_codes), **base
+                dataset_path,
+                d,
+                base,
+                languages=language_codes,
+                code_init=c,
+                language_space_dim=len(language_codes),
+                **model,
             ),
         )
     base_model = systems[(2, CODE_STRATEGY_LABELS["random"])]
@@ -270,14 +287,7 @@ def reproduce(
         systems[(3, f"scratch/{language}")] = run(
             f"scratch-{language}",
             lambda d, lang=language, spk=speaker: train_on_prepared(
-                dataset_path,
-                d,
-                model_type="slss",
-                languages=[lang],
-                speakers=[spk],
-                epochs=settings.scratch_epochs,
-                early_stopping_patience=None,
-                **common,
+                dataset_path, d, scratch, model_type="slss", languages=[lang], speakers=[spk], **model
             ),
         )
         for variant in VARIANT_NAMES:
@@ -288,12 +298,14 @@ def reproduce(
                     dataset_path,
                     lang,
                     spk,
-                    v,
                     d,
-                    epochs_per_phase=settings.adapt_epochs_per_phase,
-                    batch_size=settings.batch_size,
-                    learning_rate=settings.learning_rate,
-                    seed=seed,
+                    AdaptationOptions(
+                        variant=v,
+                        epochs_per_phase=settings.adapt_epochs_per_phase,
+                        batch_size=settings.batch_size,
+                        learning_rate=settings.learning_rate,
+                        seed=seed,
+                    ),
                     verbose=verbose,
                 ),
             )
@@ -345,173 +357,9 @@ def reproduce(
         "run_seconds": timings,
         "reused_runs": reused,
         "wall_seconds": round(time.monotonic() - started_all, 1),
-        "command": " ".join(["mlms"] + sys.argv[1:]) if sys.argv else None,
+        **provenance(),
     }
-    from mlms_keras.training.fit import write_json_atomically
-
-    write_json_atomically(out_dir / "results.json", results)
+    atomic_write_json(out_dir / "results.json", results, sort_keys=True)
     atomic_write_text(out_dir / "results.md", results_markdown(results))
     plot_figures(rows, out_dir)
     return results
-
-
-def _mse(rows, figure, system, pair):
-    for row in rows:
-        if (row["figure"], row["system"], row["pair"]) == (figure, system, pair):
-            return row["dev_mse"]
-    return None
-
-
-def check_claims(rows):
-    """Checks the paper's four claims against the dev MSEs of `rows`, per column (`pair`: a language, scored on its
-    female speaker, or "language (gender)" for another trained speaker of it).
-
-    Returns:
-        dict claim -> {"holds_for": [pairs], "fails_for": [pairs], "detail": {pair: numbers}}:
-        - `mlms_close_to_slss`: MLMS rand within 10 % (relative) of the SLSS baseline's dev MSE (paper: "slightly
-          worse objective scores", Fig. 2);
-        - `random_init_best`: rand has the lowest dev MSE of the three code strategies (Fig. 2);
-        - `v2_v3_better_than_scratch`: both v2 and v3 below scratch (Fig. 3);
-        - `v1_most_constrained`: v1 has the highest dev MSE of v1-v4 (Fig. 3).
-    """
-    claims = {
-        name: {"holds_for": [], "fails_for": [], "detail": {}}
-        for name in ("mlms_close_to_slss", "random_init_best", "v2_v3_better_than_scratch", "v1_most_constrained")
-    }
-
-    def record(name, language, holds, detail):
-        claims[name]["holds_for" if holds else "fails_for"].append(language)
-        claims[name]["detail"][language] = detail
-
-    for language in sorted({r["pair"] for r in rows if r["figure"] == 2}):
-        slss, rand = _mse(rows, 2, "SLSS", language), _mse(rows, 2, "MLMS rand", language)
-        record("mlms_close_to_slss", language, rand <= 1.10 * slss, {"slss": slss, "mlms_rand": rand})
-        strategies = {label: _mse(rows, 2, label, language) for label in CODE_STRATEGY_LABELS.values()}
-        record("random_init_best", language, min(strategies, key=strategies.get) == "MLMS rand", strategies)
-    for language in sorted({r["pair"] for r in rows if r["figure"] == 3}):
-        values = {system: _mse(rows, 3, system, language) for system in ("scratch",) + VARIANT_NAMES}
-        record(
-            "v2_v3_better_than_scratch",
-            language,
-            values["v2"] < values["scratch"] and values["v3"] < values["scratch"],
-            values,
-        )
-        record("v1_most_constrained", language, max(VARIANT_NAMES, key=values.get) == "v1", values)
-    return claims
-
-
-def results_markdown(results):
-    """The results as markdown: per-figure dev MSE tables, then every metric of every system and language."""
-    rows = results["rows"]
-    lines = [f"# Li & Zen (2016) Figures 2 and 3 on the teacher corpus (scale `{results['scale']}`)", ""]
-    for figure, title in (
-        (2, "Figure 2: dev MSE, training languages (female speaker; other speakers labelled)"),
-        (3, "Figure 3: dev MSE, adaptation languages with limited data"),
-    ):
-        chosen = [r for r in rows if r["figure"] == figure]
-        if not chosen:
-            continue
-        systems = list(dict.fromkeys(r["system"] for r in chosen))
-        languages = list(dict.fromkeys(r["pair"] for r in chosen))
-        lines += [f"## {title}", "", "| language | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
-        for language in languages:
-            values = [_mse(rows, figure, system, language) for system in systems]
-            best = min(v for v in values if v is not None)
-            cells = [f"**{v:.4f}**" if v == best else f"{v:.4f}" for v in values]
-            lines.append(f"| {language} | " + " | ".join(cells) + " |")
-        lines.append("")
-    lines += [
-        "## All metrics (dev split; MCD, F0 RMSE and V/UV on speech frames)",
-        "",
-        "| figure | system | language | speaker | dev MSE | MCD (dB) | F0 RMSE (Hz) | V/UV (%) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['figure']} | {r['system']} | {r['language']} | {r['speaker']} | {r['dev_mse']:.4f} | "
-            f"{r['mcd_db']:.2f} | {r['f0_rmse_hz']:.1f} | {r['vuv_error_percent']:.1f} |"
-        )
-    lines += ["", "## The paper's claims on these numbers", ""]
-    for name, claim in results["claims"].items():
-        lines.append(f"- `{name}`: holds for {claim['holds_for'] or 'none'}; fails for {claim['fails_for'] or 'none'}")
-    lines.append("")
-    return "\n".join(lines)
-
-
-def plot_figures(rows, out_dir):
-    """Writes `figure2.png` and `figure3.png`: grouped bars of dev MSE per language and system, like the paper's."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    for figure, name, title in (
-        (2, "figure2.png", "Fig. 2 analogue: SLSS vs MLMS code strategies"),
-        (3, "figure3.png", "Fig. 3 analogue: new languages, limited data"),
-    ):
-        chosen = [r for r in rows if r["figure"] == figure]
-        if not chosen:
-            continue
-        systems = list(dict.fromkeys(r["system"] for r in chosen))
-        languages = list(dict.fromkeys(r["pair"] for r in chosen))
-        width = 0.8 / len(systems)
-        fig, axis = plt.subplots(figsize=(max(6.0, 1.6 + 0.45 * len(languages) * len(systems)), 3.8))
-        for index, system in enumerate(systems):
-            values = [_mse(rows, figure, system, language) for language in languages]
-            axis.bar(np.arange(len(languages)) + (index - (len(systems) - 1) / 2) * width, values, width, label=system)
-        axis.set_xticks(np.arange(len(languages)), languages)
-        axis.set_ylabel("mean squared error (dev)")
-        low = min(r["dev_mse"] for r in chosen)
-        axis.set_ylim(max(0.0, 0.9 * low), None)
-        axis.set_title(title, fontsize=10)
-        axis.legend(fontsize=8, ncol=min(len(systems), 5), loc="upper center", bbox_to_anchor=(0.5, -0.1))
-        with atomic_output(Path(out_dir) / name) as temporary:
-            fig.savefig(temporary, dpi=120, bbox_inches="tight", format="png")
-        plt.close(fig)
-
-
-def _run_reproduce(args):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    split = lambda text: [item for item in text.split(",") if item] if text else None  # noqa: E731
-    try:
-        results = reproduce(
-            args.dataset,
-            args.out,
-            scale=args.scale,
-            training_languages=split(args.languages),
-            adaptation_languages=split(args.adaptation_languages),
-            seed=args.seed,
-            verbose=0 if args.quiet else 2,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"mlms reproduce: {error}", file=sys.stderr)
-        return 2
-    print(results_markdown(results))
-    print(f"written: {args.out}/results.json, results.md, figure2.png, figure3.png")
-    return 0
-
-
-def add_cli_parser(subparsers):
-    """Registers `mlms reproduce`."""
-    parser = subparsers.add_parser(
-        "reproduce",
-        help="reproduce the paper's Figures 2 and 3 on a prepared teacher corpus",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=(
-            "Train SLSS baselines, MLMS with the three language-code strategies (Figure 2), and scratch vs\n"
-            "adapted v1-v4 models for the adaptation languages (Figure 3); write results.json, results.md,\n"
-            "figure2.png and figure3.png. Re-running the same command resumes (finished runs are reused).\n\n"
-            "example:\n"
-            "  mlms corpus build data/teacher-small --preset small --workers 2\n"
-            "  mlms prepare data/teacher-small data/prepared-small --workers 2\n"
-            "  mlms reproduce data/prepared-small --out runs/reproduce-small --scale small"
-        ),
-    )
-    parser.add_argument("dataset", help="prepared teacher corpus")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--scale", choices=sorted(SCALES), default="smoke", help="training budget (default smoke)")
-    parser.add_argument("--languages", default=None, help="training languages (default: the dataset's training ones)")
-    parser.add_argument("--adaptation-languages", default=None, help="default: the dataset's adaptation ones")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
-    parser.set_defaults(handler=_run_reproduce)

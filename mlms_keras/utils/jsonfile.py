@@ -1,8 +1,9 @@
 """JSON files the package writes and reads back: one encoder, and one reader for versioned formats.
 
-Every file format of the package is a JSON object with ``"format"`` (its name, e.g. ``"mlms-prepared-dataset"``)
-and ``"format_version"`` (an integer). `read_versioned_json` reads one and checks both, so that every format gives
-the same clear errors: the file, what is wrong, and what to do next.
+Every file format of the package is a JSON object with `"format"` (its name, e.g. `"mlms-prepared-dataset"`) and
+`"format_version"` (an integer). `read_versioned_json` reads one and `check_versioned` checks both (also for an
+object stored inside another file, like the feature layout inside `dataset.json`), so that every format gives the
+same clear errors: the file, what is wrong, and what to do next.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["json_default", "read_versioned_json"]
+__all__ = ["check_versioned", "json_default", "read_versioned_json"]
 
 
 def json_default(value):
@@ -58,12 +59,24 @@ def read_versioned_json(path, format_name: str, format_version: int, what: str, 
         data = json.loads(text)
     except ValueError as error:
         raise ValueError(f"{path}: not valid JSON ({error}); {remedy}") from error
+    check_versioned(data, format_name, format_version, what, remedy, where=str(path))
+    return data
+
+
+def check_versioned(data, format_name: str, format_version: int, what: str, remedy: str, where: str | None = None):
+    """Raises `ValueError` unless `data` is a JSON object of format `format_name`, version `format_version`.
+
+    Args:
+        data: the parsed JSON value.
+        format_name, format_version, what, remedy: as for `read_versioned_json`.
+        where: the file it came from, put before the message (None: no prefix).
+    """
+    prefix = f"{where}: " if where else ""
     if not isinstance(data, dict) or data.get("format") != format_name:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"{path}: not a {what} (format {found!r}, expected {format_name!r}); {remedy}")
+        raise ValueError(f"{prefix}not a {what} (format {found!r}, expected {format_name!r}); {remedy}")
     if data.get("format_version") != format_version:
         raise ValueError(
-            f"{path}: {what} format_version {data.get('format_version')!r} is not supported (this package reads "
+            f"{prefix}{what} format_version {data.get('format_version')!r} is not supported (this package reads "
             f"{format_version}); {remedy} or upgrade mlms-keras"
         )
-    return data

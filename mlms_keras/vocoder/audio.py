@@ -2,24 +2,27 @@
 
 Two decoding backends give the same result:
 
-- ``"soundfile"`` (always available): libsndfile through ``soundfile``, resampling through ``soxr``
-  (its "VHQ" quality).
-- ``"tensorflow-io"``: ``tfio.audio.AudioIOTensor`` to decode and ``tfio.audio.resample`` to resample. It is used
-  only when the ``tfio`` extra is installed *and* its audio ops actually load. tensorflow-io 0.37.1 is built for
+- `"soundfile"` (always available): libsndfile through `soundfile`, resampling through `soxr` (its "VHQ"
+  quality).
+- `"tensorflow-io"`: `tfio.audio.AudioIOTensor` to decode and `tfio.audio.resample` to resample. It is used only
+  when the `tfio` extra is installed *and* its audio ops actually load. tensorflow-io 0.37.1 is built for
   TensorFlow 2.16/2.17; on TensorFlow >= 2.18 the import works but the ops fail with undefined symbols, so the
-  backend probes one op before choosing itself.
+  backend probes one op before choosing itself. TensorFlow and tensorflow-io are imported only then, never when
+  this module is imported.
 
-``backend()`` reports which one is in use. The environment variable ``MLMS_AUDIO_BACKEND`` overrides the choice:
-``soundfile`` forces soundfile, ``tensorflow-io`` demands tfio and raises if it cannot load.
+`backend()` reports which one is in use. The environment variable `MLMS_AUDIO_BACKEND` overrides the choice:
+`soundfile` forces soundfile, `tensorflow-io` demands tfio and raises if it cannot load.
 
-Whatever the backend, every file first passes an integrity check through libsndfile's header information
-(empty, unrecognised, or truncated files raise :class:`AudioFileError` naming the file), because a truncated WAV
-otherwise decodes silently to fewer samples than its header promises.
+Whatever the backend, every file first passes an integrity check through libsndfile's header information (empty,
+unrecognised, or truncated files raise `AudioFileError` naming the file), because a truncated WAV otherwise decodes
+silently to fewer samples than its header promises.
 
 We never upsample: band-limited audio resampled up to a higher rate has an empty top band, and WORLD's mel-cepstra
 then spend their resolution on that empty band (on pysptk's 16 kHz CMU ARCTIC clip, resynthesis MCD went from
 3.1 dB at 16 kHz to 11.3 dB after upsampling to 22.05 kHz). Analyse such audio at its native rate instead.
 """
+
+from __future__ import annotations
 
 import functools
 import importlib.util
@@ -33,13 +36,26 @@ import soxr
 
 from mlms_keras.utils.fileio import atomic_output
 
+__all__ = [
+    "BACKEND_ENV_VAR",
+    "SOUNDFILE_BACKEND",
+    "TFIO_BACKEND",
+    "WRITE_FORMATS",
+    "AudioFileError",
+    "UpsamplingError",
+    "backend",
+    "load",
+    "resample",
+    "save",
+]
+
 logger = logging.getLogger(__name__)
 
 SOUNDFILE_BACKEND = "soundfile"
 TFIO_BACKEND = "tensorflow-io"
 BACKEND_ENV_VAR = "MLMS_AUDIO_BACKEND"
 
-#: Container formats ``save`` writes, by file extension.
+# Container formats `save` writes, by file extension.
 WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 
 
@@ -72,11 +88,11 @@ def _tfio_module():
     return _probe_tfio()
 
 
-def backend():
-    """Name of the decoding backend in use: ``"soundfile"`` or ``"tensorflow-io"``.
+def backend() -> str:
+    """Name of the decoding backend in use: `"soundfile"` or `"tensorflow-io"`.
 
-    Honours ``MLMS_AUDIO_BACKEND`` (``soundfile`` / ``tensorflow-io``); raises ``RuntimeError`` when
-    ``tensorflow-io`` is demanded but its ops do not load.
+    Honours `MLMS_AUDIO_BACKEND` (`soundfile` / `tensorflow-io`); raises `RuntimeError` when `tensorflow-io` is
+    demanded but its ops do not load.
     """
     requested = os.environ.get(BACKEND_ENV_VAR, "").strip().lower()
     if requested == SOUNDFILE_BACKEND:
@@ -98,7 +114,7 @@ _SHORT_DATA_CHUNK = re.compile(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)")
 
 
 def _check_integrity(path):
-    """Raise AudioFileError if ``path`` is missing, empty, unreadable or truncated; return its ``soundfile.info``."""
+    """Raise `AudioFileError` if `path` is missing, empty, unreadable or truncated; return its `soundfile.info`."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise AudioFileError(f"{path}: no such audio file.")
@@ -161,11 +177,11 @@ def _read_tfio(path, expected_frames):
     return wave, sample_rate
 
 
-def resample(wave, sample_rate, target_sample_rate, name="wave"):
-    """Downsample ``wave`` (samples,) or (samples, channels) float from ``sample_rate`` to ``target_sample_rate`` Hz.
+def resample(wave: np.ndarray, sample_rate: int, target_sample_rate: int, name: str = "wave") -> np.ndarray:
+    """Downsample `wave` `(samples,)` or `(samples, channels)` float from `sample_rate` to `target_sample_rate` Hz.
 
-    Uses the active backend (soxr VHQ, or ``tfio.audio.resample``). Equal rates return the input unchanged.
-    Raises :class:`UpsamplingError` when ``target_sample_rate > sample_rate``.
+    Uses the active backend (soxr VHQ, or `tfio.audio.resample`). Equal rates return the input unchanged.
+    Raises `UpsamplingError` when `target_sample_rate > sample_rate`.
     """
     sample_rate, target_sample_rate = int(sample_rate), int(target_sample_rate)
     if target_sample_rate == sample_rate:
@@ -188,18 +204,18 @@ def resample(wave, sample_rate, target_sample_rate, name="wave"):
     return soxr.resample(wave, sample_rate, target_sample_rate, quality="VHQ").astype(np.float32)
 
 
-def load(path, target_sample_rate=None, mono=True):
-    """Read an audio file; return ``(wave, sample_rate)``.
+def load(path: str | os.PathLike, target_sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
+    """Read an audio file; return `(wave, sample_rate)`.
 
     Args:
         path: wav, flac or ogg file.
-        target_sample_rate: Hz to downsample to, or None to keep the native rate. Never upsamples
-            (raises :class:`UpsamplingError`, which suggests analysing at the native rate).
+        target_sample_rate: Hz to downsample to, or `None` to keep the native rate. Never upsamples (raises
+            `UpsamplingError`, which suggests analysing at the native rate).
         mono: average the channels into one.
 
     Returns:
-        wave: float32, shape ``(samples,)`` if ``mono`` else ``(samples, channels)``, in [-1, 1].
-        sample_rate: int, Hz.
+        `(wave, sample_rate)`: `wave` float32 of shape `(samples,)` if `mono` else `(samples, channels)`, in
+        [-1, 1]; `sample_rate` an int, Hz.
 
     Raises:
         AudioFileError: empty, corrupt, unrecognised or truncated file (the message names the file).
@@ -216,12 +232,12 @@ def load(path, target_sample_rate=None, mono=True):
     return np.ascontiguousarray(wave, dtype=np.float32), int(sample_rate)
 
 
-def save(path, wave, sample_rate):
-    """Write ``wave`` (samples,) or (samples, channels), float in [-1, 1], to ``path`` atomically.
+def save(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> None:
+    """Write `wave` `(samples,)` or `(samples, channels)`, float in [-1, 1], to `path` atomically.
 
-    The format follows the extension (.wav and .flac as 16-bit PCM, .ogg as Vorbis). The data goes to a temporary
-    file in the same folder, which then replaces ``path``, so readers never see a half-written file. Samples outside
-    [-1, 1] are clipped (with a warning); non-finite samples raise ``ValueError``.
+    The format follows the extension (`.wav` and `.flac` as 16-bit PCM, `.ogg` as Vorbis). The data goes to a
+    temporary file in the same folder, which then replaces `path`, so readers never see a half-written file. Samples
+    outside [-1, 1] are clipped (with a warning); non-finite samples raise `ValueError`.
     """
     path = os.fspath(path)
     extension = os.path.splitext(path)[1].lower()

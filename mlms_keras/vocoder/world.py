@@ -1,64 +1,80 @@
-"""WORLD analysis and synthesis through the 49-dim acoustic frame of ARCHITECTURE.md.
+"""WORLD analysis and synthesis through the 49-dim acoustic frame of docs/architecture.md.
 
 One frame every 5 ms holds 49 numbers:
 
-=========  =====  ==========================================================================================
-slice      dims   meaning
-=========  =====  ==========================================================================================
-0:40       40     mel-cepstrum c0..c39 of WORLD's CheapTrick envelope, all-pass alpha = ``mcepalpha(fs)``
-40         1      lf0: natural log of F0 in Hz, *continuous* (unvoiced frames interpolated, Yu & Young 2011)
-41         1      vuv: 1 voiced, 0 unvoiced
-42:49      7      band aperiodicity in dB (20 log10 of D4C's amplitude ratio), our 7-band coder below
-=========  =====  ==========================================================================================
+| slice | dims | meaning |
+|---|---|---|
+| `0:40` | 40 | mel-cepstrum c0..c39 of WORLD's CheapTrick envelope, all-pass alpha = `mcepalpha(fs)` |
+| `40` | 1 | lf0: natural log of F0 in Hz, *continuous* (unvoiced frames interpolated, Yu & Young 2011) |
+| `41` | 1 | vuv: 1 voiced, 0 unvoiced |
+| `42:49` | 7 | band aperiodicity in dB (20 log10 of D4C's amplitude ratio), `mlms_keras.vocoder.aperiodicity` |
 
-**Frames.** ``num_frames_for(num_samples, sample_rate) = int(1000 * num_samples / sample_rate / 5) + 1``, the
-count WORLD's dio and harvest return (frame ``i`` is centred on sample ``round(i * 0.005 * sample_rate)``). Align
-linguistic frames to this exactly. ``synthesize`` returns ``int(num_frames * 0.005 * sample_rate)`` samples.
+**Frames.** `num_frames_for(num_samples, sample_rate) = int(1000 * num_samples / sample_rate / 5) + 1`, the count
+WORLD's dio and harvest return (frame `i` is centred on sample `round(i * 0.005 * sample_rate)`). Align linguistic
+frames to this exactly. `synthesize` returns `int(num_frames * 0.005 * sample_rate)` samples.
 
-**7-band aperiodicity.** WORLD's own coder (``code_aperiodicity``) has one band per 3 kHz: 1 band at 16 kHz, 2 at
-22.05 kHz. Ours splits 0 Hz..Nyquist into 7 bands equally spaced on the HTK mel scale
-(``mel = 2595 log10(1 + f / 700)``), codes each band as the mean dB aperiodicity of the FFT bins inside it, and
-decodes by linear interpolation (in dB, over linear frequency) between band centres, held flat beyond the outer
-centres. The edges (Hz, rounded) for the supported rates, from ``band_edges_hz``:
+**7-band aperiodicity.** WORLD's own coder gives 1 band at 16 kHz and 2 at 22.05 kHz; ours gives 7 bands equally
+spaced on the mel scale at every rate. `mlms_keras.vocoder.aperiodicity` has the coder and the band edges.
 
-==========  ===========================================================
-rate (Hz)   edges (Hz)
-==========  ===========================================================
-16 000      0, 303, 738, 1 361, 2 254, 3 535, 5 370, 8 000
-22 050      0, 347, 866, 1 642, 2 804, 4 541, 7 139, 11 025
-24 000      0, 359, 902, 1 724, 2 967, 4 848, 7 694, 12 000
-44 100      0, 451, 1 193, 2 412, 4 417, 7 714, 13 136, 22 050
-48 000      0, 465, 1 238, 2 524, 4 663, 8 223, 14 146, 24 000
-==========  ===========================================================
+**F0 range.** Per speaker: pass `f0_floor` / `f0_ceil` from `F0_RANGE_HZ[sex]`, or measure it from the speaker's
+data with `estimate_f0_range`. A range too wide invites octave errors; too narrow clips real pitch.
 
-(The exact numbers come from ``band_edges_hz``; ``tests/test_vocoder.py`` checks this table against it.)
-
-Note that D4C itself estimates aperiodicity only at knots every 3 kHz (0 Hz fixed at -60 dB, Nyquist at 0 dB) and
-interpolates linearly in dB between them, so at 16 kHz the 7 bands sample a curve with one free knot (3 kHz):
-the bands are a fixed-size, rate-independent layout for the model, not extra resolution from the analysis.
-
-**F0 range.** Per speaker: pass ``f0_floor`` / ``f0_ceil`` from ``F0_RANGE_HZ[sex]``, or measure it from the
-speaker's data with ``estimate_f0_range``. A range too wide invites octave errors; too narrow clips real pitch.
-
-**Postfilter.** ``synthesize`` applies the Merlin/HTS cepstral postfilter (``postfilter``) with
-``DEFAULT_POSTFILTER_BETA``; see that constant for the measured reason.
+**Postfilter.** `synthesize` applies the Merlin/HTS cepstral postfilter (`postfilter`) with
+`DEFAULT_POSTFILTER_BETA`; see that constant for the measured reason.
 """
+
+from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
 import functools
 import logging
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import pysptk
 import pyworld
+from tqdm import tqdm
+
+from mlms_keras.vocoder import audio
+from mlms_keras.vocoder.aperiodicity import (
+    NUM_BAP,
+    check_sample_rate,
+    code_band_aperiodicity,
+    decode_band_aperiodicity,
+)
+
+__all__ = [
+    "BAP",
+    "DEFAULT_POSTFILTER_BETA",
+    "DEFAULT_SAMPLE_RATE",
+    "F0_RANGE_HZ",
+    "FEATURE_DIM",
+    "FRAME_PERIOD_MS",
+    "LF0",
+    "MCEP",
+    "NUM_MCEP",
+    "SUPPORTED_SAMPLE_RATES",
+    "VUV",
+    "AcousticFeatures",
+    "analyze",
+    "analyze_files",
+    "clipped_fraction",
+    "continuous_lf0",
+    "estimate_f0_range",
+    "frame_energy",
+    "mcep_alpha",
+    "mcep_to_spectrum",
+    "num_frames_for",
+    "postfilter",
+    "synthesize",
+]
 
 logger = logging.getLogger(__name__)
 
 FRAME_PERIOD_MS = 5.0
 NUM_MCEP = 40
-NUM_BAP = 7
 FEATURE_DIM = NUM_MCEP + 2 + NUM_BAP  # 49
 MCEP = slice(0, NUM_MCEP)
 LF0 = NUM_MCEP
@@ -66,25 +82,26 @@ VUV = NUM_MCEP + 1
 BAP = slice(NUM_MCEP + 2, FEATURE_DIM)
 
 DEFAULT_SAMPLE_RATE = 22050
-MIN_SAMPLE_RATE = 16000
 SUPPORTED_SAMPLE_RATES = (16000, 22050, 24000, 44100, 48000)
 
-#: Default analysis F0 range (Hz) per speaker sex. Female voices rarely go below 100 Hz or above 500 Hz in read
-#: speech; male voices rarely below 60 Hz or above 300 Hz. ``"unknown"`` is WORLD's own wide default (71-800 Hz),
-#: which covers both at a higher risk of octave errors; pass a measured range per speaker when you have one.
+# Default analysis F0 range (Hz) per speaker sex. Female voices rarely go below 100 Hz or above 500 Hz in read
+# speech; male voices rarely below 60 Hz or above 300 Hz. `"unknown"` is WORLD's own wide default (71-800 Hz),
+# which covers both at a higher risk of octave errors; pass a measured range per speaker when you have one.
 F0_RANGE_HZ = {"female": (100.0, 500.0), "male": (60.0, 300.0), "unknown": (71.0, 800.0)}
 
 
-def estimate_f0_range(voiced_f0_hz, limits_hz=(40.0, 1000.0)):
+def estimate_f0_range(
+    voiced_f0_hz: np.ndarray | Iterable[float], limits_hz: tuple[float, float] = (40.0, 1000.0)
+) -> tuple[float, float]:
     """A speaker's analysis F0 range from a first pass over their audio (De Looze & Hirst's two-pass recipe).
 
     Args:
         voiced_f0_hz: F0 values (Hz) of voiced frames from a first analysis with a wide range (e.g. dio with
-            ``F0_RANGE_HZ["unknown"]``), pooled over several of the speaker's files.
+            `F0_RANGE_HZ["unknown"]`), pooled over several of the speaker's files.
         limits_hz: the result is clamped into this interval.
 
     Returns:
-        ``(f0_floor, f0_ceil)`` = (0.75 * first quartile, 1.5 * third quartile), in Hz.
+        `(f0_floor, f0_ceil)` = (0.75 * first quartile, 1.5 * third quartile), in Hz.
     """
     voiced_f0_hz = np.asarray(voiced_f0_hz, dtype=np.float64)
     voiced_f0_hz = voiced_f0_hz[voiced_f0_hz > 0]
@@ -99,88 +116,42 @@ def estimate_f0_range(voiced_f0_hz, limits_hz=(40.0, 1000.0)):
     return floor, ceil
 
 
-#: Multiplier on c2..c39 in ``postfilter`` (Merlin's ``pf_coef``; HTS writes it as 1 + beta, with beta = 0.4).
-#: 1.0 switches the postfilter off. Measured reason (``benchmarks/bench_vocoder.py``, JSON key
-#: ``postfilter_sweep``, on pysptk's CMU ARCTIC clip): models trained with a squared error over-smooth the
-#: envelope, which shows as a global variance (GV) of c2..c39 below natural speech. Simulating that by pulling each
-#: frame's c2..c39 30% of the way to the utterance mean (GV ratio 0.49 of natural), beta = 1.4 brings the GV ratio
-#: back to 0.96; 1.2 leaves 0.71 and 1.6 overshoots to 1.25. Distance measures (log-spectral distance, MCD) never
-#: reward the postfilter, since it is a perceptual correction, so for copy-synthesis of *natural* features pass
-#: ``postfilter_beta=1.0``: on the clip, beta 1.4 raises copy-synthesis MCD from 3.30 to 4.72 dB (dio) and from
-#: 3.10 to 4.54 dB (harvest), and harvest's re-analysis of post-filtered speech makes octave errors (F0 RMSE
-#: 5.8 -> 20.2 Hz), so judge post-filtered output by listening, not by re-analysed F0.
+# Multiplier on c2..c39 in `postfilter` (Merlin's `pf_coef`; HTS writes it as 1 + beta, with beta = 0.4).
+# 1.0 switches the postfilter off. Measured reason (`benchmarks/bench_vocoder.py`, JSON key `postfilter_sweep`,
+# on pysptk's CMU ARCTIC clip): models trained with a squared error over-smooth the envelope, which shows as a
+# global variance (GV) of c2..c39 below natural speech. Simulating that by pulling each frame's c2..c39 30% of the
+# way to the utterance mean (GV ratio 0.49 of natural), beta = 1.4 brings the GV ratio back to 0.96; 1.2 leaves
+# 0.71 and 1.6 overshoots to 1.25. Distance measures (log-spectral distance, MCD) never reward the postfilter,
+# since it is a perceptual correction, so for copy-synthesis of *natural* features pass `postfilter_beta=1.0`: on
+# the clip, beta 1.4 raises copy-synthesis MCD from 3.30 to 4.72 dB (dio) and from 3.10 to 4.54 dB (harvest), and
+# harvest's re-analysis of post-filtered speech makes octave errors (F0 RMSE 5.8 -> 20.2 Hz), so judge
+# post-filtered output by listening, not by re-analysed F0.
 DEFAULT_POSTFILTER_BETA = 1.4
 
-# Aperiodicity is clipped to D4C's own range: -60 dB (fully periodic floor) .. 0 dB (noise).
-_BAP_FLOOR_DB = -60.0
-_BAP_CEIL_DB = 0.0
 # Runs of this many consecutive samples at full scale count as clipping.
 _CLIP_RUN = 3
 _FULL_SCALE = 0.999
 
 
-def num_frames_for(num_samples, sample_rate):
-    """Frames WORLD analysis yields for ``num_samples`` samples at ``sample_rate`` Hz with 5 ms frames.
+def num_frames_for(num_samples: int, sample_rate: float) -> int:
+    """Frames WORLD analysis yields for `num_samples` samples at `sample_rate` Hz with 5 ms frames.
 
-    ``int(1000.0 * num_samples / sample_rate / 5.0) + 1``, computed in float64 exactly as WORLD does.
+    `int(1000.0 * num_samples / sample_rate / 5.0) + 1`, computed in float64 exactly as WORLD does.
     """
     return int(1000.0 * int(num_samples) / float(sample_rate) / FRAME_PERIOD_MS) + 1
 
 
 @functools.cache  # pysptk searches for it on every call (about 0.1 s)
-def mcep_alpha(sample_rate):
-    """All-pass constant of the mel-cepstrum at ``sample_rate`` Hz (``pysptk.util.mcepalpha``; 0.455 at 22.05 kHz)."""
+def mcep_alpha(sample_rate: float) -> float:
+    """All-pass constant of the mel-cepstrum at `sample_rate` Hz (`pysptk.util.mcepalpha`; 0.455 at 22.05 kHz)."""
     return float(pysptk.util.mcepalpha(int(sample_rate)))
 
 
-def _hz_to_mel(hz):
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel):
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def band_edges_hz(sample_rate):
-    """The 8 edges (Hz), shape (8,), of the 7 aperiodicity bands: 0 .. Nyquist equally spaced on the HTK mel scale."""
-    _check_sample_rate(sample_rate, "sample_rate")
-    nyquist = sample_rate / 2.0
-    return _mel_to_hz(np.linspace(0.0, _hz_to_mel(nyquist), NUM_BAP + 1))
-
-
-def band_centres_hz(sample_rate):
-    """The 7 band centres (Hz), shape (7,): mel midpoints of ``band_edges_hz``, where decoding anchors each band."""
-    mel_edges = _hz_to_mel(band_edges_hz(sample_rate))
-    return _mel_to_hz((mel_edges[:-1] + mel_edges[1:]) / 2.0)
-
-
-def code_band_aperiodicity(aperiodicity, sample_rate):
-    """WORLD aperiodicity (frames, fft_size // 2 + 1), ratio in [0, 1] -> band aperiodicity (frames, 7) in dB."""
-    aperiodicity = np.asarray(aperiodicity, dtype=np.float64)
-    num_bins = aperiodicity.shape[-1]
-    frequencies = np.linspace(0.0, sample_rate / 2.0, num_bins)
-    aperiodicity_db = 20.0 * np.log10(np.clip(aperiodicity, 10.0 ** (_BAP_FLOOR_DB / 20.0), 1.0))
-    band_index = np.clip(np.searchsorted(band_edges_hz(sample_rate), frequencies, side="right") - 1, 0, NUM_BAP - 1)
-    coded = np.empty(aperiodicity.shape[:-1] + (NUM_BAP,))
-    for band in range(NUM_BAP):
-        coded[..., band] = aperiodicity_db[..., band_index == band].mean(axis=-1)
-    return coded
-
-
-def decode_band_aperiodicity(bap_db, sample_rate, fft_size):
-    """Band aperiodicity (frames, 7) dB -> WORLD aperiodicity (frames, fft_size // 2 + 1), ratio in [0, 1]."""
-    bap_db = np.clip(np.asarray(bap_db, dtype=np.float64), _BAP_FLOOR_DB, _BAP_CEIL_DB)
-    frequencies = np.linspace(0.0, sample_rate / 2.0, fft_size // 2 + 1)
-    centres = band_centres_hz(sample_rate)
-    decoded_db = np.stack([np.interp(frequencies, centres, frame) for frame in bap_db.reshape(-1, NUM_BAP)])
-    return 10.0 ** (decoded_db.reshape(bap_db.shape[:-1] + (-1,)) / 20.0)
-
-
-def continuous_lf0(f0_hz, fill_value_hz):
-    """F0 (frames,) Hz with 0 for unvoiced -> (lf0 (frames,) continuous log-Hz, vuv (frames,) 0/1).
+def continuous_lf0(f0_hz: np.ndarray, fill_value_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """F0 `(frames,)` Hz with 0 for unvoiced -> `(lf0, vuv)`: `(frames,)` continuous log-Hz and `(frames,)` 0/1.
 
     Unvoiced runs between voiced frames are linearly interpolated in the log domain; leading and trailing runs hold
-    the nearest voiced value. With no voiced frame at all, lf0 is ``log(fill_value_hz)`` everywhere.
+    the nearest voiced value. With no voiced frame at all, lf0 is `log(fill_value_hz)` everywhere.
     """
     f0_hz = np.asarray(f0_hz, dtype=np.float64)
     voiced = f0_hz > 0.0
@@ -193,13 +164,13 @@ def continuous_lf0(f0_hz, fill_value_hz):
 
 @dataclasses.dataclass
 class AcousticFeatures:
-    """WORLD parameters of one utterance in the layout of ARCHITECTURE.md.
+    """WORLD parameters of one utterance in the frame layout of docs/architecture.md.
 
     Attributes:
-        mcep: (frames, 40) mel-cepstrum c0..c39 (natural-log amplitude units), alpha = ``mcep_alpha(sample_rate)``.
-        lf0: (frames,) continuous log F0, log-Hz.
-        vuv: (frames,) 1.0 voiced, 0.0 unvoiced.
-        bap: (frames, 7) band aperiodicity, dB (-60 .. 0).
+        mcep: `(frames, 40)` mel-cepstrum c0..c39 (natural-log amplitude units), alpha = `mcep_alpha(sample_rate)`.
+        lf0: `(frames,)` continuous log F0, log-Hz.
+        vuv: `(frames,)` 1.0 voiced, 0.0 unvoiced.
+        bap: `(frames, 7)` band aperiodicity, dB (-60 .. 0).
         sample_rate: Hz of the audio the features describe.
     """
 
@@ -210,19 +181,21 @@ class AcousticFeatures:
     sample_rate: int
 
     @property
-    def num_frames(self):
+    def num_frames(self) -> int:
         """Number of 5 ms frames."""
         return int(self.lf0.shape[0])
 
-    def to_vector(self):
-        """The (frames, 49) float32 matrix: mcep, lf0, vuv, bap."""
+    def to_vector(self) -> np.ndarray:
+        """The `(frames, 49)` float32 matrix: mcep, lf0, vuv, bap."""
         return np.concatenate([self.mcep, self.lf0[:, None], self.vuv[:, None], self.bap], axis=1).astype(np.float32)
 
     @classmethod
-    def from_vector(cls, vector, sample_rate=DEFAULT_SAMPLE_RATE, name="vector"):
-        """Inverse of ``to_vector``: a (frames, 49) matrix -> AcousticFeatures. ``vuv`` is thresholded at 0.5.
+    def from_vector(
+        cls, vector: np.ndarray, sample_rate: int = DEFAULT_SAMPLE_RATE, name: str = "vector"
+    ) -> AcousticFeatures:
+        """Inverse of `to_vector`: a `(frames, 49)` matrix -> `AcousticFeatures`. `vuv` is thresholded at 0.5.
 
-        Raises ``ValueError`` naming ``name`` if the shape is wrong or any value is NaN or inf.
+        Raises `ValueError` naming `name` if the shape is wrong or any value is NaN or inf.
         """
         vector = np.asarray(vector, dtype=np.float64)
         if vector.ndim != 2 or vector.shape[1] != FEATURE_DIM:
@@ -237,17 +210,6 @@ class AcousticFeatures:
         )
 
 
-def _check_sample_rate(sample_rate, name):
-    if not np.isscalar(sample_rate) or sample_rate <= 0:
-        raise ValueError(f"{name}: sample rate must be a positive number of Hz, got {sample_rate!r}.")
-    if sample_rate < MIN_SAMPLE_RATE:
-        raise ValueError(
-            f"{name}: sample rate {sample_rate} Hz is below the supported minimum of {MIN_SAMPLE_RATE} Hz "
-            "(telephone-band audio lacks the spectrum the 40 mel-cepstra and 7 aperiodicity bands describe). "
-            "Use audio recorded at 16 kHz or more; upsampling does not restore the missing band."
-        )
-
-
 def _check_finite(array, name):
     bad = ~np.isfinite(array)
     if bad.any():
@@ -258,7 +220,7 @@ def _check_finite(array, name):
         )
 
 
-def clipped_fraction(wave):
+def clipped_fraction(wave: np.ndarray) -> float:
     """Fraction of samples (0..1) inside runs of >= 3 consecutive samples at |x| >= 0.999 full scale."""
     at_full_scale = np.abs(np.asarray(wave)) >= _FULL_SCALE
     if not at_full_scale.any():
@@ -272,7 +234,7 @@ def clipped_fraction(wave):
 
 
 def _validate_wave(wave, sample_rate, name, max_clipped_fraction):
-    _check_sample_rate(sample_rate, name)
+    check_sample_rate(sample_rate, name)
     wave = np.asarray(wave)
     if wave.ndim != 1:
         raise ValueError(f"{name}: expected a mono wave of shape (samples,), got shape {wave.shape}; mix to mono.")
@@ -299,31 +261,32 @@ def _validate_wave(wave, sample_rate, name, max_clipped_fraction):
 
 
 def analyze(
-    wave,
-    sample_rate,
-    f0_method="harvest",
-    f0_floor=F0_RANGE_HZ["unknown"][0],
-    f0_ceil=F0_RANGE_HZ["unknown"][1],
-    max_clipped_fraction=0.01,
-    name="wave",
-):
+    wave: np.ndarray,
+    sample_rate: float,
+    f0_method: str = "harvest",
+    f0_floor: float = F0_RANGE_HZ["unknown"][0],
+    f0_ceil: float = F0_RANGE_HZ["unknown"][1],
+    max_clipped_fraction: float = 0.01,
+    name: str = "wave",
+) -> AcousticFeatures:
     """WORLD analysis of one utterance into 49-dim frames.
 
     Args:
-        wave: (samples,) float in [-1, 1], mono, at its native rate (never upsampled).
+        wave: `(samples,)` float in [-1, 1], mono, at its native rate (never upsampled).
         sample_rate: Hz, >= 16 000.
-        f0_method: ``"harvest"`` (robust, RTF ~0.17 per core) or ``"dio"`` (dio + stonemask, ~20x faster).
-        f0_floor, f0_ceil: the speaker's F0 search range in Hz (see ``F0_RANGE_HZ``).
-        max_clipped_fraction: largest fraction of clipped samples accepted (see ``clipped_fraction``).
+        f0_method: `"harvest"` (robust, RTF ~0.17 per core) or `"dio"` (dio + stonemask, ~20x faster).
+        f0_floor: the low end of the speaker's F0 search range in Hz (see `F0_RANGE_HZ`).
+        f0_ceil: the high end of that range in Hz.
+        max_clipped_fraction: largest fraction of clipped samples accepted (see `clipped_fraction`).
         name: how errors refer to the input (e.g. the file path).
 
     Returns:
-        AcousticFeatures with ``num_frames_for(len(wave), sample_rate)`` frames. A silent or fully unvoiced wave
-        gives all-unvoiced frames with lf0 = log(sqrt(f0_floor * f0_ceil)).
+        `AcousticFeatures` with `num_frames_for(len(wave), sample_rate)` frames. A silent or fully unvoiced wave
+        gives all-unvoiced frames with `lf0 = log(sqrt(f0_floor * f0_ceil))`.
 
     Raises:
-        ValueError naming ``name``: rate < 16 kHz, empty, non-float, NaN/inf, beyond full scale, too clipped,
-        bad F0 range or method.
+        ValueError: naming `name`: rate < 16 kHz, empty, non-float, NaN/inf, beyond full scale, too clipped, bad F0
+            range or method.
     """
     wave = _validate_wave(wave, sample_rate, name, max_clipped_fraction)
     if not 0 < f0_floor < f0_ceil < sample_rate / 2:
@@ -352,11 +315,11 @@ def analyze(
     )
 
 
-def frame_energy(mcep, alpha, fft_length=1024):
-    """Energy r0 (frames,) of each frame's response: the mean of |H(e^jw)|^2 over the full frequency circle.
+def frame_energy(mcep: np.ndarray, alpha: float, fft_length: int = 1024) -> np.ndarray:
+    """Energy r0 `(frames,)` of each frame's response: the mean of `|H(e^jw)|^2` over the full frequency circle.
 
-    Evaluates log|H| = sum_m c_m cos(m * beta(w)) on ``fft_length`` points, where beta is the all-pass warped
-    frequency, so it needs no truncated unwarping (Merlin's ``freqt -M 511 | c2acr`` computes the same r0).
+    Evaluates `log|H| = sum_m c_m cos(m * beta(w))` on `fft_length` points, where beta is the all-pass warped
+    frequency, so it needs no truncated unwarping (Merlin's `freqt -M 511 | c2acr` computes the same r0).
     """
     mcep = np.asarray(mcep, dtype=np.float64)
     omega = 2.0 * np.pi * np.arange(fft_length // 2 + 1) / fft_length
@@ -366,11 +329,11 @@ def frame_energy(mcep, alpha, fft_length=1024):
     return (power[..., 0] + power[..., -1] + 2.0 * power[..., 1:-1].sum(axis=-1)) / fft_length
 
 
-def mcep_to_spectrum(mcep, alpha, fft_size):
-    """Power spectrum (frames, fft_size // 2 + 1) of mel-cepstra: |H|^2 with log|H(w)| = sum_m c_m cos(m beta(w)).
+def mcep_to_spectrum(mcep: np.ndarray, alpha: float, fft_size: int) -> np.ndarray:
+    """Power spectrum `(frames, fft_size // 2 + 1)` of mel-cepstra: `|H|^2`, `log|H(w)| = sum_m c_m cos(m beta(w))`.
 
-    beta is the all-pass warped frequency (as in ``frame_energy``). Equals ``pysptk.mc2sp(mcep, alpha, fft_size)``
-    (to 1e-13 in log at 22.05 kHz) as one matrix product instead of a per-frame ``freqt``, about 6x faster.
+    beta is the all-pass warped frequency (as in `frame_energy`). Equals `pysptk.mc2sp(mcep, alpha, fft_size)`
+    (to 1e-13 in log at 22.05 kHz) as one matrix product instead of a per-frame `freqt`, about 6x faster.
     """
     mcep = np.asarray(mcep, dtype=np.float64)
     omega = 2.0 * np.pi * np.arange(fft_size // 2 + 1) / fft_size
@@ -378,20 +341,22 @@ def mcep_to_spectrum(mcep, alpha, fft_size):
     return np.exp(2.0 * (mcep @ np.cos(np.outer(np.arange(mcep.shape[-1]), warped))))
 
 
-def postfilter(mcep, alpha, beta=DEFAULT_POSTFILTER_BETA, fft_length=1024):
-    """Merlin/HTS cepstral postfilter: multiply c2..cN by ``beta``, then restore each frame's energy r0.
+def postfilter(
+    mcep: np.ndarray, alpha: float, beta: float = DEFAULT_POSTFILTER_BETA, fft_length: int = 1024
+) -> np.ndarray:
+    """Merlin/HTS cepstral postfilter: multiply c2..cN by `beta`, then restore each frame's energy r0.
 
-    Merlin converts to MLSA coefficients, adds 0.5 * ln(r0 / r0_filtered) to b0 and converts back; since
-    ``b2mc(mc2b(c))`` changes only c0 when b0 moves, we add that term to c0 directly (same result, vectorised).
+    Merlin converts to MLSA coefficients, adds `0.5 * ln(r0 / r0_filtered)` to b0 and converts back; since
+    `b2mc(mc2b(c))` changes only c0 when b0 moves, we add that term to c0 directly (same result, vectorised).
 
     Args:
-        mcep: (frames, order + 1) mel-cepstrum.
-        alpha: its all-pass constant (``mcep_alpha(sample_rate)``).
+        mcep: `(frames, order + 1)` mel-cepstrum.
+        alpha: its all-pass constant (`mcep_alpha(sample_rate)`).
         beta: weight on c2 and up; 1.0 returns the input unchanged.
-        fft_length: frequency points for the energy (``frame_energy``).
+        fft_length: frequency points for the energy (`frame_energy`).
 
     Returns:
-        (frames, order + 1) post-filtered mel-cepstrum.
+        `(frames, order + 1)` post-filtered mel-cepstrum.
     """
     mcep = np.asarray(mcep, dtype=np.float64)
     if beta == 1.0:
@@ -402,17 +367,22 @@ def postfilter(mcep, alpha, beta=DEFAULT_POSTFILTER_BETA, fft_length=1024):
     return filtered
 
 
-def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BETA, name="features"):
-    """WORLD synthesis from AcousticFeatures (or a (frames, 49) matrix).
+def synthesize(
+    features: AcousticFeatures | np.ndarray,
+    sample_rate: float | None = None,
+    postfilter_beta: float = DEFAULT_POSTFILTER_BETA,
+    name: str = "features",
+) -> np.ndarray:
+    """WORLD synthesis from `AcousticFeatures` (or a `(frames, 49)` matrix).
 
     Args:
-        features: AcousticFeatures, or a (frames, 49) array in ``to_vector`` layout.
-        sample_rate: Hz; defaults to ``features.sample_rate`` (or ``DEFAULT_SAMPLE_RATE`` for a bare array).
-        postfilter_beta: see ``DEFAULT_POSTFILTER_BETA``; 1.0 disables the postfilter (use that for natural features).
+        features: `AcousticFeatures`, or a `(frames, 49)` array in `to_vector` layout.
+        sample_rate: Hz; defaults to `features.sample_rate` (or `DEFAULT_SAMPLE_RATE` for a bare array).
+        postfilter_beta: see `DEFAULT_POSTFILTER_BETA`; 1.0 disables the postfilter (use that for natural features).
         name: how errors refer to the input.
 
     Returns:
-        (int(frames * 0.005 * sample_rate),) float64 wave, clipped to [-1, 1].
+        `(int(frames * 0.005 * sample_rate),)` float64 wave, clipped to [-1, 1].
     """
     if not isinstance(features, AcousticFeatures):
         features = AcousticFeatures.from_vector(features, sample_rate or DEFAULT_SAMPLE_RATE, name=name)
@@ -422,7 +392,7 @@ def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BE
             "for; the mel-cepstral alpha and band edges depend on the rate, so synthesize at the analysis rate."
         )
     sample_rate = int(sample_rate or features.sample_rate)
-    _check_sample_rate(sample_rate, name)
+    check_sample_rate(sample_rate, name)
     for field in ("mcep", "lf0", "vuv", "bap"):
         _check_finite(np.asarray(getattr(features, field)), f"{name}.{field}")
     mcep = np.asarray(features.mcep, dtype=np.float64)
@@ -446,28 +416,31 @@ def synthesize(features, sample_rate=None, postfilter_beta=DEFAULT_POSTFILTER_BE
 
 
 def _analyze_file(path, target_sample_rate, analysis_options):
-    from mlms_keras.vocoder import audio
-
     wave, sample_rate = audio.load(path, target_sample_rate=target_sample_rate)
     return analyze(wave, sample_rate, name=os.fspath(path), **analysis_options)
 
 
-def analyze_files(paths, target_sample_rate=None, workers=None, progress=True, **analysis_options):
+def analyze_files(
+    paths: Iterable[str | os.PathLike],
+    target_sample_rate: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    **analysis_options,
+) -> tuple[dict[str, AcousticFeatures], list[tuple[str, str]]]:
     """Analyse many audio files in parallel (one process per core).
 
     Args:
         paths: audio file paths.
-        target_sample_rate: Hz to downsample to (never up; see ``mlms_keras.vocoder.audio.load``), None for native rates.
-        workers: processes; None uses every core (``os.cpu_count()``).
+        target_sample_rate: Hz to downsample to (never up; see `mlms_keras.vocoder.audio.load`), `None` for native
+            rates.
+        workers: processes; `None` uses every core (`os.cpu_count()`).
         progress: show a tqdm progress bar.
-        **analysis_options: passed to ``analyze`` (f0_method, f0_floor, f0_ceil, max_clipped_fraction).
+        **analysis_options: passed to `analyze` (`f0_method`, `f0_floor`, `f0_ceil`, `max_clipped_fraction`).
 
     Returns:
-        (results, skipped): ``results`` maps path -> AcousticFeatures for the files that worked, in input order;
-        ``skipped`` lists ``(path, reason)`` for each file that failed (logged as a warning, the rest carry on).
+        `(results, skipped)`: `results` maps path -> `AcousticFeatures` for the files that worked, in input order;
+        `skipped` lists `(path, reason)` for each file that failed (logged as a warning, the rest carry on).
     """
-    from tqdm import tqdm
-
     paths = [os.fspath(path) for path in paths]
     workers = workers or os.cpu_count() or 1
     results, skipped = {}, []

@@ -1,0 +1,310 @@
+"""Rendering and building the teacher corpus: espeak-ng speech, HTS labels, `metadata.csv` and `corpus.json`.
+
+Every utterance is rendered in a fork of a worker whose libespeak-ng has never synthesised (libespeak-ng carries
+sample-level state from one utterance to the next), so a build is deterministic for a seed whatever the number of
+workers and however often it was interrupted. Files are written atomically, the label file after the wav, and an
+utterance whose label file exists is not rebuilt (resume).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from tqdm import tqdm
+
+from mlms_keras.data.teacher.speakers import (
+    TEACHER_SPEAKERS,
+    UtteranceSpec,
+    get_speaker,
+    plan_utterances,
+    speaker_f0_range_hz,
+)
+from mlms_keras.frontend import espeak
+from mlms_keras.frontend.labels import Segment, write_hts_labels
+from mlms_keras.languages import LANGUAGE_CODES, get_language
+from mlms_keras.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mlms_keras.utils.provenance import versions
+
+__all__ = [
+    "CORPUS_FORMAT",
+    "CORPUS_FORMAT_VERSION",
+    "DITHER_STD",
+    "SILENCE_RANGE_S",
+    "BuildReport",
+    "build_teacher_corpus",
+    "event_segments",
+    "render_utterance",
+]
+
+logger = logging.getLogger(__name__)
+
+CORPUS_FORMAT = "mlms-teacher-corpus"
+CORPUS_FORMAT_VERSION = 1
+#: Leading and trailing silence, drawn per utterance (seconds).
+SILENCE_RANGE_S = (0.15, 0.35)
+#: Gaussian dither added to every sample, so that no frame is digital zero (WORLD takes logarithms).
+DITHER_STD = 10 ** (-80 / 20)  # -80 dBFS
+
+
+def _wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, waveform, sample_rate, subtype="PCM_16", format="WAV")
+    return buffer.getvalue()
+
+
+def event_segments(
+    events, language: str, speech_samples: int, lead_samples: int, total_samples: int, sample_rate: int
+) -> list[Segment]:
+    """Phone segments (start s, end s, label) from phoneme events, with sil at the ends and pau inside.
+
+    Consecutive pauses merge; zero-length pauses are dropped; zero-length phonemes are kept (see `labels/` in
+    `mlms_keras.data.teacher`).
+
+    Args:
+        events: espeak-ng phoneme events (start samples relative to the speech).
+        language: their language code (for the phoneme symbols).
+        speech_samples: length of espeak-ng's output.
+        lead_samples: leading silence added before the speech.
+        total_samples: length of the final waveform (lead + speech + trailing silence).
+        sample_rate: Hz.
+    """
+    boundaries = []  # (start sample in final waveform, label)
+    for event in events:
+        symbol = espeak.split_event_symbol(event.symbol, language)
+        label = "pau" if symbol is None else symbol
+        boundaries.append((lead_samples + min(event.start_sample, speech_samples), label))
+    pieces = [(0, "sil")] + boundaries
+    segments = []
+    for index, (start, label) in enumerate(pieces):
+        end = pieces[index + 1][0] if index + 1 < len(pieces) else total_samples
+        if end <= start and label in ("pau", "sil"):
+            continue
+        if segments and label == "pau" and segments[-1][2] in ("pau", "sil"):
+            segments[-1] = (segments[-1][0], end, segments[-1][2])
+            continue
+        segments.append((start, end, label))
+    if segments and segments[-1][2] == "pau":
+        segments[-1] = (segments[-1][0], segments[-1][1], "sil")
+    return [Segment(start / sample_rate, end / sample_rate, label) for start, end, label in segments]
+
+
+def render_utterance(spec: UtteranceSpec, out_dir) -> None:
+    """Synthesise one utterance and write its wav and label file (atomically; label last).
+
+    Raises:
+        espeak.FrontendInputError, espeak.EspeakError: the text cannot be spoken.
+        ValueError: espeak-ng's phoneme events disagree with the frontend's analysis of the text.
+    """
+    out_dir = Path(out_dir)
+    speaker = get_speaker(spec.speaker_id)
+    synthesis = espeak.synthesize(spec.text, spec.language, speaker.voice, random_seed=spec.seed)
+    analysed = [phoneme.symbol for phoneme in espeak.analyze(spec.text, spec.language).phonemes]
+    spoken = [espeak.split_event_symbol(event.symbol, spec.language) for event in synthesis.events]
+    spoken = [symbol for symbol in spoken if symbol is not None]
+    if analysed != spoken:
+        raise ValueError(
+            f"{spec.utterance_id}: espeak-ng spoke phonemes {spoken[:12]}... but the frontend analyses "
+            f"{analysed[:12]}... for {spec.text!r}"
+        )
+    rng = np.random.default_rng(spec.seed)
+    sample_rate = synthesis.sample_rate
+    lead = int(rng.uniform(*SILENCE_RANGE_S) * sample_rate)
+    trail = int(rng.uniform(*SILENCE_RANGE_S) * sample_rate)
+    speech = synthesis.waveform
+    waveform = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(trail, np.float32)])
+    waveform = np.clip(waveform + rng.normal(0.0, DITHER_STD, waveform.shape).astype(np.float32), -1.0, 1.0)
+    segments = event_segments(synthesis.events, spec.language, len(speech), lead, len(waveform), sample_rate)
+    atomic_write_bytes(out_dir / "wavs" / f"{spec.utterance_id}.wav", _wav_bytes(waveform, sample_rate))
+    write_hts_labels(out_dir / "labels" / f"{spec.utterance_id}.lab", segments)
+
+
+def _is_done(spec: UtteranceSpec, out_dir: Path) -> bool:
+    return (out_dir / "labels" / f"{spec.utterance_id}.lab").is_file() and (
+        out_dir / "wavs" / f"{spec.utterance_id}.wav"
+    ).is_file()
+
+
+def _worker_init():
+    # Each worker keeps a libespeak-ng that never synthesises itself: every utterance is rendered in a fork
+    # of this pristine state, so its bytes do not depend on which utterances came before (see
+    # `espeak.synthesize`), on the number of workers, or on resuming. The modules a render needs are imported
+    # with this one, once, rather than in every forked child.
+    espeak.initialise()
+    for code in LANGUAGE_CODES:
+        espeak.phoneme_inventory(code)
+
+
+def _render_task(arguments):
+    spec, out_dir = arguments
+    if not hasattr(os, "fork"):  # no fork (Windows): render here; audio may differ by a few samples
+        try:
+            render_utterance(spec, out_dir)
+            return spec.utterance_id, None
+        except Exception as error:  # a bad utterance is reported and skipped, the build goes on
+            return spec.utterance_id, f"{type(error).__name__}: {error}"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_end)
+        status = 0
+        try:
+            render_utterance(spec, out_dir)
+        except BaseException as error:
+            os.write(write_end, f"{type(error).__name__}: {error}".encode("utf-8", "replace")[:4000])
+            status = 1
+        finally:
+            os.close(write_end)
+            os._exit(status)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode("utf-8", "replace")
+    _, wait_status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(wait_status):
+        return spec.utterance_id, f"renderer crashed with signal {os.WTERMSIG(wait_status)}"
+    if os.WEXITSTATUS(wait_status) != 0:
+        return spec.utterance_id, message or f"renderer exited with status {os.WEXITSTATUS(wait_status)}"
+    return spec.utterance_id, None
+
+
+@dataclass
+class BuildReport:
+    """What a build did: utterances built now, reused from an earlier run, and skipped (id -> reason)."""
+
+    out_dir: str
+    built: int
+    reused: int
+    skipped: dict
+
+
+def build_teacher_corpus(
+    out_dir,
+    preset: str = "tiny",
+    seed: int = 0,
+    workers: int = 1,
+    speakers: list[str] | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Build (or resume building) the teacher corpus in `out_dir`.
+
+    Args:
+        out_dir: output folder (created).
+        preset: "tiny", "small" or "paper-scale" (counts in `mlms_keras.data.teacher`).
+        seed: corpus seed (texts, silences, dither).
+        workers: worker processes (each has its own libespeak-ng); 1 renders in this process.
+        speakers: optional subset of speaker ids.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        `BuildReport`. `corpus.json` and `metadata.csv` list only the utterances that exist; a skipped
+        utterance is logged and listed in `corpus.json`'s `skipped`.
+
+    Raises:
+        ValueError: an unknown preset or speaker, or `workers` < 1.
+
+    Example:
+    >>> report = build_teacher_corpus("data/teacher", preset="small", workers=2)  # doctest: +SKIP
+    >>> report.built, report.reused, report.skipped                             # doctest: +SKIP
+    (3533, 0, {})
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    out_dir = Path(out_dir)
+    (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
+    (out_dir / "labels").mkdir(parents=True, exist_ok=True)
+    for folder in (out_dir / "wavs", out_dir / "labels", out_dir):
+        for stale in folder.glob(".*.tmp"):  # left by an interrupted run
+            stale.unlink()
+    specs = plan_utterances(preset, seed, speakers)
+    todo = [spec for spec in specs if not _is_done(spec, out_dir)]
+    reused = len(specs) - len(todo)
+    skipped = {}
+    bar = tqdm(total=len(specs), initial=reused, desc=f"teacher corpus ({preset})", unit="utt", disable=not progress)
+    tasks = [(spec, str(out_dir)) for spec in todo]
+    pool = None
+    if tasks:
+        # Spawned (not forked) workers: the caller's process may hold threads (TensorFlow) or a used espeak-ng.
+        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_worker_init)
+        results = pool.imap_unordered(_render_task, tasks, chunksize=4)
+    else:
+        results = iter(())
+    try:
+        for utterance_id, error in results:
+            if error is not None:
+                skipped[utterance_id] = error
+                logger.warning("skipped %s: %s", utterance_id, error)
+            bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    _write_index(out_dir, specs, preset, seed, skipped)
+    return BuildReport(str(out_dir), len(todo) - len(skipped), reused, skipped)
+
+
+def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) -> None:
+    present = [spec for spec in specs if spec.utterance_id not in skipped and _is_done(spec, out_dir)]
+    lines = []
+    for spec in present:
+        if "|" in spec.text or "\n" in spec.text:
+            raise ValueError(f"{spec.utterance_id}: text contains '|' or a newline, which metadata.csv cannot hold")
+        lines.append(f"{spec.utterance_id}|{spec.text}|{spec.language}|{spec.speaker_id}\n")
+    atomic_write_text(out_dir / "metadata.csv", "".join(lines))
+    speakers_used = [s for s in TEACHER_SPEAKERS if any(spec.speaker_id == s.speaker_id for spec in specs)]
+    languages_used = []
+    for speaker in speakers_used:
+        if speaker.language not in languages_used:
+            languages_used.append(speaker.language)
+    counts = {
+        s.speaker_id: {
+            split: sum(1 for p in present if p.speaker_id == s.speaker_id and p.split == split)
+            for split in ("train", "dev")
+        }
+        for s in speakers_used
+    }
+    speaker_entries = []
+    for speaker in speakers_used:
+        floor, ceiling = speaker_f0_range_hz(speaker)
+        speaker_entries.append(
+            {
+                "id": speaker.speaker_id,
+                "language": speaker.language,
+                "gender": speaker.gender,
+                "role": get_language(speaker.language).role,
+                "espeak_voice": asdict(speaker.voice),
+                "f0_floor_hz": floor,
+                "f0_ceil_hz": ceiling,
+                "table1_train": speaker.table1_train,
+            }
+        )
+    index = {
+        "format": CORPUS_FORMAT,
+        "format_version": CORPUS_FORMAT_VERSION,
+        "preset": preset,
+        "seed": seed,
+        "sample_rate_hz": espeak.SAMPLE_RATE_HZ,
+        "labels": "HTS mono labels (100 ns units), espeak-ng phoneme mnemonics, 'sil' at the ends, 'pau' inside",
+        "languages": [
+            {
+                "code": code,
+                "display_name": get_language(code).display_name,
+                "role": get_language(code).role,
+                "espeak_voice": get_language(code).espeak_voice,
+            }
+            for code in languages_used
+        ],
+        "speakers": speaker_entries,
+        "counts": counts,
+        "total_utterances": len(present),
+        "splits": {split: [p.utterance_id for p in present if p.split == split] for split in ("train", "dev")},
+        "skipped": [{"id": key, "reason": value} for key, value in sorted(skipped.items())],
+        "versions": versions(),
+    }
+    atomic_write_json(out_dir / "corpus.json", index)

@@ -1,0 +1,68 @@
+"""Adapting a trained MLMS model to a new language and speaker (Li & Zen 2016, sec. 4.2).
+
+A new language gets a fresh, randomly initialised code vector lambda(u) (`ClusterAdaptiveTowers.add_language`)
+and the new speaker gets its own RNN output layer (`SpeakerRNNOutput.add_speaker`), initialised as a copy of
+the closest existing speaker (see `closest_speaker`). Training then follows one of the paper's variants:
+
+- **v1**: update only the new language code;
+- **v2**: update the new language code and the mean tower jointly;
+- **v3**: start from v1, then update the mean tower alone;
+- **v4**: start from v3, then update the new language code and the mean tower jointly.
+
+"To adapt to the target speaker, we needed to update the RNN output layer" (sec. 4.2): the new speaker's
+output layer trains in every phase of every variant. Nothing else moves: the basis towers, the other
+languages' codes and the other speakers' output layers stay bit-identical.
+
+Each variant is a list of `Phase`s run inside ONE `model.fit` by the `PhaseSchedule` callback, which switches
+the trainable weight groups at phase boundaries.
+
+| module | what it holds |
+|---|---|
+| `phases` | `Phase`, `VARIANTS`, `adaptation_phases`, `adaptation_weight_groups`, `PhaseSchedule` |
+| `speakers` | `add_language_and_speaker`, `closest_speaker` (`SpeakerDistance`), `with_ids` |
+| `driver` | `AdaptationOptions`, `adapt`, `adapt_on_prepared` (`mlms adapt`), `AdaptationResult` |
+
+Example:
+    >>> result = adapt(model, train, dev, AdaptationOptions(variant="v3", epochs_per_phase=10))  # doctest: +SKIP
+    >>> result.language_id, result.speaker_id, [p.name for p in result.phases]  # doctest: +SKIP
+    (6, 8, ['language_code', 'mean_tower'])
+"""
+
+from mlms_keras.training.adaptation.driver import AdaptationOptions, AdaptationResult, adapt, adapt_on_prepared
+from mlms_keras.training.adaptation.phases import (
+    LANGUAGE_CODE,
+    MEAN_TOWER,
+    PHASE_BEST_NAME,
+    SPEAKER_LAYER,
+    VARIANTS,
+    Phase,
+    PhaseSchedule,
+    adaptation_phases,
+    adaptation_weight_groups,
+)
+from mlms_keras.training.adaptation.speakers import (
+    SpeakerDistance,
+    add_language_and_speaker,
+    closest_speaker,
+    with_ids,
+)
+
+__all__ = [
+    "LANGUAGE_CODE",
+    "MEAN_TOWER",
+    "PHASE_BEST_NAME",
+    "SPEAKER_LAYER",
+    "VARIANTS",
+    "AdaptationOptions",
+    "AdaptationResult",
+    "Phase",
+    "PhaseSchedule",
+    "SpeakerDistance",
+    "adapt",
+    "adapt_on_prepared",
+    "adaptation_phases",
+    "adaptation_weight_groups",
+    "add_language_and_speaker",
+    "closest_speaker",
+    "with_ids",
+]

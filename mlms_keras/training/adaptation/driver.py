@@ -1,0 +1,354 @@
+"""The adaptation drivers: `adapt` (a model and `tf.data` datasets in memory) and `adapt_on_prepared` (a run folder
+and a prepared dataset: the work of `mlms adapt`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import keras
+
+from mlms_keras.data.manifest import Manifest
+from mlms_keras.data.pipeline import load_dataset
+from mlms_keras.training.adaptation.phases import (
+    PHASE_BEST_NAME,
+    Phase,
+    PhaseSchedule,
+    adaptation_phases,
+    adaptation_weight_groups,
+)
+from mlms_keras.training.adaptation.speakers import (
+    SpeakerDistance,
+    add_language_and_speaker,
+    closest_speaker,
+    with_ids,
+)
+from mlms_keras.training.callbacks import AcousticMetricsCallback, HistoryFile
+from mlms_keras.training.runs import (
+    BACKUP_FOLDER,
+    FINAL_MODEL_NAME,
+    HISTORY_NAME,
+    LOG_FOLDER,
+    is_complete,
+    load_run,
+    new_run_record,
+    write_run_record,
+)
+from mlms_keras.utils.fileio import save_model_atomically
+
+__all__ = ["AdaptationOptions", "AdaptationResult", "adapt", "adapt_on_prepared"]
+
+logger = logging.getLogger(__name__)
+
+#: Facts of the base run's record that an adapted run does not inherit (`new_run_record` writes its own).
+_NOT_INHERITED = (
+    "history",
+    "best_epoch_logs",
+    "complete",
+    "format",
+    "format_version",
+    "model_name",
+    "config",
+    "versions",
+    "command",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptationOptions:
+    """The settings of one adaptation (the options of `mlms adapt`).
+
+    Attributes:
+        variant: `"v1"`, `"v2"`, `"v3"` or `"v4"` (paper sec. 4.2; `mlms_keras.training.adaptation`).
+        epochs_per_phase: an int, or one count per phase (`adaptation_phases`).
+        batch_size: utterances per batch (`adapt_on_prepared`; `adapt` takes ready batches).
+        learning_rate: Adam learning rate.
+        seed: seeds the new language code, the new speaker layer and the shuffling (`adapt_on_prepared`).
+        steps_per_epoch: batches per epoch from the repeated training stream; None: one pass per epoch.
+        restore_best_per_phase: at the end of each phase, put back its best dev epoch (`PhaseSchedule`); needs
+            dev data.
+    """
+
+    variant: str = "v3"
+    epochs_per_phase: int | tuple[int, ...] = 10
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    seed: int = 0
+    steps_per_epoch: int | None = None
+    restore_best_per_phase: bool = True
+
+
+@dataclasses.dataclass
+class AdaptationResult:
+    """Result of `adapt`.
+
+    Attributes:
+        model: the adapted model (the same object that was passed in, grown by one language and one speaker
+            when they were added).
+        language_id, speaker_id: the adapted pair's ids in the model.
+        variant: "v1".."v4".
+        phases: the `Phase`s that ran.
+        history: `History.history` of the single `fit` (per-epoch lists, including `adaptation_phase`).
+        initial_speaker: the speaker whose layer initialised the new one (None: fresh initialisation).
+        speaker_distance: the `SpeakerDistance` when the initial speaker was chosen as the closest.
+    """
+
+    model: keras.Model
+    language_id: int
+    speaker_id: int
+    variant: str
+    phases: list[Phase]
+    history: dict
+    initial_speaker: int | None = None
+    speaker_distance: SpeakerDistance | None = None
+
+
+def adapt(
+    model: keras.Model,
+    train_dataset,
+    dev_dataset=None,
+    options: AdaptationOptions = AdaptationOptions(),
+    *,
+    language: int | None = None,
+    speaker: int | None = None,
+    copy_speaker_from="closest",
+    speaker_candidates: list[tuple[int, int]] | None = None,
+    best_state_path=None,
+    callbacks=(),
+    verbose="auto",
+) -> AdaptationResult:
+    """Adapts an MLMS model to a new language and speaker with one of the paper's variants (sec. 4.2).
+
+    Args:
+        model: a trained model from `build_mlms_model` (changed in place).
+        train_dataset: `tf.data.Dataset` of `({"linguistic", "language", "speaker"}, acoustic)` batches of the
+            new speaker; the ids in it are replaced by the adapted pair's ids (`with_ids`).
+        dev_dataset: optional dev batches of the same form (reported as `val_loss`, the dev MSE).
+        options: `variant`, `epochs_per_phase`, `learning_rate` (Adam), `steps_per_epoch` (for an endless
+            training dataset) and `restore_best_per_phase` (needs `dev_dataset`) are used here.
+        language: id of an existing language to adapt instead of adding one (e.g. resuming); None adds a
+            new, randomly initialised code.
+        speaker: id of an existing speaker to adapt instead of adding one; None adds a new output layer.
+        copy_speaker_from: how a new speaker's layer starts: `"closest"` (the existing speaker with the lowest
+            MSE on `train_dataset`, see `closest_speaker`), an existing speaker id, or None (fresh).
+        speaker_candidates: `(language, speaker)` pairs `closest_speaker` tries (default: all pairs).
+        best_state_path: see `PhaseSchedule` (use it with a `BackupAndRestore` callback, in its folder).
+        callbacks: extra Keras callbacks for the `fit`.
+        verbose: passed to `fit`.
+
+    Returns:
+        An `AdaptationResult`.
+    """
+    if isinstance(dev_dataset, AdaptationOptions) or not isinstance(options, AdaptationOptions):
+        raise TypeError("adapt(model, train_dataset, dev_dataset=None, options=AdaptationOptions(...)): pass options=")
+    phases = adaptation_phases(options.variant, options.epochs_per_phase)
+    if options.restore_best_per_phase and dev_dataset is None:
+        raise ValueError(
+            "restore_best_per_phase=True needs `dev_dataset`; pass one or set restore_best_per_phase=False"
+        )
+    distance = None
+    initial_speaker = None
+    if language is None or speaker is None:
+        if speaker is None:
+            if copy_speaker_from == "closest":
+                distance = closest_speaker(model, train_dataset, candidates=speaker_candidates)
+                initial_speaker = distance.speaker
+                logger.info(
+                    "new speaker starts from speaker %d (MSE %.4f with language %d)",
+                    distance.speaker,
+                    distance.mse,
+                    distance.language,
+                )
+            elif copy_speaker_from is not None:
+                initial_speaker = int(copy_speaker_from)
+        towers, speakers = model.get_layer("towers"), model.get_layer("acoustic")
+        language = towers.add_language() if language is None else int(language)
+        speaker = speakers.add_speaker(copy_from=initial_speaker) if speaker is None else int(speaker)
+
+    groups = adaptation_weight_groups(model, language, speaker)
+    model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss="mse")
+    # Build the optimizer on everything any phase trains, while nothing is frozen yet (docs/architecture.md).
+    model.optimizer.build(model.trainable_variables)
+    schedule = PhaseSchedule(
+        phases, groups, restore_best_per_phase=options.restore_best_per_phase, best_state_path=best_state_path
+    )
+    train = with_ids(train_dataset, language, speaker)
+    dev = with_ids(dev_dataset, language, speaker) if dev_dataset is not None else None
+    history = model.fit(
+        train,
+        validation_data=dev,
+        epochs=schedule.total_epochs,
+        callbacks=[schedule, *callbacks],
+        steps_per_epoch=options.steps_per_epoch,
+        verbose=verbose,
+    )
+    return AdaptationResult(
+        model=model,
+        language_id=language,
+        speaker_id=speaker,
+        variant=options.variant,
+        phases=phases,
+        history=dict(history.history),
+        initial_speaker=initial_speaker,
+        speaker_distance=distance,
+    )
+
+
+def _check_pair(model_path, record: dict, manifest: Manifest, language: str, speaker: str) -> None:
+    """Raises when the base run cannot be adapted to `(language, speaker)` of `manifest`."""
+    if not record.get("languages") or not record.get("speakers"):
+        raise ValueError(
+            f"{model_path}: no language/speaker tables in its training.json; adapt a run made by `mlms train`"
+        )
+    if record.get("model_type") == "slss":
+        raise ValueError(f"{model_path}: an SLSS baseline has no language space to adapt; give an MLMS run")
+    if language in record["languages"]:
+        raise ValueError(
+            f"{model_path} already knows language {language!r}; adaptation adds a new language "
+            f"(known: {record['languages']})"
+        )
+    if speaker in record["speakers"]:
+        raise ValueError(f"{model_path} already has speaker {speaker!r}; choose a new speaker")
+    manifest.language_id(language)
+    manifest.speaker_id(speaker)  # both raise naming the dataset's tables
+    if manifest.speakers[speaker]["language"] != language:
+        raise ValueError(
+            f"speaker {speaker!r} speaks {manifest.speakers[speaker]['language']!r} in {manifest.folder}, "
+            f"not {language!r}"
+        )
+
+
+def adapt_on_prepared(
+    model_path,
+    dataset_path,
+    language: str,
+    speaker: str,
+    out_dir,
+    options: AdaptationOptions = AdaptationOptions(),
+    *,
+    command: str | None = None,
+    verbose="auto",
+) -> AdaptationResult:
+    """Adapts a model trained by `mlms train` to one language and speaker of a prepared dataset (`mlms adapt`).
+
+    The new speaker's output layer starts from the closest trained speaker (`closest_speaker`, each trained
+    speaker tried with its own training language, on the new speaker's training split). Inputs are normalised
+    with the base model's dataset statistics when that dataset is still where the base run recorded it.
+    `out_dir` gets `model.keras` and `training.json` in the format of `mlms train` (so `load_run`,
+    `mlms synth-utterance` and further adaptation read it), with the language and speaker appended to its tables,
+    plus `history.json` and TensorBoard `logs/`. A killed run resumes from its last finished epoch when called
+    again with the same arguments (`backup/`).
+
+    Args:
+        model_path: a run folder from `mlms train` (or its `model.keras`).
+        dataset_path: prepared dataset holding the new language and speaker (train and dev splits).
+        language: the new language's code, e.g. "pl".
+        speaker: the new speaker's name, e.g. "pl-female".
+        out_dir: output folder.
+        options: the variant and training settings.
+        command: command line recorded in `training.json` (default: this process's).
+        verbose: passed to `fit`.
+
+    Returns:
+        An `AdaptationResult`.
+    """
+    out_dir = Path(out_dir)
+    if is_complete(out_dir):
+        raise FileExistsError(f"{out_dir}: this adaptation is already complete; choose a new --out folder or delete it")
+    model, info = load_run(model_path)
+    manifest = Manifest.load(dataset_path)
+    _check_pair(model_path, info, manifest, language, speaker)
+    base_dataset = info.get("dataset")
+    normalisation = None
+    if base_dataset and Path(base_dataset).resolve() != manifest.folder.resolve():
+        if Path(base_dataset).is_dir():
+            normalisation = base_dataset
+        else:
+            logger.warning("base dataset %s is gone; normalising with %s's own statistics", base_dataset, dataset_path)
+    stats = Manifest.load(normalisation) if normalisation else manifest
+
+    def split(name, **settings):
+        # One speaker's limited data: kept in memory rather than re-read from every shard each epoch.
+        return load_dataset(
+            dataset_path,
+            name,
+            options.batch_size,
+            languages=[language],
+            speakers=[speaker],
+            normalisation=normalisation,
+            cache="auto",
+            **settings,
+        )
+
+    train_data = split("train", seed=options.seed, repeat=options.steps_per_epoch is not None)
+    dev_data = split("dev", shuffle=False)
+    metric_data = split("dev", shuffle=False, frame_mask="speech")
+    speaker_languages = info.get("speaker_languages") or [None] * len(info["speakers"])
+    candidates = [
+        (info["languages"].index(code), s) for s, code in enumerate(speaker_languages) if code in info["languages"]
+    ]
+    keras.utils.set_random_seed(options.seed)
+    distance = closest_speaker(model, split("train", shuffle=False), candidates=candidates or None)
+    language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
+    logger.info("%s starts from %s's output layer", speaker, info["speakers"][distance.speaker])
+    history_file = HistoryFile(out_dir / HISTORY_NAME)
+    callbacks = [
+        AcousticMetricsCallback(with_ids(metric_data, language_id, speaker_id), stats.output_mean, stats.output_std),
+        keras.callbacks.TensorBoard(log_dir=str(out_dir / LOG_FOLDER), write_graph=False),
+        history_file,
+        # Last, so a backup only counts an epoch once the history has it.
+        keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True),
+    ]
+    result = adapt(
+        model,
+        train_data,
+        dev_data,
+        options,
+        language=language_id,
+        speaker=speaker_id,
+        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    result.initial_speaker, result.speaker_distance = distance.speaker, distance
+    save_model_atomically(model, out_dir / FINAL_MODEL_NAME)
+    history = history_file.as_history()
+    base_facts = {key: value for key, value in info.items() if key not in _NOT_INHERITED}
+    record = new_run_record(
+        model,
+        command=command,
+        **{
+            **base_facts,
+            "languages": info["languages"] + [language],
+            "speakers": info["speakers"] + [speaker],
+            "speaker_languages": list(speaker_languages) + [language],
+            "model_file": FINAL_MODEL_NAME,
+            "adaptation": {
+                "base_model": str(Path(model_path).absolute()),
+                "dataset": str(manifest.folder.absolute()),
+                "normalisation": str(stats.folder.absolute()),
+                "variant": options.variant,
+                "phases": [{"groups": list(p.groups), "epochs": p.epochs} for p in result.phases],
+                "language_id": result.language_id,
+                "speaker_id": result.speaker_id,
+                "initial_speaker": info["speakers"][distance.speaker],
+                "initial_speaker_mse": distance.mse,
+                "speaker_mse_table": {
+                    f"{info['languages'][u]}/{info['speakers'][s]}": v for (u, s), v in distance.table.items()
+                },
+                "final_dev_mse": history["val_loss"][-1] if history.get("val_loss") else None,
+                "training": {
+                    "batch_size": options.batch_size,
+                    "learning_rate": options.learning_rate,
+                    "seed": options.seed,
+                    "steps_per_epoch": options.steps_per_epoch,
+                },
+            },
+            "history": history,
+            "complete": True,
+        },
+    )
+    write_run_record(out_dir, record)
+    return result
