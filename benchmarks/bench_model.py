@@ -3,7 +3,7 @@
 Setup (issue [model]): the paper preset (mean tower + 6 basis towers, ReLU 256, 3 LSTMP layers of
 256 cells projected to 128), batches of 16 x 200 frames, 8 speakers, 6 languages, and the frame-level
 input dimension of the frontend's default 8-language layout (`--input-dim 400` gives the setup the
-naive figures in ARCHITECTURE.md were measured with).
+naive figures in docs/architecture.md were measured with).
 
 - ours: `build_mlms_model` (fused towers: one time loop over a tower axis, input products hoisted).
 - naive: L+1 separate towers of stock `keras.layers.LSTM(256)` + `Dense(128)` per layer, combined by

@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+from mlms_keras.utils.lazy import lazy_exports
 
 __version__ = "0.2.0"
 
@@ -35,13 +35,4 @@ _HOMES = {
 __all__ = ["__version__", *_HOMES]
 
 
-def __getattr__(name: str):
-    if name not in _HOMES:
-        raise AttributeError(f"module 'mlms_keras' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value  # later look-ups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -1,5 +1,9 @@
-"""Shared pytest configuration, and the fixtures more than one test file uses. Fixtures used by one test file
-live in that file (a module fixture of the same name overrides these, as in test_experiments.py)."""
+"""Shared pytest configuration, and the fixtures more than one test file uses.
+
+Test files mirror the package's tree (`tests/frontend/` tests `mlms_keras/frontend/`, ...). Support modules that
+several folders import sit here beside this file: `model_testing` (the tiny model), `layer_testing` (the standard
+layer checks) and `voice_testing` (a tiny zoo voice).
+"""
 
 import os
 
@@ -9,26 +13,53 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-#: Speakers of the shared tiny corpus: 2 languages, 3 speakers, 15 utterances (train: 8 en-us, 4 fr).
-TINY_CORPUS_SPEAKERS = ["en-us-female", "en-us-male", "fr-female"]
+#: Speakers of the default tiny corpus: 2 languages, 3 speakers, 15 utterances (train: 8 en-us, 4 fr).
+TINY_CORPUS_SPEAKERS = ("en-us-female", "en-us-male", "fr-female")
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    """A real tiny teacher corpus (espeak-ng speech + HTS labels) of `TINY_CORPUS_SPEAKERS`; read-only."""
+def prepared_corpus(tmp_path_factory):
+    """Factory of real tiny teacher corpora, prepared: `prepared_corpus(speakers=None, utterances_per_shard=3)`.
+
+    Builds the "tiny" teacher corpus (espeak-ng speech and HTS labels, seed 0) of `speakers` (all ten speakers
+    of the presets when None) and prepares it with WORLD dio analysis. Each distinct (speakers, shard size) is
+    built once per session and shared: treat the folders as read-only.
+
+    Returns:
+        The prepared dataset folder; its corpus is the sibling folder `corpus` (`prepared.parent / "corpus"`).
+    """
+    from mlms_keras.data.prepare import prepare_dataset
     from mlms_keras.data.teacher import build_teacher_corpus
 
-    folder = tmp_path_factory.mktemp("teacher")
-    build_teacher_corpus(folder, preset="tiny", seed=0, workers=1, speakers=TINY_CORPUS_SPEAKERS, progress=False)
-    return folder
+    built = {}
+
+    def make(speakers=None, utterances_per_shard=3):
+        key = (None if speakers is None else tuple(speakers), utterances_per_shard)
+        if key not in built:
+            root = tmp_path_factory.mktemp("teacher")
+            build_teacher_corpus(root / "corpus", preset="tiny", seed=0, workers=1, speakers=speakers, progress=False)
+            report = prepare_dataset(
+                root / "corpus",
+                root / "prepared",
+                workers=1,
+                f0_method="dio",
+                utterances_per_shard=utterances_per_shard,
+                progress=False,
+            )
+            assert report.complete and not report.skipped
+            built[key] = root / "prepared"
+        return built[key]
+
+    return make
 
 
 @pytest.fixture(scope="session")
-def prepared(corpus, tmp_path_factory):
-    """`corpus` prepared with WORLD dio analysis, 3 utterances per shard (4 training shard files); read-only."""
-    from mlms_keras.data.prepare import prepare_dataset
+def prepared(prepared_corpus):
+    """The default tiny corpus (`TINY_CORPUS_SPEAKERS`), prepared with 3 utterances per shard (4 training shards)."""
+    return prepared_corpus(TINY_CORPUS_SPEAKERS)
 
-    out = tmp_path_factory.mktemp("prepared")
-    report = prepare_dataset(corpus, out, workers=1, f0_method="dio", utterances_per_shard=3, progress=False)
-    assert report.complete and not report.skipped
-    return out
+
+@pytest.fixture(scope="session")
+def corpus(prepared):
+    """The default tiny corpus itself (wavs, HTS labels, metadata.csv, corpus.json); read-only."""
+    return prepared.parent / "corpus"

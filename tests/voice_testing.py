@@ -76,23 +76,3 @@ def build_test_voice(folder, name="test-voice", seed=0):
         extra_metadata={"metrics": {}, "commands": ["tests/voice_testing.py"]},
     )
     return entry, acoustic, duration, layout
-
-
-def tiny_prepared_dataset(base_folder):
-    """The tiny teacher corpus (46 utterances, 8 languages, 10 speakers) prepared with dio, built once per folder.
-
-    Returns the prepared folder (`base_folder/prepared`); a second call with the same folder reuses it.
-    """
-    from pathlib import Path
-
-    from mlms_keras.data.prepare import prepare_dataset
-    from mlms_keras.data.teacher import build_teacher_corpus
-
-    base_folder = Path(base_folder)
-    prepared = base_folder / "prepared"
-    if not (prepared / "dataset.json").is_file():
-        build_teacher_corpus(base_folder / "corpus", preset="tiny", seed=0, workers=1, progress=False)
-        prepare_dataset(
-            base_folder / "corpus", prepared, workers=1, f0_method="dio", utterances_per_shard=16, progress=False
-        )
-    return prepared

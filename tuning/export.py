@@ -1,14 +1,14 @@
 """Writing a trained acoustic model as a zoo-style preset folder, and reading one back.
 
-The folder follows keras-hub's preset layout and the conventions of `mlms_keras.zoo` voices (ARCHITECTURE.md,
-"Zoo format"), for an acoustic model alone (a zoo *voice* also holds a duration model; `mlms_keras.zoo.load_voice`
+The folder follows keras-hub's preset layout and the conventions of `mlms_keras.zoo` voices (docs/architecture.md,
+"File formats"), for an acoustic model alone (a zoo *voice* also holds a duration model; `mlms_keras.zoo.load_voice`
 refuses this folder by its `format`):
 
-* `config.json`: the serialized Keras model (`keras.saving.serialize_keras_object`, with `registered_name`), which
+- `config.json`: the serialized Keras model (`keras.saving.serialize_keras_object`, with `registered_name`), which
   `keras.saving.deserialize_keras_object` rebuilds without custom objects because every MLMS layer is registered.
   It holds no compile configuration: a preset is for inference; compile it to fine-tune.
-* `model.weights.h5`: the weights (`model.save_weights`), without optimizer state.
-* `metadata.json`: everything a user needs besides the network. `export_preset` writes `format`,
+- `model.weights.h5`: the weights (`model.save_weights`), without optimizer state.
+- `metadata.json`: everything a user needs besides the network. `export_preset` writes `format`,
   `format_version`, `parameter_count`, `model_config`, `versions` and `files` (the sha256 of the two files
   above, checked by `load_preset`); the caller adds the rest (languages, speakers, normalisation statistics,
   feature layout, metrics, the command).
@@ -16,13 +16,21 @@ refuses this folder by its `format`):
 The folder is assembled beside the target and swapped in by renames, so a reader never sees a half-written preset.
 """
 
+from __future__ import annotations
+
 import copy
 import json
 import os
-import platform
 import shutil
 import tempfile
 from pathlib import Path
+
+from mlms_keras.utils.fileio import atomic_write_json
+from mlms_keras.utils.jsonfile import read_versioned_json
+from mlms_keras.utils.provenance import versions
+from mlms_keras.zoo import sha256_of
+
+__all__ = ["PRESET_FORMAT", "PRESET_FORMAT_VERSION", "export_preset", "load_preset"]
 
 PRESET_FORMAT = "mlms-zoo-preset"
 PRESET_FORMAT_VERSION = 1
@@ -31,34 +39,8 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 
 
-def package_versions():
-    """Versions of the software that matters for reloading a model: `{name: version}`."""
-    import keras
-    import numpy
-    import tensorflow
-
-    import mlms_keras
-
-    versions = {
-        "mlms_keras": getattr(mlms_keras, "__version__", "unknown"),
-        "keras": keras.__version__,
-        "tensorflow": tensorflow.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-    }
-    try:
-        import keras_tuner
-
-        versions["keras_tuner"] = keras_tuner.__version__
-    except ImportError:  # exporting needs no tuner; only record it when present
-        pass
-    return versions
-
-
-def _write_json(path, value):
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True, allow_nan=False)
-        handle.write("\n")
+def _write_json(path, value) -> None:
+    atomic_write_json(path, value, indent=2, sort_keys=True, allow_nan=False)
 
 
 def export_preset(model, out_dir, metadata):
@@ -76,7 +58,6 @@ def export_preset(model, out_dir, metadata):
     import keras
 
     from mlms_keras.models.acoustic import config_of
-    from mlms_keras.zoo import sha256_of
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +67,7 @@ def export_preset(model, out_dir, metadata):
         format_version=PRESET_FORMAT_VERSION,
         parameter_count=int(model.count_params()),
         model_config=config_of(model).to_dict(),
-        versions=package_versions(),
+        versions=versions(),
     )
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     mask = os.umask(0)
@@ -134,7 +115,6 @@ def load_preset(preset_dir):
     import keras
 
     import mlms_keras.layers  # noqa: F401  (registers the layers that config.json names)
-    from mlms_keras.zoo import sha256_of
 
     preset_dir = Path(preset_dir)
     for name in (CONFIG_FILE, WEIGHTS_FILE, METADATA_FILE):
@@ -143,12 +123,13 @@ def load_preset(preset_dir):
                 f"{preset_dir / name} is missing: a preset folder holds {CONFIG_FILE}, {WEIGHTS_FILE} and "
                 f"{METADATA_FILE}; export it again (for a sweep: `mlms tune ... --directory DIR` re-exports)"
             )
-    metadata = json.loads((preset_dir / METADATA_FILE).read_text(encoding="utf-8"))
-    if metadata.get("format") != PRESET_FORMAT or metadata.get("format_version") != PRESET_FORMAT_VERSION:
-        raise ValueError(
-            f"{preset_dir / METADATA_FILE}: expected format {PRESET_FORMAT!r} version {PRESET_FORMAT_VERSION}, "
-            f"found {metadata.get('format')!r} version {metadata.get('format_version')!r}"
-        )
+    metadata = read_versioned_json(
+        preset_dir / METADATA_FILE,
+        PRESET_FORMAT,
+        PRESET_FORMAT_VERSION,
+        what="MLMS preset",
+        remedy="export it again (for a sweep: `mlms tune ... --directory DIR` re-exports)",
+    )
     for name, expected in metadata.get("files", {}).items():
         actual = sha256_of(preset_dir / name)
         if actual != expected:
@@ -156,6 +137,7 @@ def load_preset(preset_dir):
                 f"{preset_dir / name}: sha256 mismatch: expected {expected} (from {METADATA_FILE}), got {actual}. "
                 "The file was changed or corrupted after export; export the preset again."
             )
-    model = keras.saving.deserialize_keras_object(json.loads((preset_dir / CONFIG_FILE).read_text(encoding="utf-8")))
+    config = json.loads((preset_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    model = keras.saving.deserialize_keras_object(config)
     model.load_weights(preset_dir / WEIGHTS_FILE)
     return model, metadata

@@ -33,7 +33,7 @@ class TrialResult:
         parameter_count: trainable and non-trainable parameters of the trial's model.
         seconds: wall-clock seconds of the trial's training (build, fit and validation).
         dev_mse_per_language: `{language code: dev MSE}` at the best epoch, pooled over each language's
-            unmasked frames (`mlms_keras.training.fit.PerLanguageDevMSE`); `None` when not recorded.
+            unmasked frames (`mlms_keras.training.callbacks.PerLanguageDevMSE`); `None` when not recorded.
         error: last line of the error of a failed trial.
     """
 
@@ -61,11 +61,6 @@ def best_result(results):
     if not completed:
         return None
     return min(completed, key=lambda r: (r.dev_mse, r.language_space_dim, r.trial_id))
-
-
-def write_text_atomically(path, text):
-    """Writes `text` (UTF-8) to `path` through a temporary file in the same folder and `os.replace`."""
-    atomic_write_text(path, text)
 
 
 def _sorted(results):
@@ -177,8 +172,8 @@ def write_results(results, out_dir, header=None):
         "trials": [_json_row(result) for result in _sorted(results)],
     }
     paths = {"json": out_dir / RESULTS_JSON, "markdown": out_dir / RESULTS_MARKDOWN, "plot": out_dir / PLOT_FILE}
-    write_text_atomically(paths["json"], json.dumps(payload, indent=2, allow_nan=False) + "\n")
-    write_text_atomically(paths["markdown"], results_markdown(results, header))
+    atomic_write_text(paths["json"], json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths["markdown"], results_markdown(results, header))
     plot_dev_mse(results, paths["plot"])
     return paths
 

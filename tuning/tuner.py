@@ -23,8 +23,9 @@ import keras_tuner
 import numpy as np
 
 from mlms_keras.training.callbacks import PerLanguageDevMSE
+from mlms_keras.utils.fileio import atomic_write_text
 from tuning.hypermodel import HP_LANGUAGE_SPACE_DIM, HP_LEARNING_RATE, HP_TOWER_WIDTH
-from tuning.results import TrialResult, write_text_atomically
+from tuning.results import TrialResult
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class ResumableGridOracle(keras_tuner.Oracle):
     """
 
     def populate_space(self, trial_id):
-        space = [hp for hp in self.get_space().space]
+        space = list(self.get_space().space)
         space.sort(key=lambda hp: hp.name == HP_LANGUAGE_SPACE_DIM)  # L last: it varies fastest in product()
         ordered_values = []
         for hp in space:
@@ -99,7 +100,7 @@ class SweepTuner(keras_tuner.Tuner):
             "parameter_count": int(history.model.count_params()),
         }
         record_path = Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD_FILE
-        write_text_atomically(record_path, json.dumps(record, indent=2) + "\n")
+        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
         return histories
 
     def on_search_begin(self):
@@ -171,7 +172,7 @@ def _check_settings(directory, settings, overwrite):
                 f"{path}: this directory holds a sweep with other settings ({details}). Resume it with the same "
                 "settings (only --max-trials may change), use a new --directory, or pass --overwrite to discard it."
             )
-    write_text_atomically(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
 def make_tuner(
@@ -250,7 +251,8 @@ def run_sweep(
         patience: early stopping on `val_loss` after this many epochs without improvement (`None`: off).
         tensorboard_dir: optional TensorBoard log folder (one subfolder per trial, with the hyperparameters).
         language_names: optional language codes by id; when given, each epoch also records the dev MSE of each
-            language (`mlms_keras.training.fit.PerLanguageDevMSE`, `val_mse_<code>`; an extra pass over the dev set).
+            language (`mlms_keras.training.callbacks.PerLanguageDevMSE`, `val_mse_<code>`; an extra pass over the
+            dev set).
         verbose: `model.fit` verbosity (0 silent, 1 progress bar, 2 one line per epoch).
     """
     callbacks = [keras.callbacks.TerminateOnNaN()]

@@ -35,6 +35,7 @@ VERBS = {
     "tune": ("tune", "sweep the language-space dimension L with KerasTuner"),
     "say": ("say", "speak a text with a zoo voice into an audio file"),
     "zoo": ("zoo", "list the pretrained voices and show their details"),
+    "languages": ("languages", "list the languages espeak-ng speaks and which installed voices know each"),
 }
 
 #: The errors a user can cause and fix; shown as one line, exit code 2.

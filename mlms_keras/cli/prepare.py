@@ -1,7 +1,7 @@
 """`mlms prepare`: extract WORLD + linguistic features of an aligned corpus into TFRecord shards.
 
 The data library loads no TensorFlow at import (only the shard writer does, inside `prepare_dataset`), so this
-module imports it at the top: its constants define the options. `tests/test_prepare.py` checks that
+module imports it at the top: its constants define the options. `tests/data/test_prepare.py` checks that
 `mlms prepare --help` loads no TensorFlow.
 """
 

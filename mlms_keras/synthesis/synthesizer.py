@@ -29,7 +29,7 @@ WSOLA), so the two pulse trains add in step instead of doubling the pulses for 2
 accumulate, since every piece is placed within one period of its own frames. Every boundary sits on a multiple of 4
 frames, a whole number of samples at every supported rate (5 ms x 22 050 Hz = 110.25 samples). The streamed audio
 has exactly the batch audio's length; it differs from it only near the joins (pulse phase), which
-`tests/test_synthesis.py` bounds.
+`tests/synthesis/test_synthesis.py` bounds.
 """
 
 from __future__ import annotations

@@ -35,8 +35,8 @@ def read_versioned_json(path, format_name: str, format_version: int, what: str, 
 
     Args:
         path: the file.
-        format_name: the expected ``"format"`` field.
-        format_version: the only ``"format_version"`` this package reads.
+        format_name: the expected `"format"` field.
+        format_version: the only `"format_version"` this package reads.
         what: what the file is, for messages ("prepared-dataset manifest").
         remedy: what to do when the file is malformed or of another version ("re-run `mlms prepare`").
 

@@ -4,7 +4,7 @@ One record for every artefact the package writes, so that any two of them can be
 
     {"versions": {"mlms_keras": "0.2.0", "python": "3.11.7", "tensorflow": "2.21.0", "keras": "3.15.1",
                   "numpy": "2.1.3", "pyworld": "0.3.5", "pysptk": "1.0.1", "soundfile": "0.13.1",
-                  "espeak_ng": "1.52.0"},
+                  "keras_tuner": "1.4.8", "espeak_ng": "1.52.0"},
      "command": "mlms train data/prepared --preset small --out runs/mlms"}
 
 Versions are read from the installed package metadata, so recording them imports neither TensorFlow nor Keras.
@@ -19,8 +19,8 @@ import sys
 
 __all__ = ["PACKAGES", "command_line", "provenance", "versions"]
 
-#: The distributions whose versions change what the package computes.
-PACKAGES = ("tensorflow", "keras", "numpy", "pyworld", "pysptk", "soundfile")
+#: The distributions whose versions change what the package computes (keras_tuner only for sweeps).
+PACKAGES = ("tensorflow", "keras", "numpy", "pyworld", "pysptk", "soundfile", "keras_tuner")
 
 
 def versions() -> dict[str, str | None]:

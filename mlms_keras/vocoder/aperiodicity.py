@@ -15,7 +15,7 @@ range, -60 dB (fully periodic floor) to 0 dB (noise). The edges (Hz, rounded) fo
 | 44 100 | 0, 451, 1 193, 2 412, 4 417, 7 714, 13 136, 22 050 |
 | 48 000 | 0, 465, 1 238, 2 524, 4 663, 8 223, 14 146, 24 000 |
 
-(The exact numbers come from `band_edges_hz`; `tests/test_vocoder.py` checks this table against it.)
+(The exact numbers come from `band_edges_hz`; `tests/vocoder/test_vocoder.py` checks this table against it.)
 
 Note that D4C itself estimates aperiodicity only at knots every 3 kHz (0 Hz fixed at -60 dB, Nyquist at 0 dB) and
 interpolates linearly in dB between them, so at 16 kHz the 7 bands sample a curve with one free knot (3 kHz):

@@ -18,7 +18,7 @@ from voice_testing import TEST_LANGUAGES, TEST_SPEAKERS, build_test_voice
 from mlms_keras import zoo
 from mlms_keras.cli import main
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def sha256_hex(path):

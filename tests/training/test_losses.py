@@ -1,15 +1,15 @@
 """The padding mask and the pooled masked MSE (`mlms_keras.training.losses`): the numpy and TensorFlow forms agree
 with each other, with Keras's own `"mse"` loss on a masked model output, and with the model's `Masking` layer."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_testing import tiny_config, tiny_model
 
-from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 from mlms_keras.training.losses import frame_mask, masked_squared_error_sums, masked_squared_error_sums_numpy
 
-CONFIG = MLMSConfig.preset("tiny", input_dim=5, num_languages=2, num_speakers=3)
+SIZES = dict(input_dim=5, num_languages=2, num_speakers=3)
+CONFIG = tiny_config(**SIZES)
 
 
 def padded_batch(seed=0, sequences=4, frames=9):
@@ -32,16 +32,15 @@ def padded_batch(seed=0, sequences=4, frames=9):
     return inputs, targets, lengths
 
 
-def tiny_model():
-    keras.utils.set_random_seed(0)
-    model = build_mlms_model(CONFIG)
+def compiled_model():
+    model = tiny_model(0, **SIZES)
     model.compile(optimizer="sgd", loss="mse")
     return model
 
 
 def test_frame_mask_is_the_masking_layers_compute_mask():
     inputs, _, lengths = padded_batch()
-    masking = tiny_model().get_layer("padding_mask")
+    masking = compiled_model().get_layer("padding_mask")
     expected = np.asarray(masking.compute_mask(tf.constant(inputs["linguistic"])))
     np.testing.assert_array_equal(expected, np.arange(9)[None, :] < np.array(lengths)[:, None])
     from_numpy = frame_mask(inputs["linguistic"])
@@ -54,7 +53,7 @@ def test_frame_mask_is_the_masking_layers_compute_mask():
 
 def test_numpy_and_tensorflow_sums_agree_and_equal_keras_masked_mse():
     inputs, targets, lengths = padded_batch(seed=1)
-    model = tiny_model()
+    model = compiled_model()
     predicted = np.asarray(model.predict_on_batch(inputs))
     mask = frame_mask(inputs["linguistic"])
     error_sum, valid = masked_squared_error_sums_numpy(targets, predicted, mask)
@@ -71,7 +70,7 @@ def test_numpy_and_tensorflow_sums_agree_and_equal_keras_masked_mse():
 
 def test_frame_weights_scale_each_frame_and_keep_the_valid_frame_divisor():
     inputs, targets, lengths = padded_batch(seed=2)
-    model = tiny_model()
+    model = compiled_model()
     predicted = np.asarray(model.predict_on_batch(inputs))
     mask = frame_mask(inputs["linguistic"])
     weights = np.random.default_rng(3).integers(0, 2, mask.shape).astype("float32")  # e.g. speech frames only
@@ -85,7 +84,7 @@ def test_frame_weights_scale_each_frame_and_keep_the_valid_frame_divisor():
 
 def test_pooled_sums_do_not_depend_on_how_the_batches_are_cut():
     inputs, targets, _ = padded_batch(seed=4)
-    predicted = np.asarray(tiny_model().predict_on_batch(inputs))
+    predicted = np.asarray(compiled_model().predict_on_batch(inputs))
     mask = frame_mask(inputs["linguistic"])
     whole = masked_squared_error_sums_numpy(targets, predicted, mask)
     halves = [masked_squared_error_sums_numpy(targets[s], predicted[s], mask[s]) for s in (slice(0, 1), slice(1, 4))]

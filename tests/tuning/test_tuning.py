@@ -15,13 +15,11 @@ import tensorflow as tf
 
 from mlms_keras import cli
 from mlms_keras.data.pipeline import load_dataset
-from mlms_keras.data.prepare import prepare_dataset
-from mlms_keras.data.teacher import build_teacher_corpus
 from mlms_keras.models.acoustic import MLMSConfig
 from tuning.export import load_preset
 from tuning.hypermodel import MLMSHyperModel
 from tuning.results import TrialResult, best_result, read_results, results_markdown, write_results
-from tuning.sweep import tune_dataset
+from tuning.sweep import SweepOptions, tune_dataset
 from tuning.tuner import ResumableGridOracle, load_trial_model, make_tuner, run_sweep, trial_results
 
 # Three training languages and one adaptation language: the sweep must model exactly the first three.
@@ -37,10 +35,8 @@ SWEEP = dict(
     chunk_frames=64,
     patience=3,
     seed=0,
-    verbose=0,
-    progress=False,
-    command="mlms tune (pytest)",
 )
+RUN = dict(verbose=0, progress=False, command="mlms tune (pytest)")
 CLI_SWEEP = [
     "--preset",
     "tiny",
@@ -78,11 +74,8 @@ def tiny_in_memory_data(num_languages=2, num_speakers=2, input_dim=5):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tuning")
-    build_teacher_corpus(root / "corpus", preset="tiny", seed=0, workers=1, speakers=SPEAKERS, progress=False)
-    prepare_dataset(root / "corpus", root / "prepared", workers=1, f0_method="dio", progress=False)
-    return root / "prepared"
+def prepared(prepared_corpus):
+    return prepared_corpus(SPEAKERS)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +96,7 @@ def fit_calls():
 @pytest.fixture(scope="module")
 def sweep(prepared, fit_calls, tmp_path_factory):
     directory = tmp_path_factory.mktemp("sweep")
-    summary = tune_dataset(prepared, directory, max_trials=2, **SWEEP)
+    summary = tune_dataset(prepared, directory, SweepOptions(max_trials=2, **SWEEP), **RUN)
     return directory, summary, list(fit_calls)
 
 
@@ -207,18 +200,18 @@ def test_a_changed_preset_file_is_refused_with_both_hashes(sweep, tmp_path):
 def test_resuming_runs_no_trial_again_and_a_larger_budget_runs_only_the_next_l(prepared, sweep, fit_calls, capsys):
     directory, first, _ = sweep
     before = len(fit_calls)
-    again = tune_dataset(prepared, directory, max_trials=2, **SWEEP)
+    again = tune_dataset(prepared, directory, SweepOptions(max_trials=2, **SWEEP), **RUN)
     assert len(fit_calls) == before and again.trials_run == 0
     assert again.results == first.results
 
     # KerasTuner's own GridSearchOracle forgets its position on reload and would stop here.
-    extended = tune_dataset(prepared, directory, max_trials=3, **SWEEP)
+    extended = tune_dataset(prepared, directory, SweepOptions(max_trials=3, **SWEEP), **RUN)
     assert fit_calls[before:] == [3] and extended.trials_run == 1
     assert extended.results[:2] == first.results
     assert extended.results[2].language_space_dim == 3 and extended.results[2].completed
 
     # The grid holds 3 values of L: a larger budget finds nothing left to run.
-    exhausted = tune_dataset(prepared, directory, max_trials=5, **SWEEP)
+    exhausted = tune_dataset(prepared, directory, SweepOptions(max_trials=5, **SWEEP), **RUN)
     assert len(fit_calls) == before + 1 and exhausted.trials_run == 0
 
     # The command line resumes the same sweep.
@@ -232,7 +225,7 @@ def test_resuming_runs_no_trial_again_and_a_larger_budget_runs_only_the_next_l(p
 def test_resuming_with_other_settings_is_refused(prepared, sweep):
     directory, _, _ = sweep
     with pytest.raises(ValueError, match=r"epochs: recorded 1, now 2.*--overwrite"):
-        tune_dataset(prepared, directory, max_trials=2, **dict(SWEEP, epochs=2))
+        tune_dataset(prepared, directory, SweepOptions(max_trials=2, **dict(SWEEP, epochs=2)), **RUN)
 
 
 def test_hypermodel_searches_l_up_to_the_language_count_and_optional_width_and_learning_rate():
@@ -287,7 +280,7 @@ def test_grid_oracle_varies_l_fastest_and_resumes_where_it_stopped(tmp_path):
     hyperparameters = keras_tuner.HyperParameters()
     hyperparameters.Int("language_space_dim", 1, 3)
     hyperparameters.Choice("tower_width", [64, 32], ordered=True)
-    expected = [{"language_space_dim": l, "tower_width": w} for w in (64, 32) for l in (1, 2, 3)]
+    expected = [{"language_space_dim": dim, "tower_width": width} for width in (64, 32) for dim in (1, 2, 3)]
     first = _run_grid(tmp_path, 4, hyperparameters)
     assert first == expected[:4]
     rest = _run_grid(tmp_path, 10, hyperparameters)  # a new oracle on the same directory
@@ -375,7 +368,7 @@ def test_cli_help_shows_an_example(capsys):
 
 def test_importing_tuning_and_its_cli_module_loads_neither_tensorflow_nor_keras_tuner():
     code = (
-        "import sys, tuning, tuning.sweep; "
+        "import sys, tuning, tuning.sweep, mlms_keras.cli.tune; "
         "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

@@ -16,7 +16,7 @@ from mlms_keras.frontend.espeak import FrontendInputError
 from mlms_keras.synthesis.synthesizer import STREAM_CROSSFADE_FRAMES, Synthesizer, split_sentences
 from mlms_keras.zoo import load_voice
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY = Path(__file__).resolve().parents[2]
 SAMPLES_PER_FRAME = vocoder.DEFAULT_SAMPLE_RATE * 0.005
 
 

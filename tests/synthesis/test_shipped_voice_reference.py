@@ -1,7 +1,7 @@
 """The shipped voice's output is bit-identical to the one recorded before the [structure] reorganisation.
 
-`tests/data/shipped_voice_reference.npz` was written by `tests/data/make_shipped_voice_reference.py` on the code
-before any module moved; moving code must not move a single bit of what a voice says.
+`tests/resources/shipped_voice_reference.npz` was written by `tests/resources/make_shipped_voice_reference.py` on
+the code before any module moved; moving code must not move a single bit of what a voice says.
 """
 
 import importlib.util
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "resources"
 _spec = importlib.util.spec_from_file_location("make_reference", DATA / "make_shipped_voice_reference.py")
 make_reference = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_reference)

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_testing import tiny_config, tiny_model
 
-from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
+from mlms_keras.models.acoustic import build_slss_model
 from mlms_keras.training.adaptation import (
     AdaptationOptions,
     PhaseSchedule,
@@ -16,7 +17,7 @@ from mlms_keras.training.adaptation import (
     with_ids,
 )
 
-CONFIG = MLMSConfig.preset("tiny", input_dim=6, num_languages=3, num_speakers=4)
+CONFIG = tiny_config()
 
 # The paper's variants written out independently of the module: language-side groups per phase.
 PAPER_VARIANTS = {
@@ -71,8 +72,7 @@ def expected_paths(model, language, speaker, language_side):
 
 @pytest.mark.parametrize("variant", ["v1", "v2", "v3", "v4"])
 def test_each_phase_moves_exactly_its_weights_and_nothing_else(variant):
-    keras.utils.set_random_seed(0)
-    model = build_mlms_model(CONFIG)
+    model = tiny_model(0)
     recorder = Recorder()
     before = {}
 
@@ -100,8 +100,7 @@ def test_each_phase_moves_exactly_its_weights_and_nothing_else(variant):
 
 
 def test_new_speaker_layer_starts_as_a_copy_and_the_code_is_new():
-    keras.utils.set_random_seed(1)
-    model = build_mlms_model(CONFIG)
+    model = tiny_model(1)
     speakers = model.get_layer("acoustic")
     source = [keras.ops.convert_to_numpy(w).copy() for w in speakers.speaker_variables(2)]
     copied = {}
@@ -124,8 +123,7 @@ def test_new_speaker_layer_starts_as_a_copy_and_the_code_is_new():
 
 
 def test_frozen_flags_are_restored_after_adaptation():
-    keras.utils.set_random_seed(2)
-    model = build_mlms_model(CONFIG)
+    model = tiny_model(2)
     adapt(
         model,
         new_speaker_data(),
@@ -138,9 +136,7 @@ def test_frozen_flags_are_restored_after_adaptation():
 
 def model_ready_to_adapt(seed=None):
     """A compiled MLMS model with one added language and speaker, its optimizer built on every weight."""
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    model = build_mlms_model(CONFIG)
+    model = tiny_model(seed)
     language, speaker = model.get_layer("towers").add_language(), model.get_layer("acoustic").add_speaker()
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
     model.optimizer.build(model.trainable_variables)
@@ -246,8 +242,7 @@ def test_bad_variant_and_phase_counts_are_rejected_with_their_names():
 
 
 def test_closest_speaker_finds_the_pair_that_generated_the_data():
-    keras.utils.set_random_seed(4)
-    model = build_mlms_model(CONFIG)
+    model = tiny_model(4)
     speakers = model.get_layer("acoustic")
     rng = np.random.default_rng(0)
     for s in range(CONFIG.num_speakers):  # distinct, non-trivial speaker layers
@@ -271,9 +266,7 @@ def test_closest_speaker_finds_the_pair_that_generated_the_data():
 
 
 def test_one_hot_fixed_codes_stay_fixed_while_the_new_code_adapts():
-    config = MLMSConfig.preset("tiny", input_dim=6, num_languages=2, num_speakers=2, code_init="one_hot_fixed")
-    keras.utils.set_random_seed(5)
-    model = build_mlms_model(config)
+    model = tiny_model(5, num_languages=2, num_speakers=2, code_init="one_hot_fixed")
     codes = model.get_layer("towers").language_codes.codes
     adapt(
         model,
@@ -288,7 +281,6 @@ def test_one_hot_fixed_codes_stay_fixed_while_the_new_code_adapts():
 
 
 def test_an_slss_model_cannot_be_adapted():
-    from mlms_keras.models.acoustic import build_slss_model
 
     model = build_slss_model(CONFIG)
     with pytest.raises(ValueError, match="no language space"):
@@ -305,8 +297,7 @@ def test_a_killed_adaptation_resumes_in_the_right_phase(tmp_path):
                 raise KeyboardInterrupt("killed in the middle of phase 2")
 
     def grown_model():
-        keras.utils.set_random_seed(6)
-        model = build_mlms_model(CONFIG)
+        model = tiny_model(6)
         model.get_layer("towers").add_language()
         model.get_layer("acoustic").add_speaker(copy_from=0)
         return model

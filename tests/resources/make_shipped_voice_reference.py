@@ -1,9 +1,9 @@
 """Records the shipped voice's output for one fixed sentence per language (`shipped_voice_reference.npz`).
 
 Run once, on the code before a change that must not move numerics (the [structure] reorganisation recorded it
-from commit 6d69d37); `tests/test_shipped_voice_reference.py` then requires bit-identical output:
+from commit 6d69d37); `tests/synthesis/test_shipped_voice_reference.py` then requires bit-identical output:
 
-    python tests/data/make_shipped_voice_reference.py tests/data/shipped_voice_reference.npz
+    python tests/resources/make_shipped_voice_reference.py tests/resources/shipped_voice_reference.npz
 """
 
 import hashlib

@@ -5,7 +5,6 @@ import json
 import keras
 import numpy as np
 import pytest
-from voice_testing import tiny_prepared_dataset
 
 from mlms_keras.data.manifest import Manifest
 from mlms_keras.data.pipeline import read_utterances
@@ -28,8 +27,9 @@ from mlms_keras.training.duration import (
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    return tiny_prepared_dataset(tmp_path_factory.getbasetemp() / "tiny-teacher")
+def prepared(prepared_corpus):
+    """All ten speakers of the tiny corpus (46 utterances, 8 languages)."""
+    return prepared_corpus(utterances_per_shard=16)
 
 
 @pytest.fixture(scope="module")

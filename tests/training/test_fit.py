@@ -6,13 +6,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_testing import tiny_config, tiny_model
 
-from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 from mlms_keras.training.callbacks import PerLanguageDevMSE
 from mlms_keras.training.fit import TrainingOptions, train
 from mlms_keras.training.runs import load_run
 
-CONFIG = MLMSConfig.preset("tiny", input_dim=5, num_languages=3, num_speakers=3)
+SIZES = dict(input_dim=5, num_languages=3, num_speakers=3)
+CONFIG = tiny_config(**SIZES)
 
 
 def make_data(seed, sequences=6, frames=10, batch_size=3):
@@ -35,8 +36,7 @@ def make_data(seed, sequences=6, frames=10, batch_size=3):
 
 
 def fresh_model(seed=0, learning_rate=0.01, optimizer=None):
-    keras.utils.set_random_seed(seed)
-    model = build_mlms_model(CONFIG)
+    model = tiny_model(seed, **SIZES)
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate), loss="mse")
     return model
 

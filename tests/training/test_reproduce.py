@@ -18,15 +18,9 @@ SPEAKERS = ["fr-female", "de-female", "pl-female"]
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
+def prepared(prepared_corpus):
     """A tiny teacher corpus of two training languages and one adaptation language, prepared (dio F0)."""
-    from mlms_keras.data.prepare import prepare_dataset
-    from mlms_keras.data.teacher import build_teacher_corpus
-
-    root = tmp_path_factory.mktemp("teacher")
-    build_teacher_corpus(root / "corpus", preset="tiny", speakers=SPEAKERS, progress=False)
-    prepare_dataset(root / "corpus", root / "prepared", workers=1, f0_method="dio", progress=False)
-    return root / "prepared"
+    return prepared_corpus(SPEAKERS)
 
 
 def manifest_of(prepared):

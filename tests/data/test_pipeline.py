@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from model_testing import tiny_model
 
 from mlms_keras.data import Manifest, PipelineOptions, load_dataset, read_utterances
 from mlms_keras.data.readers import read_corpus
@@ -26,16 +27,8 @@ def _numpy(dataset):
 def _tiny_model(manifest, seed=0):
     import keras
 
-    from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
-
-    keras.utils.set_random_seed(seed)
-    model = build_mlms_model(
-        MLMSConfig.preset(
-            "tiny",
-            input_dim=manifest.input_dim,
-            num_languages=manifest.num_languages,
-            num_speakers=manifest.num_speakers,
-        )
+    model = tiny_model(
+        seed, input_dim=manifest.input_dim, num_languages=manifest.num_languages, num_speakers=manifest.num_speakers
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     return model
