@@ -129,14 +129,12 @@ def main():
     inputs, targets = make_batch(config)
     flops = forward_flops_per_frame(config)
     ceiling_gflops = matmul_gflops(5 if args.quick else 20)
-    print(
-        f"threads: intra-op {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}, cpus {os.cpu_count()}"
-    )
+    intra_op_threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    print(f"threads: intra-op {intra_op_threads}, cpus {os.cpu_count()}")
     print(f"input dim {input_dim}, batch {BATCH} x {FRAMES} frames, paper preset")
     print(f"forward FLOPs per frame: {flops / 1e6:.1f} M (training step counted as 3x: {3 * flops / 1e6:.1f} M)")
-    print(
-        f"fp32 matmul 2048^3: {ceiling_gflops:.0f} GFLOP/s -> training ceiling {ceiling_gflops * 1e9 / (3 * flops):.0f} frames/s"
-    )
+    ceiling_frames = ceiling_gflops * 1e9 / (3 * flops)
+    print(f"fp32 matmul 2048^3: {ceiling_gflops:.0f} GFLOP/s -> training ceiling {ceiling_frames:.0f} frames/s")
 
     ours = build_mlms_model(config)  # default: XLA time loops when training, plain TF loops for inference
     ours_xla_loops = build_mlms_model(config, jit_recurrence="always")

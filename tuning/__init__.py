@@ -10,7 +10,7 @@ Modules:
 - `tuning.sweep`: `SweepOptions` and `tune_dataset` on a prepared dataset (the `mlms tune` verb).
 
 Importing `tuning` loads nothing heavy: TensorFlow and KerasTuner are imported by the submodules that need them
-(install them with `pip install mlms-keras[tuner]`). The names below resolve on first use.
+(install them with `pip install ".[tuner]"`, the optional "tuner" extra). The names below resolve on first use.
 """
 
 from mlms_keras.utils.lazy import lazy_exports

@@ -24,11 +24,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mlms_keras.utils.fileio import atomic_write_json
 from mlms_keras.utils.jsonfile import read_versioned_json
 from mlms_keras.utils.provenance import versions
 from mlms_keras.zoo import sha256_of
+
+if TYPE_CHECKING:
+    import keras
 
 __all__ = ["PRESET_FORMAT", "PRESET_FORMAT_VERSION", "export_preset", "load_preset"]
 
@@ -38,12 +42,11 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 
+#: How the preset's JSON files are written (`atomic_write_json` options).
+_JSON_OPTIONS = dict(indent=2, sort_keys=True, allow_nan=False)
 
-def _write_json(path, value) -> None:
-    atomic_write_json(path, value, indent=2, sort_keys=True, allow_nan=False)
 
-
-def export_preset(model, out_dir, metadata):
+def export_preset(model: keras.Model, out_dir: str | os.PathLike, metadata: dict[str, Any]) -> Path:
     """Writes `model` as a preset folder `out_dir` (replacing an existing one atomically).
 
     Args:
@@ -80,10 +83,10 @@ def export_preset(model, out_dir, metadata):
     inference_model = keras.saving.deserialize_keras_object(copy.deepcopy(config))  # it consumes its argument
     inference_model.set_weights(model.get_weights())
     try:
-        _write_json(staging / CONFIG_FILE, config)
+        atomic_write_json(staging / CONFIG_FILE, config, **_JSON_OPTIONS)
         inference_model.save_weights(staging / WEIGHTS_FILE)
         full_metadata["files"] = {name: sha256_of(staging / name) for name in (CONFIG_FILE, WEIGHTS_FILE)}
-        _write_json(staging / METADATA_FILE, full_metadata)
+        atomic_write_json(staging / METADATA_FILE, full_metadata, **_JSON_OPTIONS)
         previous = None
         if out_dir.exists():
             previous = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
@@ -97,7 +100,7 @@ def export_preset(model, out_dir, metadata):
     return out_dir
 
 
-def load_preset(preset_dir):
+def load_preset(preset_dir: str | os.PathLike) -> tuple[keras.Model, dict[str, Any]]:
     """Reads a preset folder written by `export_preset`.
 
     Args:

@@ -9,9 +9,9 @@ hyperparameters so that every KerasTuner oracle, grid search included, can enume
 
 Hyperparameter names (the keys of `trial.hyperparameters.values`):
 
-* `language_space_dim`: L, an integer in `[min_language_space_dim, max_language_space_dim]`.
-* `tower_width`: ReLU units and memory cells per tower layer (only when `tower_widths` is given).
-* `learning_rate`: Adam step size (only when `learning_rates` is given).
+- `language_space_dim`: L, an integer in `[min_language_space_dim, max_language_space_dim]`.
+- `tower_width`: ReLU units and memory cells per tower layer (only when `tower_widths` is given).
+- `learning_rate`: Adam step size (only when `learning_rates` is given).
 """
 
 import dataclasses
@@ -20,6 +20,16 @@ import keras
 import keras_tuner
 
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
+from mlms_keras.utils.validation import check_integer
+
+__all__ = [
+    "DEFAULT_CLIPNORM",
+    "DEFAULT_LEARNING_RATE",
+    "HP_LANGUAGE_SPACE_DIM",
+    "HP_LEARNING_RATE",
+    "HP_TOWER_WIDTH",
+    "MLMSHyperModel",
+]
 
 HP_LANGUAGE_SPACE_DIM = "language_space_dim"
 HP_TOWER_WIDTH = "tower_width"
@@ -93,12 +103,8 @@ class MLMSHyperModel(keras_tuner.HyperModel):
             )
         if max_language_space_dim is None:
             max_language_space_dim = base_config.num_languages
-        for arg, value in (
-            ("min_language_space_dim", min_language_space_dim),
-            ("max_language_space_dim", max_language_space_dim),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be an integer >= 1; received {arg}={value!r}")
+        min_language_space_dim = check_integer("min_language_space_dim", min_language_space_dim)
+        max_language_space_dim = check_integer("max_language_space_dim", max_language_space_dim)
         if max_language_space_dim > base_config.num_languages:
             raise ValueError(
                 f"`max_language_space_dim` ({max_language_space_dim}) exceeds the number of languages "

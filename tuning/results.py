@@ -9,7 +9,19 @@ import json
 import math
 from pathlib import Path
 
-from mlms_keras.utils.fileio import atomic_output, atomic_write_text
+from mlms_keras.utils.fileio import atomic_output, atomic_write_json, atomic_write_text
+
+__all__ = [
+    "PLOT_FILE",
+    "RESULTS_JSON",
+    "RESULTS_MARKDOWN",
+    "TrialResult",
+    "best_result",
+    "plot_dev_mse",
+    "read_results",
+    "results_markdown",
+    "write_results",
+]
 
 RESULTS_JSON = "results.json"
 RESULTS_MARKDOWN = "results.md"
@@ -172,7 +184,7 @@ def write_results(results, out_dir, header=None):
         "trials": [_json_row(result) for result in _sorted(results)],
     }
     paths = {"json": out_dir / RESULTS_JSON, "markdown": out_dir / RESULTS_MARKDOWN, "plot": out_dir / PLOT_FILE}
-    atomic_write_text(paths["json"], json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    atomic_write_json(paths["json"], payload, indent=2, allow_nan=False)
     atomic_write_text(paths["markdown"], results_markdown(results, header))
     plot_dev_mse(results, paths["plot"])
     return paths

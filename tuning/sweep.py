@@ -27,6 +27,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
+from mlms_keras.utils.validation import check_integer
 from mlms_keras.zoo import sha256_of
 from tuning.export import export_preset
 
@@ -79,15 +80,16 @@ class SweepOptions:
     seed: int = 0
     cache: bool = False
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if self.preset not in MODEL_PRESETS:
-            raise ValueError(f"`preset` must be one of {MODEL_PRESETS}; received preset={self.preset!r}")
-        for name in ("epochs", "batch_size", "steps_per_epoch", "validation_steps", "patience", "chunk_frames"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(
-                    f"`{name}` must be an integer >= 1 (or None where optional); received {name}={value!r}"
-                )
+            raise ValueError(f"`preset` must be one of {MODEL_PRESETS}. Received: preset={self.preset!r}")
+        for name in ("max_trials", "epochs", "batch_size"):
+            check_integer(name, getattr(self, name))
+        for name in ("steps_per_epoch", "validation_steps", "patience", "chunk_frames"):
+            check_integer(name, getattr(self, name), optional=True)
+        for name in ("tower_widths", "learning_rates"):  # lists from a caller become tuples, as the type says
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
 @dataclasses.dataclass

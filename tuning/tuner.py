@@ -21,11 +21,27 @@ from pathlib import Path
 import keras
 import keras_tuner
 import numpy as np
+from tqdm.auto import tqdm
 
 from mlms_keras.training.callbacks import PerLanguageDevMSE
-from mlms_keras.utils.fileio import atomic_write_text
+from mlms_keras.utils.fileio import atomic_write_json
+from mlms_keras.utils.validation import check_integer
 from tuning.hypermodel import HP_LANGUAGE_SPACE_DIM, HP_LEARNING_RATE, HP_TOWER_WIDTH
 from tuning.results import TrialResult
+
+__all__ = [
+    "OBJECTIVE",
+    "PROJECT_NAME",
+    "SEARCH_ALGORITHMS",
+    "SETTINGS_FILE",
+    "TRIAL_RECORD_FILE",
+    "ResumableGridOracle",
+    "SweepTuner",
+    "load_trial_model",
+    "make_tuner",
+    "run_sweep",
+    "trial_results",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +116,12 @@ class SweepTuner(keras_tuner.Tuner):
             "parameter_count": int(history.model.count_params()),
         }
         record_path = Path(self.get_trial_dir(trial.trial_id)) / TRIAL_RECORD_FILE
-        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
+        atomic_write_json(record_path, record, indent=2)
         return histories
 
     def on_search_begin(self):
         super().on_search_begin()
         if self.progress:
-            from tqdm.auto import tqdm
-
             finished = sum(trial.status != "RUNNING" for trial in self.oracle.trials.values())
             total = self.oracle.max_trials or self.hypermodel.search_space_size()
             if isinstance(self.oracle, ResumableGridOracle):
@@ -172,7 +186,7 @@ def _check_settings(directory, settings, overwrite):
                 f"{path}: this directory holds a sweep with other settings ({details}). Resume it with the same "
                 "settings (only --max-trials may change), use a new --directory, or pass --overwrite to discard it."
             )
-    atomic_write_text(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    atomic_write_json(path, settings, indent=2, sort_keys=True)
 
 
 def make_tuner(
@@ -206,8 +220,7 @@ def make_tuner(
     Returns:
         A `SweepTuner`.
     """
-    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
-        raise ValueError(f"`max_trials` must be an integer >= 1; received max_trials={max_trials!r}")
+    max_trials = check_integer("max_trials", max_trials)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     recorded = dict(

@@ -5,11 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import sys
 
-__all__ = ["add_parser", "run"]
+__all__ = ["MISSING_TUNER", "add_parser", "run"]
 
 #: `tuning.sweep.MODEL_PRESETS`, written out so that `--help` imports nothing of the library.
 _MODEL_PRESETS = ("tiny", "small", "paper")
+
+MISSING_TUNER = (
+    'KerasTuner is not installed; it comes with the optional "tuner" extra: run `pip install ".[tuner]"` in the '
+    'mlms-keras source folder (or `pip install "mlms-keras[tuner]"`)'
+)
 
 _DESCRIPTION = (
     "Sweeps the language-space dimension L (Li & Zen 2016) with KerasTuner; objective val_loss (dev MSE).\n"
@@ -119,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import keras_tuner  # noqa: F401
     except ImportError:
-        raise ValueError('KerasTuner is not installed; run `pip install "mlms-keras[tuner]"`') from None
+        raise ValueError(MISSING_TUNER) from None  # reported as one line, exit code 2
     from tuning.sweep import SweepOptions, tune_dataset
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -157,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as error:
         if "KerasTuner stopped the sweep" not in str(error):
             raise
-        print(f"mlms tune: {error}")
+        print(f"mlms tune: {error}", file=sys.stderr)
         return 1
     completed = sum(result.completed for result in summary.results)
     print(

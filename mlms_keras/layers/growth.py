@@ -1,10 +1,17 @@
 """Adding weights to a built layer: new languages and new speakers (paper sec. 4.2)."""
 
+from __future__ import annotations
+
 import contextlib
+from collections.abc import Iterator
+
+import keras
+
+__all__ = ["weights_may_be_added"]
 
 
 @contextlib.contextmanager
-def weights_may_be_added(layer):
+def weights_may_be_added(layer: keras.layers.Layer) -> Iterator[None]:
     """Lets `layer.add_weight` run after `build()`.
 
     Keras 3 locks a layer's variable tracker once it is built. Adding a language code or a speaker

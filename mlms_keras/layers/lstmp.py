@@ -2,18 +2,46 @@
 
 Keras has no LSTM with a recurrent projection; the paper's towers use one in every LSTM layer
 (section 4.1: 256 cells projected to 128).
+
+- `ProjectedLSTMCell`, `ProjectedLSTM`: the cell and `keras.layers.RNN` over it.
+- `lstmp_step`: one time step, shared with the fused towers' loops (`mlms_keras.layers.lstmp_loops`).
+- `LSTMPState`: the recurrent state `(projection, cells)`.
+- `lstm_bias_initializer`: gate biases with 1 on the forget gate.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
 import keras
-import tensorflow as tf
 from keras import ops
 
-from mlms_keras.layers.recurrence import run_time_loop
+from mlms_keras.layers.serialization import SERIALIZATION_PACKAGE
+from mlms_keras.utils.validation import check_integer
 
-SERIALIZATION_PACKAGE = "mlms_keras"
+__all__ = [
+    "LSTMPState",
+    "ProjectedLSTM",
+    "ProjectedLSTMCell",
+    "lstm_bias_initializer",
+    "lstmp_step",
+]
 
 
-def lstmp_step(gate_inputs, projection, cells, recurrent_kernel, projection_kernel):
+class LSTMPState(NamedTuple):
+    """The recurrent state of one LSTMP layer: the projected output r_t and the cells c_t.
+
+    Attributes:
+        projection: `(..., batch, projection_units)`, r_t.
+        cells: `(..., batch, units)`, c_t.
+    """
+
+    projection: Any
+    cells: Any
+
+
+def lstmp_step(gate_inputs, projection, cells, recurrent_kernel, projection_kernel) -> tuple[Any, Any]:
     """One LSTMP time step, shared by `ProjectedLSTMCell` and the fused towers.
 
     The input-side product `x_t W + b` does not depend on the recurrence, so callers compute
@@ -38,23 +66,18 @@ def lstmp_step(gate_inputs, projection, cells, recurrent_kernel, projection_kern
     return ops.matmul(hidden, projection_kernel), new_cells
 
 
-def _check_positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-
-
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class ProjectedLSTMCell(keras.layers.Layer):
     """One step of an LSTM whose output is projected to a smaller recurrent state.
 
-    With cells c_t of size `units` and projection r_t of size `projection_units`:
-    gates = x_t W + r_{t-1} R + b; c_t = f * c_{t-1} + i * g; r_t = (o * tanh(c_t)) P.
-    The state is `[r, c]` and the output is r_t. Gate order and the forget-gate bias of 1
+    With cells `c_t` of size `units` and projection `r_t` of size `projection_units`:
+    `gates = x_t W + r_{t-1} R + b`; `c_t = f * c_{t-1} + i * g`; `r_t = (o * tanh(c_t)) P`.
+    The state is `[r, c]` and the output is `r_t`. Gate order and the forget-gate bias of 1
     follow `keras.layers.LSTMCell`.
 
     Args:
         units: number of memory cells (256 in the paper).
-        projection_units: size of the recurrent projection r_t (128 in the paper).
+        projection_units: size of the recurrent projection `r_t` (128 in the paper).
         kernel_initializer, recurrent_initializer, projection_initializer: initializers
             of W, R and P.
         unit_forget_bias: add 1 to the forget-gate bias at initialisation.
@@ -67,8 +90,9 @@ class ProjectedLSTMCell(keras.layers.Layer):
         `(r_t, [r_t, c_t])`.
 
     Example:
+
     >>> layer = keras.layers.RNN(ProjectedLSTMCell(16, 8), return_sequences=True)
-    >>> layer(np.zeros((2, 5, 3), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 5, 3), "float32")).shape)
     (2, 5, 8)
 
     Reference: Sak, Senior & Beaufays (2014), LSTMP; used in every tower of Li & Zen (2016), sec. 4.1.
@@ -76,19 +100,17 @@ class ProjectedLSTMCell(keras.layers.Layer):
 
     def __init__(
         self,
-        units,
-        projection_units,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        projection_initializer="glorot_uniform",
-        unit_forget_bias=True,
+        units: int,
+        projection_units: int,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        recurrent_initializer: str | keras.initializers.Initializer = "orthogonal",
+        projection_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        unit_forget_bias: bool = True,
         **kwargs,
-    ):
+    ) -> None:
         super().__init__(**kwargs)
-        _check_positive_int("units", units)
-        _check_positive_int("projection_units", projection_units)
-        self.units = units
-        self.projection_units = projection_units
+        self.units = units = check_integer("units", units)
+        self.projection_units = projection_units = check_integer("projection_units", projection_units)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.recurrent_initializer = keras.initializers.get(recurrent_initializer)
         self.projection_initializer = keras.initializers.get(projection_initializer)
@@ -96,7 +118,7 @@ class ProjectedLSTMCell(keras.layers.Layer):
         self.state_size = [projection_units, units]
         self.output_size = projection_units
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         input_dim = input_shape[-1]
         if input_dim is None:
             raise ValueError(f"ProjectedLSTMCell needs a known input dimension; got input_shape={input_shape}")
@@ -117,7 +139,7 @@ class ProjectedLSTMCell(keras.layers.Layer):
             initializer=self.projection_initializer,
         )
 
-    def call(self, inputs, states, training=False):
+    def call(self, inputs, states, training: bool = False) -> tuple[Any, list[Any]]:
         projection, cells = states
         gate_inputs = ops.matmul(inputs, self.kernel) + self.bias
         new_projection, new_cells = lstmp_step(
@@ -125,13 +147,13 @@ class ProjectedLSTMCell(keras.layers.Layer):
         )
         return new_projection, [new_projection, new_cells]
 
-    def get_initial_state(self, batch_size=None):
+    def get_initial_state(self, batch_size: int | None = None) -> list[Any]:
         return [
             ops.zeros((batch_size, self.projection_units), dtype=self.compute_dtype),
             ops.zeros((batch_size, self.units), dtype=self.compute_dtype),
         ]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
@@ -146,7 +168,7 @@ class ProjectedLSTMCell(keras.layers.Layer):
         return config
 
 
-def lstm_bias_initializer(units, unit_forget_bias=True):
+def lstm_bias_initializer(units: int, unit_forget_bias: bool = True) -> Callable[..., Any]:
     """Bias initializer for `(..., 4 * units)` gate biases: zeros, with 1 on the forget gate.
 
     Works for any leading shape, so the fused towers use it for their `(towers, 4 * units)` biases.
@@ -185,22 +207,25 @@ class ProjectedLSTM(keras.layers.RNN):
         with `return_state`, followed by the final `r` and `c`.
 
     Example:
+
     >>> layer = ProjectedLSTM(16, 8, return_sequences=True)
-    >>> layer(np.zeros((2, 5, 3), "float32")).shape
+    >>> tuple(layer(np.zeros((2, 5, 3), "float32")).shape)
     (2, 5, 8)
+
+    Reference: Sak, Senior & Beaufays (2014), LSTMP; Li & Zen (2016), sec. 4.1.
     """
 
     _CELL_ARGUMENTS = ("kernel_initializer", "recurrent_initializer", "projection_initializer", "unit_forget_bias")
 
-    def __init__(self, units, projection_units, **kwargs):
+    def __init__(self, units: int, projection_units: int, **kwargs) -> None:
         cell_kwargs = {name: kwargs.pop(name) for name in self._CELL_ARGUMENTS if name in kwargs}
         kwargs.pop("cell", None)  # present when restoring from get_config
         cell = ProjectedLSTMCell(units, projection_units, dtype=kwargs.get("dtype"), **cell_kwargs)
         super().__init__(cell, **kwargs)
-        self.units = units
-        self.projection_units = projection_units
+        self.units = self.cell.units
+        self.projection_units = self.cell.projection_units
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         cell_config = self.cell.get_config()
         config.pop("cell", None)
@@ -209,227 +234,6 @@ class ProjectedLSTM(keras.layers.RNN):
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> ProjectedLSTM:
         # keras.layers.RNN.from_config expects a serialized cell; ours is rebuilt from its arguments.
         return cls(**config)
-
-
-def lstmp_sequence(
-    gate_inputs,
-    recurrent_kernel,
-    projection_kernel,
-    initial_projection,
-    initial_cells,
-    mask=None,
-    jit_compile=False,
-    save_for_backward=True,
-):
-    """Runs an LSTMP recurrence over all frames, with a hand-written backward pass.
-
-    Automatic differentiation of a `tf.while_loop` accumulates the weight gradients inside the
-    reverse loop, one small matmul per frame and weight. Here the reverse loop carries only the
-    recurrent chain (dr, dc); the weight gradients are then one large contraction over all frames
-    per weight, the way cuDNN's LSTM does it. This is what makes training the fused towers fast on
-    CPU (see benchmarks/bench_model.py). The backward pass is checked against autodiff in
-    tests/test_layers.py.
-
-    Leading `...` dimensions are shared by the state and the weights (the fused towers use a
-    tower axis: weights `(towers, ...)`, state `(towers, batch, ...)`).
-
-    Args:
-        gate_inputs: `(frames, ..., batch, 4 * cells)`, the input-side pre-activations `x_t W + b`.
-        recurrent_kernel: `(..., proj, 4 * cells)`.
-        projection_kernel: `(..., cells, proj)`.
-        initial_projection: `(..., batch, proj)`, r_0.
-        initial_cells: `(..., batch, cells)`, c_0.
-        mask: optional `(frames, batch)` boolean; masked frames hold the state and output zeros.
-        jit_compile: run the forward and reverse time loops through XLA, which fuses each frame's
-            element-wise work into a few kernels (about 2x faster loops on CPU) but compiles once per
-            distinct `(frames, batch)` shape (about 0.5-1 s each).
-        save_for_backward: keep each frame's gates and cells for the hand-written backward pass.
-            Inference passes False: the loop then does only the forward work (and, should anyone
-            differentiate it anyway, TensorFlow's own loop gradient applies).
-
-    Returns:
-        `(outputs (frames, ..., batch, proj), final_projection, final_cells)`.
-    """
-    if not save_for_backward:
-        sequence = _forward_only_xla if jit_compile else _forward_only
-        return sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask)
-    if mask is None:
-        shape = tf.shape(gate_inputs)
-        mask = tf.ones(tf.stack([shape[0], shape[-2]]), dtype=tf.bool)
-    sequence = _lstmp_sequence_xla if jit_compile else _lstmp_sequence
-    return sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask)
-
-
-def _forward_only(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
-    def step(frame_gates, state):
-        projection, cells = lstmp_step(frame_gates, state[0], state[1], recurrent_kernel, projection_kernel)
-        return projection, (projection, cells)
-
-    outputs, (final_projection, final_cells) = run_time_loop(
-        step, gate_inputs, (initial_projection, initial_cells), mask
-    )
-    return outputs, final_projection, final_cells
-
-
-_forward_only_xla = tf.function(_forward_only, jit_compile=True)
-
-
-def _frame_mask(mask_t, like):
-    """`(batch,)` boolean -> broadcastable against `like` (`(..., batch, units)`), as float."""
-    shape = tf.concat([tf.ones([tf.rank(like) - 2], tf.int32), [-1, 1]], axis=0)
-    return tf.reshape(tf.cast(mask_t, like.dtype), shape)
-
-
-def _with_backward_pass(forward_loop, backward_loop):
-    """The LSTMP sequence op with its hand-written gradient, over the given loop implementations."""
-
-    @tf.custom_gradient
-    def sequence(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
-        # The gradient is ours: stop the tape from differentiating the loop (it would also ask an
-        # XLA-compiled loop for intermediate TensorLists, which XLA cannot hand out).
-        outputs, final_projection, final_cells, saved = forward_loop(
-            *(tf.stop_gradient(value) for value in (gate_inputs, recurrent_kernel, projection_kernel)),
-            tf.stop_gradient(initial_projection),
-            tf.stop_gradient(initial_cells),
-            mask,
-        )
-
-        def backward(d_outputs, d_final_projection, d_final_cells, variables=None):
-            previous_projections, previous_cells, activations, new_cells = saved
-            d_gates, d_new_projections, d_initial_projection, d_initial_cells = backward_loop(
-                d_outputs,
-                d_final_projection,
-                d_final_cells,
-                recurrent_kernel,
-                projection_kernel,
-                mask,
-                previous_cells,
-                activations,
-                new_cells,
-            )
-            # Weight gradients: one contraction over all frames and the batch each, outside the loop.
-            hidden = tf.split(activations, 4, axis=-1)[3] * tf.tanh(new_cells)
-            d_recurrent = _contract_frames_and_batch(previous_projections, d_gates)
-            d_projection_kernel = _contract_frames_and_batch(hidden, d_new_projections)
-            return (d_gates, d_recurrent, d_projection_kernel, d_initial_projection, d_initial_cells, None)
-
-        return (outputs, final_projection, final_cells), backward
-
-    return sequence
-
-
-def _unstacked(value):
-    return tf.TensorArray(value.dtype, size=tf.shape(value)[0]).unstack(value)
-
-
-def _forward_loop(gate_inputs, recurrent_kernel, projection_kernel, initial_projection, initial_cells, mask):
-    """The LSTMP recurrence; also returns what the backward pass needs, stacked over frames."""
-    num_frames = tf.shape(gate_inputs)[0]
-    inputs_ta, mask_ta = _unstacked(gate_inputs), _unstacked(mask)
-
-    def step(t, projection, cells, outputs, saved_projection, saved_cells, saved_activations, saved_new_cells):
-        keep = _frame_mask(mask_ta.read(t), cells)
-        gates = inputs_ta.read(t) + tf.matmul(projection, recurrent_kernel)
-        input_gate, forget_gate, candidate, output_gate = tf.split(gates, 4, axis=-1)
-        activations = tf.concat(
-            [tf.sigmoid(input_gate), tf.sigmoid(forget_gate), tf.tanh(candidate), tf.sigmoid(output_gate)], axis=-1
-        )
-        i, f, g, o = tf.split(activations, 4, axis=-1)
-        new_cells = f * cells + i * g
-        new_projection = tf.matmul(o * tf.tanh(new_cells), projection_kernel)
-        # Masked frames hold the state (a 0/1 blend keeps the gradients exact) and output zero.
-        return (
-            t + 1,
-            keep * new_projection + (1 - keep) * projection,
-            keep * new_cells + (1 - keep) * cells,
-            outputs.write(t, keep * new_projection),
-            saved_projection.write(t, projection),
-            saved_cells.write(t, cells),
-            saved_activations.write(t, activations),
-            saved_new_cells.write(t, new_cells),
-        )
-
-    arrays = tuple(tf.TensorArray(gate_inputs.dtype, size=num_frames) for _ in range(5))
-    _, final_projection, final_cells, *stacks = tf.while_loop(
-        lambda t, *_: t < num_frames,
-        step,
-        (tf.constant(0), initial_projection, initial_cells) + arrays,
-        maximum_iterations=num_frames,
-    )
-    outputs, *saved = (array.stack() for array in stacks)
-    return outputs, final_projection, final_cells, tuple(saved)
-
-
-def _backward_loop(
-    d_outputs,
-    d_final_projection,
-    d_final_cells,
-    recurrent_kernel,
-    projection_kernel,
-    mask,
-    previous_cells,
-    activations,
-    new_cells,
-):
-    """Reverse pass through the recurrence: gate gradients per frame and the gradient w.r.t. r_t."""
-    num_frames = tf.shape(d_outputs)[0]
-    d_outputs_ta, previous_cells_ta, activations_ta, cells_ta, mask_ta = (
-        _unstacked(value) for value in (d_outputs, previous_cells, activations, new_cells, mask)
-    )
-    transposed_recurrent = tf.linalg.matrix_transpose(recurrent_kernel)
-    transposed_projection = tf.linalg.matrix_transpose(projection_kernel)
-
-    def step(t, d_projection, d_cells, d_gates_ta, d_new_projection_ta):
-        keep = _frame_mask(mask_ta.read(t), d_cells)
-        i, f, g, o = tf.split(activations_ta.read(t), 4, axis=-1)
-        tanh_cells = tf.tanh(cells_ta.read(t))
-        # r_t = keep * new + (1 - keep) * r_{t-1}; the frame's own output adds keep * dY_t.
-        d_new_projection = keep * (d_projection + d_outputs_ta.read(t))
-        d_hidden = tf.matmul(d_new_projection, transposed_projection)
-        d_new_cells = keep * d_cells + d_hidden * o * (1 - tanh_cells * tanh_cells)
-        d_gates = tf.concat(
-            [
-                d_new_cells * g * i * (1 - i),
-                d_new_cells * previous_cells_ta.read(t) * f * (1 - f),
-                d_new_cells * i * (1 - g * g),
-                d_hidden * tanh_cells * o * (1 - o),
-            ],
-            axis=-1,
-        )
-        return (
-            t - 1,
-            tf.matmul(d_gates, transposed_recurrent) + (1 - keep) * d_projection,
-            d_new_cells * f + (1 - keep) * d_cells,
-            d_gates_ta.write(t, d_gates),
-            d_new_projection_ta.write(t, d_new_projection),
-        )
-
-    arrays = tuple(tf.TensorArray(d_outputs.dtype, size=num_frames) for _ in range(2))
-    _, d_initial_projection, d_initial_cells, d_gates_ta, d_new_projection_ta = tf.while_loop(
-        lambda t, *_: t >= 0,
-        step,
-        (num_frames - 1, d_final_projection, d_final_cells) + arrays,
-        maximum_iterations=num_frames,
-    )
-    return d_gates_ta.stack(), d_new_projection_ta.stack(), d_initial_projection, d_initial_cells
-
-
-_lstmp_sequence = _with_backward_pass(_forward_loop, _backward_loop)
-_lstmp_sequence_xla = _with_backward_pass(
-    tf.function(_forward_loop, jit_compile=True), tf.function(_backward_loop, jit_compile=True)
-)
-
-
-def _contract_frames_and_batch(left, right):
-    """sum over frames t and batch b of left[t, ..., b, :]^T right[t, ..., b, :] -> `(..., m, n)`."""
-    rank = len(left.shape)
-    # Move frames next to batch: (..., frames, batch, m), then fold them into one axis.
-    permutation = list(range(1, rank - 2)) + [0, rank - 2, rank - 1]
-    left = tf.transpose(left, permutation)
-    right = tf.transpose(right, permutation)
-    left = tf.reshape(left, tf.concat([tf.shape(left)[:-3], [-1, tf.shape(left)[-1]]], axis=0))
-    right = tf.reshape(right, tf.concat([tf.shape(right)[:-3], [-1, tf.shape(right)[-1]]], axis=0))
-    return tf.matmul(left, right, transpose_a=True)

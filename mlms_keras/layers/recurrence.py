@@ -5,10 +5,23 @@ whose input-side products were computed for all frames beforehand. This module h
 both layers mask and stream the same way.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import tensorflow as tf
 
+__all__ = ["run_time_loop"]
 
-def run_time_loop(step, inputs, initial_state, mask=None, parallel_iterations=1):
+
+def run_time_loop(
+    step: Callable[[Any, tuple], tuple[Any, tuple]],
+    inputs,
+    initial_state,
+    mask=None,
+    parallel_iterations: int = 1,
+) -> tuple[Any, tuple]:
     """Runs `step` over the leading (time) axis of `inputs`.
 
     Args:

@@ -1,32 +1,52 @@
 """SpeakerRNNOutput: one linear recurrent output layer per speaker (Li & Zen 2016, Eq. 2)."""
 
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
 from mlms_keras.layers.growth import weights_may_be_added
-from mlms_keras.layers.lstmp import SERIALIZATION_PACKAGE
 from mlms_keras.layers.recurrence import run_time_loop
+from mlms_keras.layers.serialization import SERIALIZATION_PACKAGE
 from mlms_keras.layers.streaming import StreamingState
 from mlms_keras.layers.validation import checked_ids
+from mlms_keras.utils.validation import check_integer
+
+__all__ = ["SpeakerRNNOutput", "SpeakerWeights"]
+
+
+class SpeakerWeights(NamedTuple):
+    """The output layer of one speaker (Eq. 2): `y_t = h_t W_f + y_{t-1} W_r + b`.
+
+    Attributes:
+        forward_kernel: `(hidden_dim, output_dim)`, W_f.
+        recurrent_kernel: `(output_dim, output_dim)`, W_r.
+        bias: `(output_dim,)`, b.
+    """
+
+    forward_kernel: Any
+    recurrent_kernel: Any
+    bias: Any
 
 
 @keras.saving.register_keras_serializable(package=SERIALIZATION_PACKAGE)
 class SpeakerRNNOutput(keras.layers.Layer):
     """Speaker-dependent linear recurrent output layers.
 
-    For each sequence of speaker s: y_t = h_t W_f[s] + y_{t-1} W_r[s] + b[s]  (Li & Zen 2016, Eq. 2;
+    For each sequence of speaker s: `y_t = h_t W_f[s] + y_{t-1} W_r[s] + b[s]` (Li & Zen 2016, Eq. 2;
     the recurrent output layer of Zen & Sak 2015). Each speaker owns a forward matrix
     `(hidden_dim, output_dim)` (128 x 49 in the paper), a recurrent matrix `(output_dim, output_dim)`
-    and a bias `(output_dim,)`, stored as separate weights so that adding a speaker leaves the
-    others untouched. One batch may mix speakers. The recurrent matrices start at zero (a plain
+    and a bias `(output_dim,)` (a `SpeakerWeights`), stored as separate weights so that adding a
+    speaker leaves the others untouched. One batch may mix speakers. The recurrent matrices start at zero (a plain
     linear output layer), which keeps the linear recurrence stable at initialisation.
 
     Args:
         num_speakers: S, number of speakers.
         output_dim: vocoder parameters per frame (49).
-        stateful: carry y_{t-1} across calls for streaming (needs a static batch size).
+        stateful: carry `y_{t-1}` across calls for streaming (needs a static batch size).
 
     Call arguments:
         hidden: `(batch, frames, hidden_dim)`, the towers' output h^(u).
@@ -38,30 +58,29 @@ class SpeakerRNNOutput(keras.layers.Layer):
         `(batch, frames, output_dim)`.
 
     Example:
+
     >>> layer = SpeakerRNNOutput(num_speakers=3, output_dim=49)
-    >>> layer(np.zeros((2, 5, 8), "float32"), np.array([0, 2])).shape
+    >>> tuple(layer(np.zeros((2, 5, 8), "float32"), np.array([0, 2])).shape)
     (2, 5, 49)
 
     Reference: Li & Zen (2016), Eq. 2 and sec. 4.1.
     """
 
-    def __init__(self, num_speakers, output_dim=49, stateful=False, **kwargs):
+    def __init__(self, num_speakers: int, output_dim: int = 49, stateful: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        for name, value in (("num_speakers", num_speakers), ("output_dim", output_dim)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-        self.num_speakers = int(num_speakers)
-        self.output_dim = int(output_dim)
+        self.num_speakers = check_integer("num_speakers", num_speakers)
+        self.output_dim = check_integer("output_dim", output_dim)
         self.stateful = stateful
         self.supports_masking = True
-        self.speaker_weights = []
-        self.hidden_dim = None
-        self._streaming_state = None
+        self.speaker_weights: list[SpeakerWeights] = []
+        self.hidden_dim: int | None = None
+        self._streaming_state: StreamingState | None = None
 
-    def build(self, hidden_shape, speaker_shape=None):
+    def build(self, hidden_shape: tuple[int | None, ...], speaker_shape: tuple[int | None, ...] | None = None) -> None:
         if len(hidden_shape) != 3 or hidden_shape[-1] is None:
             raise ValueError(
-                f"`hidden` must have shape (batch, frames, hidden_dim) with a known hidden_dim; received {tuple(hidden_shape)}"
+                "`hidden` must have shape (batch, frames, hidden_dim) with a known hidden_dim; "
+                f"received {tuple(hidden_shape)}"
             )
         self.hidden_dim = int(hidden_shape[-1])
         for _ in range(self.num_speakers):
@@ -69,22 +88,37 @@ class SpeakerRNNOutput(keras.layers.Layer):
         if self.stateful:
             if hidden_shape[0] is None:
                 raise ValueError("`stateful=True` needs a static batch size: pass `batch_size` to keras.Input")
-            self._streaming_state = StreamingState([tf.zeros((hidden_shape[0], self.output_dim), self.compute_dtype)])
+            self._streaming_state = StreamingState((tf.zeros((hidden_shape[0], self.output_dim), self.compute_dtype),))
 
-    def _add_speaker_weights(self, copy_from=None):
+    def _add_speaker_weights(self, copy_from: int | None = None) -> None:
         speaker = len(self.speaker_weights)
-        initializers = ("glorot_uniform", "zeros", "zeros")
+        shapes = SpeakerWeights(
+            forward_kernel=(self.hidden_dim, self.output_dim),
+            recurrent_kernel=(self.output_dim, self.output_dim),
+            bias=(self.output_dim,),
+        )
+        # A zero recurrent matrix starts the layer as a plain linear output layer.
+        initializers = SpeakerWeights(forward_kernel="glorot_uniform", recurrent_kernel="zeros", bias="zeros")
         if copy_from is not None:
-            initializers = [
-                keras.initializers.Constant(ops.convert_to_numpy(w)) for w in self.speaker_weights[copy_from]
-            ]
-        shapes = ((self.hidden_dim, self.output_dim), (self.output_dim, self.output_dim), (self.output_dim,))
-        names = (f"forward_kernel_{speaker}", f"recurrent_kernel_{speaker}", f"bias_{speaker}")
+            source = self.speaker_weights[copy_from]
+            initializers = SpeakerWeights(
+                **{field: keras.initializers.Constant(ops.convert_to_numpy(w)) for field, w in source._asdict().items()}
+            )
+        # Created in field order (forward kernel, recurrent kernel, bias): the order in saved files.
         self.speaker_weights.append(
-            tuple(self.add_weight(name=n, shape=s, initializer=i) for n, s, i in zip(names, shapes, initializers))
+            SpeakerWeights(
+                **{
+                    field: self.add_weight(
+                        name=f"{field}_{speaker}",
+                        shape=getattr(shapes, field),
+                        initializer=getattr(initializers, field),
+                    )
+                    for field in SpeakerWeights._fields
+                }
+            )
         )
 
-    def add_speaker(self, copy_from=None):
+    def add_speaker(self, copy_from: int | None = None) -> int:
         """Adds an output layer for a new speaker and returns its id; other speakers are untouched.
 
         Args:
@@ -100,16 +134,16 @@ class SpeakerRNNOutput(keras.layers.Layer):
         self.num_speakers += 1
         return self.num_speakers - 1
 
-    def speaker_variables(self, speaker):
-        """The `(forward_kernel, recurrent_kernel, bias)` variables of one speaker."""
+    def speaker_variables(self, speaker: int) -> SpeakerWeights:
+        """The variables of one speaker: `SpeakerWeights(forward_kernel, recurrent_kernel, bias)`."""
         return self.speaker_weights[speaker]
 
-    def reset_states(self):
-        """Zeros y_{t-1} (start of a new utterance). Only for `stateful=True`."""
+    def reset_states(self) -> None:
+        """Zeros `y_{t-1}` (start of a new utterance). Only for `stateful=True`."""
         if self._streaming_state is not None:
             self._streaming_state.reset()
 
-    def _check_speaker(self, speaker, batch_size):
+    def _check_speaker(self, speaker, batch_size) -> Any:
         if speaker is None:
             if self.num_speakers != 1:
                 raise ValueError("`speaker` is required when num_speakers > 1")
@@ -122,16 +156,25 @@ class SpeakerRNNOutput(keras.layers.Layer):
                 f"`hidden` must have {self.hidden_dim} features (last axis); received shape {tuple(hidden.shape)}"
             )
         speaker = self._check_speaker(speaker, ops.shape(hidden)[0])
-        forward, recurrent, bias = (
-            ops.take(ops.stack([weights[part].value for weights in self.speaker_weights]), speaker, axis=0)
-            for part in range(3)
-        )  # (batch, hidden, out), (batch, out, out), (batch, out)
+        # Each sequence's own speaker: (batch, hidden, out), (batch, out, out), (batch, out).
+        selected = SpeakerWeights(
+            **{
+                field: ops.take(
+                    ops.stack([getattr(weights, field).value for weights in self.speaker_weights]), speaker, axis=0
+                )
+                for field in SpeakerWeights._fields
+            }
+        )
         # The forward products do not depend on the recurrence: all frames at once, time-major.
-        forward_outputs = ops.transpose(ops.matmul(hidden, forward) + bias[:, None, :], (1, 0, 2))
+        forward_outputs = ops.transpose(
+            ops.matmul(hidden, selected.forward_kernel) + selected.bias[:, None, :], (1, 0, 2)
+        )
         mask = None if hidden_mask is None else ops.transpose(ops.cast(hidden_mask, "bool"))
 
         def step(frame_forward, carried):
-            output = frame_forward + ops.squeeze(ops.matmul(carried[0][:, None, :], recurrent), axis=1)
+            (previous_output,) = carried
+            recurrent_term = ops.matmul(previous_output[:, None, :], selected.recurrent_kernel)
+            output = frame_forward + ops.squeeze(recurrent_term, axis=1)
             return output, (output,)
 
         initial = self._streaming_state.read() if self.stateful else (ops.zeros_like(forward_outputs[0]),)
@@ -140,13 +183,15 @@ class SpeakerRNNOutput(keras.layers.Layer):
             self._streaming_state.write(final)
         return ops.transpose(outputs, (1, 0, 2))
 
-    def compute_output_shape(self, hidden_shape, speaker_shape=None):
+    def compute_output_shape(
+        self, hidden_shape: tuple[int | None, ...], speaker_shape: tuple[int | None, ...] | None = None
+    ) -> tuple[int | None, ...]:
         return tuple(hidden_shape[:2]) + (self.output_dim,)
 
     def compute_mask(self, hidden, previous_mask=None):
         return previous_mask
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"num_speakers": self.num_speakers, "output_dim": self.output_dim, "stateful": self.stateful})
         return config

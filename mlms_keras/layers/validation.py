@@ -1,10 +1,18 @@
-"""Checks of per-sequence id inputs (language, speaker) shared by the layers."""
+"""`checked_ids`: per-sequence id inputs (language, speaker) of the layers, in `[0, count)`.
+
+The integer-argument check the layers share with the model builders and the tuning code is
+`mlms_keras.utils.validation.check_integer` (no TensorFlow).
+"""
+
+from __future__ import annotations
 
 import tensorflow as tf
 from keras import ops
 
+__all__ = ["checked_ids"]
 
-def checked_ids(ids, count, name, add_method):
+
+def checked_ids(ids, count: int, name: str, add_method: str) -> tf.Tensor:
     """Returns `ids` as a `(batch,)` int32 tensor after checking every id is in `[0, count)`.
 
     Eagerly a bad id raises `ValueError` naming the argument and the ids received. Inside a
@@ -28,6 +36,12 @@ def checked_ids(ids, count, name, add_method):
                 f"`{name}` ids must be in [0, {count}); received {bad.tolist()}. Use {add_method}() to add one."
             )
     else:
-        tf.debugging.assert_less(ids, count, message=f"`{name}` id >= num_{name}s")
-        tf.debugging.assert_non_negative(ids, message=f"`{name}` id < 0")
+        checks = [
+            tf.debugging.assert_less(ids, count, message=f"`{name}` id >= num_{name}s"),
+            tf.debugging.assert_non_negative(ids, message=f"`{name}` id < 0"),
+        ]
+        # Every use of the ids waits for the checks, so a bad id fails here and not in a gather that
+        # happens to run first.
+        with tf.control_dependencies(checks):
+            ids = tf.identity(ids)
     return ids

@@ -7,15 +7,43 @@ a `Masking` layer turns them into a mask, the recurrent layers hold their state 
 drops them from the loss.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import json
+from typing import Any
 
 import keras
 
 from mlms_keras.layers import ClusterAdaptiveTowers, SpeakerRNNOutput
+from mlms_keras.layers.towers import CODE_INITS
+from mlms_keras.utils.validation import check_integer
 
-# Vocoder parameters per 5 ms frame: 40 mcep + lf0 + vuv + 7 bap (paper sec. 3).
+__all__ = [
+    "ACOUSTIC_DIM",
+    "PRESETS",
+    "MLMSConfig",
+    "build_mlms_model",
+    "build_slss_model",
+    "config_of",
+    "reset_streaming_state",
+]
+
+#: Vocoder parameters per 5 ms frame: 40 mcep + lf0 + vuv + 7 bap (paper sec. 3).
 ACOUSTIC_DIM = 49
+
+#: The smallest value of each integer field of `MLMSConfig` (L = 0 is the SLSS baseline's mean tower alone).
+_INTEGER_FIELDS = {
+    "input_dim": 1,
+    "num_languages": 1,
+    "num_speakers": 1,
+    "language_space_dim": 0,
+    "relu_units": 1,
+    "lstm_layers": 1,
+    "lstm_cells": 1,
+    "lstm_projection": 1,
+    "output_dim": 1,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +61,16 @@ class MLMSConfig:
         lstm_projection: LSTMP projection size, the hidden size fed to the output layers (paper: 128).
         output_dim: vocoder parameters per frame (49).
         code_init: `"random"`, `"one_hot"` or `"one_hot_fixed"` (paper sec. 4.1).
+
+    Raises:
+        ValueError: a size is not an integer in its range, or `code_init` is unknown (the message
+            names the field and the value received).
+
+    Example:
+
+    >>> config = MLMSConfig.preset("tiny", input_dim=6, num_languages=3, num_speakers=4)
+    >>> config.language_space_dim, config.lstm_projection
+    (2, 8)
     """
 
     input_dim: int
@@ -46,8 +84,17 @@ class MLMSConfig:
     output_dim: int = ACOUSTIC_DIM
     code_init: str = "random"
 
+    def __post_init__(self) -> None:
+        for name, minimum in _INTEGER_FIELDS.items():
+            # Stored as a Python int (a numpy integer passes the check), so `to_dict` is plain JSON.
+            object.__setattr__(self, name, check_integer(name, getattr(self, name), minimum))
+        if self.code_init not in CODE_INITS:
+            raise ValueError(f"`code_init` must be one of {CODE_INITS}. Received: code_init={self.code_init!r}")
+
     @classmethod
-    def preset(cls, name, input_dim, num_languages=6, num_speakers=8, **overrides):
+    def preset(
+        cls, name: str, input_dim: int, num_languages: int = 6, num_speakers: int = 8, **overrides: Any
+    ) -> MLMSConfig:
         """A named size preset.
 
         - `"paper"`: exactly sec. 4.1: mean tower + 6 basis towers, ReLU 256, 3 LSTMP layers of
@@ -69,22 +116,23 @@ class MLMSConfig:
         values.update(overrides)
         return cls(**values)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict of every field."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values):
+    def from_dict(cls, values: dict[str, Any]) -> MLMSConfig:
         """Inverse of `to_dict`; unknown keys are an error naming them."""
         unknown = set(values) - {field.name for field in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"Unknown MLMSConfig fields {sorted(unknown)}")
         return cls(**values)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
+#: Named sizes for `MLMSConfig.preset`.
 PRESETS = {
     "paper": dict(language_space_dim=6, relu_units=256, lstm_layers=3, lstm_cells=256, lstm_projection=128),
     "small": dict(language_space_dim=3, relu_units=128, lstm_layers=3, lstm_cells=128, lstm_projection=64),
@@ -92,7 +140,7 @@ PRESETS = {
 }
 
 
-def _tower_sizes(config):
+def _tower_sizes(config: MLMSConfig) -> dict[str, int]:
     return dict(
         relu_units=config.relu_units,
         lstm_layers=config.lstm_layers,
@@ -101,7 +149,7 @@ def _tower_sizes(config):
     )
 
 
-def _inputs(config, batch_size):
+def _inputs(config: MLMSConfig, batch_size: int | None) -> dict[str, keras.KerasTensor]:
     return {
         "linguistic": keras.Input(shape=(None, config.input_dim), batch_size=batch_size, name="linguistic"),
         "language": keras.Input(shape=(), batch_size=batch_size, dtype="int32", name="language"),
@@ -109,7 +157,13 @@ def _inputs(config, batch_size):
     }
 
 
-def build_mlms_model(config, stateful=False, batch_size=None, jit_recurrence="training", name="mlms"):
+def build_mlms_model(
+    config: MLMSConfig,
+    stateful: bool = False,
+    batch_size: int | None = None,
+    jit_recurrence: str = "training",
+    name: str = "mlms",
+) -> keras.Model:
     """Builds the MLMS acoustic model of Li & Zen (2016), Figure 1.
 
     Args:
@@ -126,6 +180,12 @@ def build_mlms_model(config, stateful=False, batch_size=None, jit_recurrence="tr
         A Functional `keras.Model`: inputs `{"linguistic": (batch, frames, input_dim) float32,
         "language": (batch,) int32, "speaker": (batch,) int32}`, output `acoustic`
         `(batch, frames, output_dim)` in normalised units. All-zero input frames are padding.
+
+    Example:
+
+    >>> model = build_mlms_model(MLMSConfig.preset("tiny", input_dim=6, num_languages=3, num_speakers=4))
+    >>> model.output_shape
+    (None, None, 49)
     """
     if stateful and batch_size is None:
         raise ValueError("`stateful=True` needs `batch_size` (e.g. batch_size=1 for streaming synthesis)")
@@ -146,7 +206,13 @@ def build_mlms_model(config, stateful=False, batch_size=None, jit_recurrence="tr
     return keras.Model(inputs, acoustic, name=name)
 
 
-def build_slss_model(config, stateful=False, batch_size=None, jit_recurrence="training", name="slss"):
+def build_slss_model(
+    config: MLMSConfig,
+    stateful: bool = False,
+    batch_size: int | None = None,
+    jit_recurrence: str = "training",
+    name: str = "slss",
+) -> keras.Model:
     """Builds the paper's single-language single-speaker baseline (sec. 4.1) with the same tower structure.
 
     One tower (ReLU projection + LSTMP layers, the sizes of `config`) and one recurrent output
@@ -157,6 +223,9 @@ def build_slss_model(config, stateful=False, batch_size=None, jit_recurrence="tr
         config: an `MLMSConfig`; `num_languages`, `num_speakers`, `language_space_dim` and
             `code_init` are ignored.
         stateful, batch_size, jit_recurrence, name: as in `build_mlms_model`.
+
+    Returns:
+        A Functional `keras.Model` with the inputs and output of `build_mlms_model`.
     """
     if stateful and batch_size is None:
         raise ValueError("`stateful=True` needs `batch_size`")
@@ -174,14 +243,14 @@ def build_slss_model(config, stateful=False, batch_size=None, jit_recurrence="tr
     return keras.Model(inputs, acoustic, name=name)
 
 
-def reset_streaming_state(model):
+def reset_streaming_state(model: keras.Model) -> None:
     """Zeros the carried state of every stateful layer in `model` (start of a new utterance)."""
     for layer in model.layers:
         if hasattr(layer, "reset_states"):
             layer.reset_states()
 
 
-def config_of(model):
+def config_of(model: keras.Model) -> MLMSConfig:
     """Recovers the `MLMSConfig` of a model built by `build_mlms_model` (after adaptation too)."""
     towers = model.get_layer("towers")
     speakers = model.get_layer("acoustic")

@@ -373,3 +373,70 @@ def test_importing_tuning_and_its_cli_module_loads_neither_tensorflow_nor_keras_
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_cli_without_keras_tuner_says_how_to_install_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras_tuner", None)  # `import keras_tuner` now raises ImportError
+    code = cli.main(["tune", str(tmp_path), "--directory", str(tmp_path / "sweep"), "--max-trials", "1"])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mlms tune: KerasTuner is not installed") and 'pip install ".[tuner]"' in error
+    assert len(error.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(epochs=0), "`epochs` must be an integer >= 1. Received: epochs=0"),
+        (dict(max_trials=True), "`max_trials` must be an integer >= 1. Received: max_trials=True"),
+        (dict(chunk_frames=0), "`chunk_frames` must be an integer >= 1 or None. Received: chunk_frames=0"),
+        (dict(preset="huge"), "`preset` must be one of ('tiny', 'small', 'paper'). Received: preset='huge'"),
+    ],
+)
+def test_sweep_options_refuse_bad_settings_naming_them(options, message):
+    with pytest.raises(ValueError) as raised:
+        SweepOptions(**options)
+    assert str(raised.value) == message
+
+
+def test_sweep_options_are_frozen_and_hold_tuples():
+    options = SweepOptions(tower_widths=[16, 32], learning_rates=[1e-3])
+    assert options.tower_widths == (16, 32) and options.learning_rates == (1e-3,)
+    with pytest.raises(AttributeError):
+        options.epochs = 3
+
+
+def test_cli_option_values_reach_the_sweep_options(monkeypatch, tmp_path):
+    """Every `mlms tune` option lands in `SweepOptions` or in `tune_dataset`'s own arguments."""
+    import tuning.sweep
+
+    received = {}
+
+    def fake_tune_dataset(dataset, directory, options, **kwargs):
+        received.update(dataset=dataset, directory=directory, options=options, **kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(tuning.sweep, "tune_dataset", fake_tune_dataset)
+    argv = ["tune", "data", "--directory", str(tmp_path), "--max-trials", "4", "--min-language-space-dim", "2"]
+    argv += ["--tower-widths", "16,32", "--learning-rate", "3e-4", "--search", "random", "--epochs", "5"]
+    argv += ["--batch-size", "8", "--steps-per-epoch", "7", "--validation-steps", "2", "--patience", "1"]
+    argv += ["--chunk-frames", "64", "--seed", "3", "--cache", "--tensorboard", "--overwrite", "--no-export"]
+    assert cli.main([*argv, "--quiet"]) == 2
+    assert received["options"] == SweepOptions(
+        max_trials=4,
+        min_language_space_dim=2,
+        tower_widths=(16, 32),
+        learning_rate=3e-4,
+        search="random",
+        epochs=5,
+        batch_size=8,
+        steps_per_epoch=7,
+        validation_steps=2,
+        patience=1,
+        chunk_frames=64,
+        seed=3,
+        cache=True,
+    )
+    assert received["tensorboard"] and received["overwrite"] and not received["export"]
+    assert received["verbose"] == 0 and not received["progress"]
+    assert received["command"].startswith("mlms tune data --directory")

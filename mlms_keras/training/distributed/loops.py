@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tqdm import tqdm
+
 from mlms_keras.training.distributed.checkpoints import (
     TRAINING_LOG,
     RunLog,
@@ -426,6 +428,4 @@ class _Job:
 
 
 def _progress(enabled: bool, initial: int, total: int, description: str):
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, desc=description, unit="step", disable=not enabled, dynamic_ncols=True)

@@ -1,9 +1,14 @@
 """Tests of the Functional MLMS / SLSS models: paper semantics of training, masking, saving, streaming."""
 
+import dataclasses
+import doctest
+import json
+
 import keras
 import numpy as np
 import pytest
 
+from mlms_keras.models import acoustic
 from mlms_keras.models.acoustic import (
     MLMSConfig,
     build_mlms_model,
@@ -109,10 +114,10 @@ def test_adapted_model_round_trips_with_its_new_language_and_speaker(tmp_path):
 def test_streaming_in_chunks_of_7_frames_equals_one_pass():
     keras.utils.set_random_seed(5)
     model = build_mlms_model(CONFIG)
-    for layer_weights in model.get_layer(
-        "acoustic"
-    ).speaker_weights:  # a stable, non-trivial output recurrence (spectral radius ~0.35)
-        layer_weights[1].assign(0.05 * np.random.default_rng(0).standard_normal(layer_weights[1].shape))
+    # A stable, non-trivial output recurrence (spectral radius ~0.35).
+    for speaker_weights in model.get_layer("acoustic").speaker_weights:
+        recurrent = speaker_weights.recurrent_kernel
+        recurrent.assign(0.05 * np.random.default_rng(0).standard_normal(recurrent.shape))
     inputs, _ = batch(languages=[2], speakers=[1], frames=30)
     full = model.predict(inputs, verbose=0)
 
@@ -158,3 +163,33 @@ def test_config_round_trips_and_rejects_unknown_fields():
 def test_stateful_model_needs_a_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         build_mlms_model(CONFIG, stateful=True)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("lstm_cells", 0, "`lstm_cells` must be an integer >= 1. Received: lstm_cells=0"),
+        ("language_space_dim", -1, "`language_space_dim` must be an integer >= 0. Received: language_space_dim=-1"),
+        ("input_dim", 6.0, "`input_dim` must be an integer >= 1. Received: input_dim=6.0"),
+        ("code_init", "zeros", "`code_init` must be one of ('random', 'one_hot', 'one_hot_fixed'). Received: "),
+    ],
+)
+def test_config_refuses_bad_sizes_naming_the_field(field, value, message):
+    with pytest.raises(ValueError) as raised:
+        dataclasses.replace(CONFIG, **{field: value})
+    assert str(raised.value).startswith(message)
+
+
+def test_slss_config_with_no_language_space_is_valid():
+    assert dataclasses.replace(CONFIG, language_space_dim=0).language_space_dim == 0
+
+
+def test_config_keeps_numpy_integer_sizes_as_python_integers():
+    config = dataclasses.replace(CONFIG, input_dim=np.int64(6), num_speakers=np.int32(3))
+    assert config.to_dict()["input_dim"] == 6 and type(config.input_dim) is int and type(config.num_speakers) is int
+    assert json.loads(str(config))["num_speakers"] == 3
+
+
+def test_docstring_examples_run():
+    results = doctest.testmod(acoustic)
+    assert results.attempted > 0 and results.failed == 0

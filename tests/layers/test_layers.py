@@ -1,12 +1,21 @@
 """Tests of the custom layers against independent references (numpy equations, stock Keras stacks)."""
 
+import doctest
+import importlib
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from layer_testing import run_layer_test
 
-from mlms_keras.layers import ClusterAdaptiveTowers, ProjectedLSTM, ProjectedLSTMCell, SpeakerRNNOutput
+from mlms_keras.layers import (
+    SERIALIZATION_PACKAGE,
+    ClusterAdaptiveTowers,
+    ProjectedLSTM,
+    ProjectedLSTMCell,
+    SpeakerRNNOutput,
+)
 
 TOWER_SIZES = dict(relu_units=12, lstm_layers=3, lstm_cells=10, lstm_projection=6)
 
@@ -130,8 +139,10 @@ def naive_tower_outputs(towers, frames):
         for weights in stack.lstm_weights:
             lstm = ProjectedLSTM(towers.lstm_cells, towers.lstm_projection, return_sequences=True)
             lstm(x)
-            for target, source in zip(lstm.weights, weights):
-                target.assign(source[k])
+            lstm.cell.kernel.assign(weights.kernel[k])
+            lstm.cell.recurrent_kernel.assign(weights.recurrent_kernel[k])
+            lstm.cell.bias.assign(weights.bias[k])
+            lstm.cell.projection_kernel.assign(weights.projection_kernel[k])
             x = lstm(x)
         outputs.append(keras.ops.convert_to_numpy(x).astype("float64"))
     return outputs
@@ -169,15 +180,15 @@ def test_fused_towers_train_like_separate_stacks(frames):
         outputs = []
         for stack, k in ((towers.mean_tower, 0), (towers.basis_towers, 0)):
             x = tf.nn.relu(tf.einsum("btd,dr->btr", frames, stack.relu_kernel[k]) + stack.relu_bias[k])
-            for kernel, recurrent_kernel, bias, projection_kernel in stack.lstm_weights:
+            for weights in stack.lstm_weights:
                 r = tf.zeros((3, towers.lstm_projection))
                 c = tf.zeros((3, towers.lstm_cells))
                 steps = []
                 for t in range(9):
-                    z = x[:, t] @ kernel[k] + r @ recurrent_kernel[k] + bias[k]
+                    z = x[:, t] @ weights.kernel[k] + r @ weights.recurrent_kernel[k] + weights.bias[k]
                     i, f, g, o = tf.split(z, 4, axis=-1)
                     c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-                    r = (tf.sigmoid(o) * tf.tanh(c)) @ projection_kernel[k]
+                    r = (tf.sigmoid(o) * tf.tanh(c)) @ weights.projection_kernel[k]
                     steps.append(r)
                 x = tf.stack(steps, axis=1)
             outputs.append(x)
@@ -207,7 +218,8 @@ def test_speaker_output_matches_eq2_with_mixed_speakers_in_a_batch(frames):
             weight.assign(0.3 * rng.standard_normal(weight.shape))
     outputs = keras.ops.convert_to_numpy(layer(frames, speakers))
     forward, recurrent, bias = (
-        [keras.ops.convert_to_numpy(w[part]).astype("float64") for w in layer.speaker_weights] for part in range(3)
+        [keras.ops.convert_to_numpy(getattr(w, field)).astype("float64") for w in layer.speaker_weights]
+        for field in ("forward_kernel", "recurrent_kernel", "bias")
     )
     expected = numpy_speaker_output(frames.astype("float64"), speakers, forward, recurrent, bias)
     np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-5)
@@ -216,7 +228,10 @@ def test_speaker_output_matches_eq2_with_mixed_speakers_in_a_batch(frames):
 def test_speaker_layer_has_the_paper_shapes():
     layer = SpeakerRNNOutput(num_speakers=2, output_dim=49)
     layer(np.zeros((1, 2, 128), "float32"), np.array([1]))
-    assert [tuple(w.shape) for w in layer.speaker_variables(1)] == [(128, 49), (49, 49), (49,)]  # sec. 4.1
+    variables = layer.speaker_variables(1)
+    shapes = {name: tuple(w.shape) for name, w in variables._asdict().items()}
+    assert shapes == {"forward_kernel": (128, 49), "recurrent_kernel": (49, 49), "bias": (49,)}  # sec. 4.1
+    assert [w.path.rsplit("/", 1)[-1] for w in variables] == ["forward_kernel_1", "recurrent_kernel_1", "bias_1"]
 
 
 def test_add_language_leaves_existing_weights_and_outputs_untouched(frames):
@@ -324,7 +339,7 @@ def test_speaker_bad_ids_name_the_argument(frames):
     layer(frames, np.array([0, 1, 0]))
     with pytest.raises(ValueError, match=r"`speaker` ids must be in \[0, 2\); received \[2\]"):
         layer(frames, np.array([0, 2, 0]))
-    with pytest.raises(ValueError, match=r"`num_speakers` must be a positive integer. Received: num_speakers=0"):
+    with pytest.raises(ValueError, match=r"`num_speakers` must be an integer >= 1. Received: num_speakers=0"):
         SpeakerRNNOutput(num_speakers=0)
 
 
@@ -353,3 +368,46 @@ def test_xla_time_loops_match_the_plain_loops_in_outputs_and_gradients(frames):
     np.testing.assert_allclose(xla_loss, plain_loss, rtol=1e-5)
     for plain, xla in zip(plain_gradients, xla_gradients):
         np.testing.assert_allclose(xla, plain, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ProjectedLSTMCell(units=0, projection_units=4),
+        lambda: ProjectedLSTM(units=8, projection_units=-1),
+        lambda: ClusterAdaptiveTowers(num_languages=2, language_space_dim=1, lstm_cells=0),
+        lambda: SpeakerRNNOutput(num_speakers=2, output_dim=0),
+    ],
+)
+def test_every_layer_uses_the_same_integer_message(make):
+    with pytest.raises(ValueError, match=r"` must be an integer >= 1. Received: \w+=-?\d"):
+        make()
+
+
+def test_numpy_integer_sizes_serialise_as_python_integers():
+    cell = ProjectedLSTMCell(np.int64(8), np.int32(4))
+    config = cell.get_config()
+    assert type(config["units"]) is int and type(config["projection_units"]) is int
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: ProjectedLSTMCell(4, 2), "ProjectedLSTMCell"),
+        (lambda: ProjectedLSTM(4, 2), "ProjectedLSTM"),
+        (lambda: ClusterAdaptiveTowers(num_languages=2, language_space_dim=1, **TOWER_SIZES), "ClusterAdaptiveTowers"),
+        (lambda: SpeakerRNNOutput(num_speakers=2), "SpeakerRNNOutput"),
+    ],
+)
+def test_layers_are_registered_under_the_package_name_saved_files_use(make, name):
+    # Saved models and zoo voices name the layers "mlms_keras>NAME": this name must never change.
+    assert SERIALIZATION_PACKAGE == "mlms_keras"
+    assert keras.saving.serialize_keras_object(make())["registered_name"] == f"mlms_keras>{name}"
+    assert keras.saving.get_registered_object(f"mlms_keras>{name}").__name__ == name
+
+
+@pytest.mark.parametrize("module", ["lstmp", "towers", "speaker_output"])
+def test_docstring_examples_run(module):
+    module = importlib.import_module(f"mlms_keras.layers.{module}")
+    results = doctest.testmod(module, extraglobs={"np": np, "keras": keras})
+    assert results.attempted > 0 and results.failed == 0
