@@ -65,6 +65,12 @@ def _build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _verb_name(args: argparse.Namespace) -> str:
+    """`corpus build` for `mlms corpus build ...`: the verb and its sub-verb (stored as `<verb>_command`)."""
+    sub_verb = getattr(args, f"{args.command}_command", None)
+    return f"{args.command} {sub_verb}" if isinstance(sub_verb, str) else args.command
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mlms` console script. Returns the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -73,8 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
-        print(f"mlms {args.command}: interrupted", file=sys.stderr)
+        print(f"mlms {_verb_name(args)}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mlms languages | head`): not an error. Python would still try to flush stdout
+        # at exit and complain, so point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except EXPECTED_ERRORS as error:
-        print(f"mlms {args.command}: {error}", file=sys.stderr)
+        print(f"mlms {_verb_name(args)}: {error}", file=sys.stderr)
         return 2

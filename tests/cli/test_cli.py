@@ -57,15 +57,19 @@ def test_each_verb_builds_its_own_parser_with_help(verb, capsys):
 
 
 @pytest.mark.parametrize(
-    ("argv", "expected"),
+    ("argv", "verb", "expected"),
     [
-        (["say", "--voice", "/nonexistent", "--lang", "en-us", "--speaker", "x", "Hello."], "Unknown voice"),
-        (["zoo", "info", "/nonexistent"], "Built-in voices"),
-        (["synth-utterance", "/nonexistent", "/nonexistent", "utt", "-o", "out.wav"], "no trained model here"),
+        (["say", "--voice", "/nonexistent", "--lang", "en-us", "--speaker", "x", "Hello."], "say", "Unknown voice"),
+        (["zoo", "info", "/nonexistent"], "zoo info", "Built-in voices"),
+        (
+            ["synth-utterance", "/nonexistent", "/nonexistent", "utt", "-o", "out.wav"],
+            "synth-utterance",
+            "no trained model here",
+        ),
     ],
     ids=["say", "zoo-info", "synth-utterance"],
 )
-def test_an_expected_error_is_one_line_with_exit_code_2(argv, expected, tmp_path):
+def test_an_expected_error_is_one_line_with_exit_code_2(argv, verb, expected, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mlms_keras.cli", *argv],
         capture_output=True,
@@ -77,6 +81,21 @@ def test_an_expected_error_is_one_line_with_exit_code_2(argv, expected, tmp_path
     assert result.returncode == 2
     lines = [line for line in result.stderr.strip().splitlines() if not TENSORFLOW_LOG_LINE.match(line)]
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"mlms {argv[0]}: ") and expected in lines[0]
+    assert lines[0].startswith(f"mlms {verb}: ") and expected in lines[0]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_a_closed_pipe_ends_the_listing_quietly():
+    """`mlms languages | head -1`: the reader leaves early; no error line, the broken-pipe exit code."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlms_keras.cli", "languages"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENVIRONMENT,
+    )
+    process.stdout.readline()
+    process.stdout.close()  # what `head -1` does after its line
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 141
+    assert "Broken pipe" not in stderr and "Traceback" not in stderr

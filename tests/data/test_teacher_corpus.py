@@ -206,3 +206,135 @@ def test_mlms_command_has_the_corpus_verb(capsys):
         main(["corpus", "build", "--help"])
     assert exit_info.value.code == 0
     assert "mlms corpus build data/teacher --preset small" in capsys.readouterr().out
+
+
+# A corpus of any languages (`--languages`) ------------------------------------------------------------------------
+
+NEW_LANGUAGES = ["sv", "el", "cmn"]  # Latin, Greek, and a tone language in Han characters
+
+
+@pytest.fixture(scope="module")
+def language_corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher") / "languages"
+    report = teacher.build_teacher_corpus(
+        out, seed=4, workers=2, progress=False, languages=NEW_LANGUAGES, utterances=5, voice_variant="f2"
+    )
+    return out, report
+
+
+def test_a_corpus_of_any_languages_has_one_new_speaker_per_language(language_corpus):
+    from mlms_keras.frontend import espeak
+
+    out, report = language_corpus
+    assert report.skipped == {} and report.built == 15
+    index = json.loads((out / "corpus.json").read_text(encoding="utf-8"))
+    assert index["preset"] is None and index["total_utterances"] == 15
+    assert index["build"] == {"languages": NEW_LANGUAGES, "utterances_per_language": 5, "voice_variant": "f2"}
+    assert [(s["id"], s["language"], s["gender"]) for s in index["speakers"]] == [
+        ("sv-f2", "sv", "female"),
+        ("el-f2", "el", "female"),
+        ("cmn-f2", "cmn", "female"),
+    ]
+    assert all(s["espeak_voice"]["variant"] == "f2" and s["table1_train"] is None for s in index["speakers"])
+    assert [entry["sentences"] for entry in index["languages"]] == ["wordfreq:sv", "wordfreq:el", "wordfreq:zh"]
+    assert index["counts"]["el-f2"] == {"train": 4, "dev": 1}
+    rows = [line.split("|") for line in (out / "metadata.csv").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 15 and len({text for _, text, _, _ in rows}) == 15
+    for _utterance_id, text, language, speaker in rows:
+        assert speaker == f"{language}-f2" and 4 <= len(text.split()) <= 9
+        espeak.validate_text(text, language)  # the language's own script
+        assert not any(word.endswith("σ") for word in text.split()), text  # wordfreq's folded final sigma fixed
+
+
+def test_labels_of_any_languages_match_the_frontend_tones_included(language_corpus):
+    from mlms_keras.data.readers import read_metadata_csv
+    from mlms_keras.frontend import espeak
+    from mlms_keras.frontend.linguistic import features_for_label_file
+
+    out, _ = language_corpus
+    layout = FeatureLayout.for_languages(NEW_LANGUAGES)
+    items = read_metadata_csv(out / "metadata.csv")
+    tones = 0
+    for item in items:
+        segments = read_hts_labels(item.alignment_path)
+        phones = [segment.label for segment in segments if segment.label not in ("sil", "pau")]
+        phonemes = espeak.analyze(item.text, item.language).phonemes
+        assert phones == [phoneme.symbol for phoneme in phonemes]
+        kinds = espeak.phoneme_inventory(item.language)
+        for segment in segments:  # a tone spans no audio: a zero-length segment after its vowel
+            if kinds.get(segment.label) == espeak.TONE_KIND:
+                tones += 1
+                assert segment.start_s == segment.end_s
+        aligned = features_for_label_file(item.text, item.language, item.alignment_path, layout)
+        samples = soundfile.info(item.wav_path).frames
+        assert aligned.durations_frames.sum() == int(np.floor(samples / 110.25 + 0.5))
+    assert tones >= 5 * 4  # Mandarin: a tone on (nearly) every syllable
+
+
+def test_language_builds_are_deterministic_and_resume(tmp_path):
+    kwargs = {"seed": 9, "progress": False, "languages": ["ru", "cs"], "utterances": 3, "voice_variant": "m1"}
+    first = teacher.build_teacher_corpus(tmp_path / "a", workers=1, **kwargs)
+    second = teacher.build_teacher_corpus(tmp_path / "b", workers=2, **kwargs)
+    assert first.built == second.built == 6 and not first.skipped
+    assert _digests(tmp_path / "a").keys() == _digests(tmp_path / "b").keys()
+    digests = {k: v for k, v in _digests(tmp_path / "a").items() if k != "corpus.json"}  # corpus.json: versions
+    assert digests == {k: v for k, v in _digests(tmp_path / "b").items() if k != "corpus.json"}
+    assert "ru-m1-dev-00001.wav" in {Path(name).name for name in digests}
+    (tmp_path / "a" / "labels" / "cs-m1-train-00002.lab").unlink()
+    report = teacher.build_teacher_corpus(tmp_path / "a", workers=1, **kwargs)
+    assert (report.built, report.reused) == (1, 5)
+    assert {k: v for k, v in _digests(tmp_path / "a").items() if k != "corpus.json"} == digests
+
+
+def test_language_builds_refuse_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match=r"'hy' has no word-frequency list.*Languages with one: .*\bsv\b"):
+        teacher.build_teacher_corpus(tmp_path / "x", languages=["hy"], utterances=3, progress=False)
+    with pytest.raises(ValueError, match="Did you mean 'sv'"):
+        teacher.build_teacher_corpus(tmp_path / "x", languages=["SV"], utterances=3, progress=False)
+    with pytest.raises(ValueError, match="not an espeak-ng voice variant; use one of .*f1"):
+        teacher.build_teacher_corpus(tmp_path / "x", languages=["sv"], voice_variant="f9", progress=False)
+    with pytest.raises(ValueError, match="do not go together"):
+        teacher.build_teacher_corpus(tmp_path / "x", languages=["sv"], speakers=["fr-female"], progress=False)
+    with pytest.raises(ValueError, match="at least 1"):
+        teacher.build_teacher_corpus(tmp_path / "x", languages=["sv"], utterances=0, progress=False)
+    assert not (tmp_path / "x").exists()  # refused before any folder is made
+
+
+def test_word_sentences_are_deterministic_and_native():
+    from mlms_keras.frontend import espeak
+
+    assert teacher.word_sentences("ru", 5, seed=1) == teacher.word_sentences("ru", 5, seed=1)
+    assert teacher.word_sentences("ru", 5, seed=1) != teacher.word_sentences("ru", 5, seed=2)
+    # Explicit wordfreq codes: wordfreq itself would silently give Russian words for Armenian.
+    assert [teacher.wordfreq_code(code) for code in ("sv", "cmn", "sr", "pt-br", "en-gb-x-rp")] == [
+        "sv",
+        "zh",
+        "sh",
+        "pt",
+        "en",
+    ]
+    japanese = teacher.word_pool("ja")
+    assert len(japanese) == teacher.words.POOL_SIZE
+    assert all(espeak.validate_text(word, "ja") for word in japanese[:300])  # kana only: the voice reads no Kanji
+    hindi = teacher.word_pool("hi")
+    assert len(hindi) == teacher.words.POOL_SIZE  # words with vowel signs (combining marks) are kept
+    assert any(word.endswith("ς") for word in teacher.word_pool("el"))
+
+
+def test_corpus_build_verb_builds_languages(tmp_path, capsys):
+    from mlms_keras.cli import main
+
+    out = str(tmp_path / "cli")
+    command = ["corpus", "build", out, "--languages", "sv,ru", "--utterances", "2", "--voice-variant", "m3", "--quiet"]
+    assert main(command) == 0
+    assert "4 built, 0 reused, 0 skipped" in capsys.readouterr().out
+    assert [line.split("|")[3] for line in (tmp_path / "cli" / "metadata.csv").read_text().splitlines()] == [
+        "sv-m3",
+        "sv-m3",
+        "ru-m3",
+        "ru-m3",
+    ]
+    assert main(["corpus", "build", out, "--languages", "sv", "--preset", "small"]) == 2
+    assert "--preset and --languages do not go together" in capsys.readouterr().err
+    assert main(["corpus", "build", out, "--utterances", "3"]) == 2
+    assert "--utterances goes with --languages" in capsys.readouterr().err

@@ -213,3 +213,104 @@ def test_the_frontend_loads_without_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.split() == ["False", "False"]
+
+
+# Languages beyond the paper's eight (open frontend rules) ---------------------------------------------------------
+
+NEW_LANGUAGE_TEXTS = {
+    "sv": "Hej på dig, hur mår du?",
+    "cs": "Dobrý den, jak se máte?",
+    "nl": "Goedemorgen, hoe gaat het met je?",
+    "ru": "Привет, как дела?",
+    "el": "Καλημέρα, τι κάνεις;",
+    "hi": "नमस्ते, आप कैसे हैं?",
+    "ar": "مرحبا، كيف حالك؟",
+    "ko": "안녕하세요, 잘 지내요?",
+}
+
+
+@pytest.mark.parametrize("language", sorted(NEW_LANGUAGE_TEXTS))
+def test_new_languages_phonemise_with_ipa_and_match_the_phoneme_events(language):
+    text = NEW_LANGUAGE_TEXTS[language]
+    utterance = espeak.analyze(text, language)
+    inventory = espeak.phoneme_inventory(language)
+    assert len(utterance.phrases) == 2 and len(utterance.phonemes) >= 8
+    assert all(phoneme.symbol in inventory for phoneme in utterance.phonemes)
+    with_ipa = [phoneme for phoneme in utterance.phonemes if phoneme.ipa]
+    assert len(with_ipa) >= 0.85 * len(utterance.phonemes)
+    assert [phrase.is_question for phrase in utterance.phrases] == [False, True]
+    spoken = [espeak.split_event_symbol(event.symbol, language) for event in espeak.synthesize(text, language).events]
+    assert [s for s in spoken if s] == [p.symbol for p in utterance.phonemes]
+
+
+def test_russian_palatalised_consonants_keep_their_ipa():
+    # espeak-ng writes the palatalisation mark ";" as a mnemonic token of its own but glues ʲ onto the consonant
+    # in the IPA; the open rules align the two (the paper rules would blank the whole word's IPA).
+    phonemes = espeak.analyze("Привет", "ru").phonemes
+    assert [(p.symbol, p.ipa) for p in phonemes if p.symbol in ("r", ";", "v")] == [
+        ("r", "rʲ"),
+        (";", "ʲ"),
+        ("v", "vʲ"),
+        (";", "ʲ"),
+    ]
+    assert all(p.ipa for p in espeak.analyze("Я тебя люблю", "ru").phonemes)
+
+
+def test_paper_languages_keep_their_frozen_token_rules():
+    # Polish has ";" tokens too; its words keep today's blank IPA, or the shipped voice's output would change.
+    assert [(p.symbol, p.ipa) for p in espeak.analyze("Kiedy", "pl").phonemes] == [
+        ("k", ""),
+        (";", ""),
+        ("E", ""),
+        ("d", ""),
+        ("y", ""),
+    ]
+    assert "214" not in espeak.phoneme_inventory("en-us") and not espeak.pause_marks("pl")
+
+
+def test_tones_become_phonemes_after_their_vowel():
+    utterance = espeak.analyze("你好，我是中国人。", "cmn")
+    (ni_hao,) = utterance.phrases[0].words
+    assert [[(p.symbol, p.ipa, p.kind) for p in syllable.phonemes] for syllable in ni_hao.syllables] == [
+        [("n", "n", "nasal"), ("i", "i", "vowel"), ("214", "", "tone")],
+        [("X", "χ", "fricative"), ("Au", "ɑu", "vowel"), ("214", "", "tone")],
+    ]
+    assert espeak.phoneme_inventory("cmn")["214"] == espeak.TONE_KIND
+    vietnamese = espeak.analyze("Xin chào", "vi").phonemes
+    assert [p.symbol for p in vietnamese] == ["s", "i", "n", "tS", "a:", "2", "w"]
+    assert not any(character.isdigit() for p in vietnamese for character in p.ipa)
+    # Tones are not phoneme events: espeak-ng reports the vowel alone.
+    spoken = [espeak.split_event_symbol(e.symbol, "vi") for e in espeak.synthesize("Xin chào", "vi").events]
+    assert [s for s in spoken if s] == [p.symbol for p in vietnamese if p.kind != espeak.TONE_KIND]
+
+
+def test_a_word_read_as_another_language_is_refused():
+    with pytest.raises(espeak.ForeignWordError, match="reads a word of .* as 'en', not 'nl'"):
+        espeak.analyze("De website is online.", "nl")
+    assert issubclass(espeak.ForeignWordError, espeak.FrontendInputError)
+
+
+def test_pause_marks_and_ipa_spellings_of_new_languages():
+    # Dutch "!" after a word is a pause-type phoneme: a pause in the analysis and in the events.
+    assert "!" in espeak.pause_marks("nl")
+    text = "omdat toen"
+    analysed = [p.symbol for p in espeak.analyze(text, "nl").phonemes]
+    spoken = [espeak.split_event_symbol(e.symbol, "nl") for e in espeak.synthesize(text, "nl").events]
+    assert "!" not in analysed and [s for s in spoken if s] == analysed
+    # espeak-ng writes Danish ?E in IPA as Greek epsilon; the frontend spells it as IPA ɛ.
+    assert [p.ipa for p in espeak.analyze("med", "da").phonemes] == ["m", "ɛ", "ð"]
+    # Other scripts' clause ends: the Devanagari danda, the Arabic question mark.
+    assert [ph.terminator for ph in espeak.analyze("नमस्ते। आप कैसे हैं?", "hi").phrases] == [".", "?"]
+
+
+def test_feature_layouts_cover_new_languages():
+    from mlms_keras.frontend.layout import FeatureLayout, default_layout
+
+    layout = FeatureLayout.for_languages(["sv", "ru", "el", "hi", "cmn"])
+    features = layout.phoneme_features("Привет, как дела?", "ru")
+    assert features.shape[1] == layout.dimension and features.any()
+    paper = default_layout()
+    wider = paper.add_language("sv").add_language("ko")
+    assert wider.feature_names[: paper.dimension] == paper.feature_names  # the paper's dimensions never move
+    assert wider.languages == LANGUAGE_CODES + ("sv", "ko")
+    assert wider.phoneme_features("안녕하세요.", "ko").shape[1] == wider.dimension

@@ -40,7 +40,16 @@ workers and however often it was interrupted (see `mlms_keras.data.teacher.build
 writes every file atomically, and resumes: an utterance whose label file exists (labels are written after the
 wav) is not rebuilt. A failing utterance is logged, skipped and listed in `corpus.json`.
 
-The package: `speakers` (the speakers, presets and utterance plan) and `build` (rendering and the build).
+**Any language** (`mlms corpus build OUT --languages sv,cs --utterances 200 --voice-variant f2`): one new speaker
+per language, `<code>-<variant>` (e.g. `sv-f2`; that espeak-ng variant at 165 words/min), with `utterances`
+utterances (a tenth in the dev split). The paper's eight languages take their grammar's sentences; every other
+language with a wordfreq list takes sentences of 4-9 frequent words (`mlms_keras.data.teacher.words`; word salad,
+but each word pronounced natively). `corpus.json` then has `"preset": null`, a `"build"` entry with these settings,
+and each language's sentence source. The files are the same as a preset's, so `mlms prepare` reads them (with a
+feature layout that covers the languages).
+
+The package: `speakers` (the speakers, presets and utterance plans), `words` (sentences from word-frequency lists)
+and `build` (rendering and the build).
 """
 
 from mlms_keras.data.teacher.build import (
@@ -54,33 +63,49 @@ from mlms_keras.data.teacher.build import (
     render_utterance,
 )
 from mlms_keras.data.teacher.speakers import (
+    DEFAULT_VARIANT,
     PRESETS,
     TEACHER_SPEAKERS,
     TINY_MAX_WORDS,
     TeacherSpeaker,
     UtteranceSpec,
+    default_dev_count,
     get_speaker,
+    language_speaker,
+    plan_language_utterances,
     plan_utterances,
     preset_counts,
+    sentence_source,
     speaker_f0_range_hz,
 )
+from mlms_keras.data.teacher.words import WORDFREQ_CODES, word_pool, word_sentences, wordfreq_code, wordfreq_languages
 
 __all__ = [
     "CORPUS_FORMAT",
     "CORPUS_FORMAT_VERSION",
+    "DEFAULT_VARIANT",
     "DITHER_STD",
     "PRESETS",
     "SILENCE_RANGE_S",
     "TEACHER_SPEAKERS",
     "TINY_MAX_WORDS",
+    "WORDFREQ_CODES",
     "BuildReport",
     "TeacherSpeaker",
     "UtteranceSpec",
     "build_teacher_corpus",
+    "default_dev_count",
     "event_segments",
     "get_speaker",
+    "language_speaker",
+    "plan_language_utterances",
     "plan_utterances",
     "preset_counts",
     "render_utterance",
+    "sentence_source",
     "speaker_f0_range_hz",
+    "word_pool",
+    "word_sentences",
+    "wordfreq_code",
+    "wordfreq_languages",
 ]

@@ -4,6 +4,12 @@ Every utterance is rendered in a fork of a worker whose libespeak-ng has never s
 sample-level state from one utterance to the next), so a build is deterministic for a seed whatever the number of
 workers and however often it was interrupted. Files are written atomically, the label file after the wav, and an
 utterance whose label file exists is not rebuilt (resume).
+
+A build is either a preset (the paper's Table 1 speakers) or a build by languages (`languages=[...]`: one new speaker
+per language, sentences from a grammar or a word-frequency list; `mlms_keras.data.teacher.speakers`). Both write the
+same files. In tone languages the frontend's tone phonemes (`mlms_keras.frontend.espeak.rules`) are not phoneme
+events; the label file gets them as zero-length segments at the end of their vowel, so that its phones still equal
+the frontend's phonemes.
 """
 
 from __future__ import annotations
@@ -20,15 +26,19 @@ import soundfile
 from tqdm import tqdm
 
 from mlms_keras.data.teacher.speakers import (
+    DEFAULT_VARIANT,
     TEACHER_SPEAKERS,
+    TeacherSpeaker,
     UtteranceSpec,
     get_speaker,
+    plan_language_utterances,
     plan_utterances,
+    sentence_source,
     speaker_f0_range_hz,
 )
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.labels import Segment, write_hts_labels
-from mlms_keras.languages import LANGUAGE_CODES, get_language
+from mlms_keras.languages import LANGUAGE_CODES, Language, all_languages, get_language, register_language
 from mlms_keras.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from mlms_keras.utils.provenance import versions
 
@@ -103,9 +113,10 @@ def render_utterance(spec: UtteranceSpec, out_dir) -> None:
         ValueError: espeak-ng's phoneme events disagree with the frontend's analysis of the text.
     """
     out_dir = Path(out_dir)
-    speaker = get_speaker(spec.speaker_id)
-    synthesis = espeak.synthesize(spec.text, spec.language, speaker.voice, random_seed=spec.seed)
-    analysed = [phoneme.symbol for phoneme in espeak.analyze(spec.text, spec.language).phonemes]
+    voice = spec.voice if spec.voice is not None else get_speaker(spec.speaker_id).voice
+    synthesis = espeak.synthesize(spec.text, spec.language, voice, random_seed=spec.seed)
+    phonemes = espeak.analyze(spec.text, spec.language).phonemes
+    analysed = [phoneme.symbol for phoneme in phonemes if phoneme.kind != espeak.TONE_KIND]
     spoken = [espeak.split_event_symbol(event.symbol, spec.language) for event in synthesis.events]
     spoken = [symbol for symbol in spoken if symbol is not None]
     if analysed != spoken:
@@ -121,8 +132,29 @@ def render_utterance(spec: UtteranceSpec, out_dir) -> None:
     waveform = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(trail, np.float32)])
     waveform = np.clip(waveform + rng.normal(0.0, DITHER_STD, waveform.shape).astype(np.float32), -1.0, 1.0)
     segments = event_segments(synthesis.events, spec.language, len(speech), lead, len(waveform), sample_rate)
+    segments = _with_tones(segments, phonemes)
     atomic_write_bytes(out_dir / "wavs" / f"{spec.utterance_id}.wav", _wav_bytes(waveform, sample_rate))
     write_hts_labels(out_dir / "labels" / f"{spec.utterance_id}.lab", segments)
+
+
+def _with_tones(segments: list[Segment], phonemes) -> list[Segment]:
+    """The label segments with a zero-length segment for each tone phoneme, at the end of the phone before it."""
+    tones_after: dict[int, list[str]] = {}
+    spoken = -1
+    for phoneme in phonemes:
+        if phoneme.kind == espeak.TONE_KIND:
+            tones_after.setdefault(spoken, []).append(phoneme.symbol)
+        else:
+            spoken += 1
+    if not tones_after:
+        return segments
+    result, spoken = [], -1
+    for segment in segments:
+        result.append(segment)
+        if segment.label not in ("sil", "pau"):
+            spoken += 1
+            result.extend(Segment(segment.end_s, segment.end_s, tone) for tone in tones_after.get(spoken, ()))
+    return result
 
 
 def _is_done(spec: UtteranceSpec, out_dir: Path) -> bool:
@@ -131,13 +163,18 @@ def _is_done(spec: UtteranceSpec, out_dir: Path) -> bool:
     ).is_file()
 
 
-def _worker_init():
+def _worker_init(languages: tuple[Language, ...] = ()):
     # Each worker keeps a libespeak-ng that never synthesises itself: every utterance is rendered in a fork
     # of this pristine state, so its bytes do not depend on which utterances came before (see
     # `espeak.synthesize`), on the number of workers, or on resuming. The modules a render needs are imported
-    # with this one, once, rather than in every forked child.
+    # with this one, once, rather than in every forked child. Languages registered in the parent process are
+    # registered here too (a spawned worker starts with the shipped universe only).
     espeak.initialise()
-    for code in LANGUAGE_CODES:
+    known = {language.code for language in all_languages()}
+    for language in languages:
+        if language.code not in known:
+            register_language(language)
+    for code in LANGUAGE_CODES + tuple(language.code for language in languages):
         espeak.phoneme_inventory(code)
 
 
@@ -190,47 +227,71 @@ def build_teacher_corpus(
     workers: int = 1,
     speakers: list[str] | None = None,
     progress: bool = True,
+    languages: list[str] | None = None,
+    utterances: int = 100,
+    voice_variant: str = DEFAULT_VARIANT,
 ) -> BuildReport:
-    """Build (or resume building) the teacher corpus in `out_dir`.
+    """Build (or resume building) the teacher corpus in `out_dir`: a preset, or a build by languages.
 
     Args:
         out_dir: output folder (created).
-        preset: "tiny", "small" or "paper-scale" (counts in `mlms_keras.data.teacher`).
+        preset: "tiny", "small" or "paper-scale" (counts in `mlms_keras.data.teacher`); ignored with `languages`.
         seed: corpus seed (texts, silences, dither).
         workers: worker processes (each has its own libespeak-ng); 1 renders in this process.
-        speakers: optional subset of speaker ids.
+        speakers: optional subset of the preset's speaker ids.
         progress: show a tqdm progress bar.
+        languages: build by languages instead of a preset: these language codes (any language with a grammar or
+            a word-frequency list), one new speaker `<code>-<voice_variant>` each
+            (`mlms_keras.data.teacher.speakers.plan_language_utterances`).
+        utterances: utterances per language of a build by languages (a tenth of them, at least 1, in the dev
+            split).
+        voice_variant: the espeak-ng voice variant of those speakers (`f1`..`f5`, `m1`..`m8`, ...).
 
     Returns:
         `BuildReport`. `corpus.json` and `metadata.csv` list only the utterances that exist; a skipped
         utterance is logged and listed in `corpus.json`'s `skipped`.
 
     Raises:
-        ValueError: an unknown preset or speaker, or `workers` < 1.
+        ValueError: an unknown preset, speaker, language or variant, a language without sentences (the message
+            lists the languages with a word-frequency list), `speakers` together with `languages`, or `workers` < 1.
 
     Example:
     >>> report = build_teacher_corpus("data/teacher", preset="small", workers=2)  # doctest: +SKIP
     >>> report.built, report.reused, report.skipped                             # doctest: +SKIP
     (3533, 0, {})
+    >>> build_teacher_corpus("data/sv-cs", languages=["sv", "cs"], utterances=200)  # doctest: +SKIP
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if languages is not None:
+        if speakers is not None:
+            raise ValueError("speakers and languages do not go together: --speakers picks Table 1 speakers of a preset")
+        build_speakers, specs = plan_language_utterances(list(languages), utterances, seed, voice_variant)
+        description = ", ".join(languages)
+        build = {"languages": list(languages), "utterances_per_language": utterances, "voice_variant": voice_variant}
+    else:
+        specs = plan_utterances(preset, seed, speakers)
+        build_speakers, description, build = None, preset, None
     out_dir = Path(out_dir)
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     (out_dir / "labels").mkdir(parents=True, exist_ok=True)
     for folder in (out_dir / "wavs", out_dir / "labels", out_dir):
         for stale in folder.glob(".*.tmp"):  # left by an interrupted run
             stale.unlink()
-    specs = plan_utterances(preset, seed, speakers)
     todo = [spec for spec in specs if not _is_done(spec, out_dir)]
     reused = len(specs) - len(todo)
     skipped = {}
-    bar = tqdm(total=len(specs), initial=reused, desc=f"teacher corpus ({preset})", unit="utt", disable=not progress)
+    bar = tqdm(
+        total=len(specs), initial=reused, desc=f"teacher corpus ({description})", unit="utt", disable=not progress
+    )
     tasks = [(spec, str(out_dir)) for spec in todo]
     pool = None
     if tasks:
         # Spawned (not forked) workers: the caller's process may hold threads (TensorFlow) or a used espeak-ng.
-        pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)), initializer=_worker_init)
+        build_languages = tuple(get_language(code) for code in dict.fromkeys(spec.language for spec in specs))
+        pool = multiprocessing.get_context("spawn").Pool(
+            min(workers, len(tasks)), initializer=_worker_init, initargs=(build_languages,)
+        )
         results = pool.imap_unordered(_render_task, tasks, chunksize=4)
     else:
         results = iter(())
@@ -245,11 +306,19 @@ def build_teacher_corpus(
         if pool is not None:
             pool.terminate()
             pool.join()
-    _write_index(out_dir, specs, preset, seed, skipped)
+    _write_index(out_dir, specs, preset if build is None else None, seed, skipped, build_speakers, build)
     return BuildReport(str(out_dir), len(todo) - len(skipped), reused, skipped)
 
 
-def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) -> None:
+def _write_index(
+    out_dir: Path,
+    specs,
+    preset: str | None,
+    seed: int,
+    skipped: dict,
+    build_speakers: list[TeacherSpeaker] | None = None,
+    build: dict | None = None,
+) -> None:
     present = [spec for spec in specs if spec.utterance_id not in skipped and _is_done(spec, out_dir)]
     lines = []
     for spec in present:
@@ -257,7 +326,8 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
             raise ValueError(f"{spec.utterance_id}: text contains '|' or a newline, which metadata.csv cannot hold")
         lines.append(f"{spec.utterance_id}|{spec.text}|{spec.language}|{spec.speaker_id}\n")
     atomic_write_text(out_dir / "metadata.csv", "".join(lines))
-    speakers_used = [s for s in TEACHER_SPEAKERS if any(spec.speaker_id == s.speaker_id for spec in specs)]
+    candidates = TEACHER_SPEAKERS if build_speakers is None else build_speakers
+    speakers_used = [s for s in candidates if any(spec.speaker_id == s.speaker_id for spec in specs)]
     languages_used = []
     for speaker in speakers_used:
         if speaker.language not in languages_used:
@@ -297,6 +367,7 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
                 "display_name": get_language(code).display_name,
                 "role": get_language(code).role,
                 "espeak_voice": get_language(code).espeak_voice,
+                **({} if build is None else {"sentences": sentence_source(code)}),
             }
             for code in languages_used
         ],
@@ -307,4 +378,6 @@ def _write_index(out_dir: Path, specs, preset: str, seed: int, skipped: dict) ->
         "skipped": [{"id": key, "reason": value} for key, value in sorted(skipped.items())],
         "versions": versions(),
     }
+    if build is not None:
+        index["build"] = build
     atomic_write_json(out_dir / "corpus.json", index)

@@ -2,8 +2,10 @@
 
 Every speaker is a distinct espeak-ng voice variant with its own base pitch, pitch range and speaking rate
 (variants change pitch and timbre, the rate changes timing); its F0 search range for WORLD analysis follows from
-the variant file. `plan_utterances` gives every utterance of a build its id, text, split and seed, deterministically
-for a corpus seed.
+the variant file. `plan_utterances` gives every utterance of a preset build (the paper's Table 1 speakers) its id,
+text, split and seed, deterministically for a corpus seed; `plan_language_utterances` does the same for a build of
+any languages, with one new speaker per language (`language_speaker`: `<code>-<variant>`) and sentences from the
+language's grammar (the paper's eight) or its word-frequency list (`mlms_keras.data.teacher.words`).
 """
 
 from __future__ import annotations
@@ -14,18 +16,24 @@ from pathlib import Path
 
 import espeakng_loader
 
-from mlms_keras.data.sentences import generate_sentences
+from mlms_keras.data.sentences import GRAMMAR_FOR_LANGUAGE, generate_sentences
+from mlms_keras.data.teacher.words import word_sentences, wordfreq_code
 from mlms_keras.frontend import espeak
 from mlms_keras.languages import ADAPTATION, get_language
 
 __all__ = [
+    "DEFAULT_VARIANT",
     "PRESETS",
     "TEACHER_SPEAKERS",
     "TINY_MAX_WORDS",
     "TeacherSpeaker",
     "UtteranceSpec",
+    "default_dev_count",
     "get_speaker",
+    "language_speaker",
+    "plan_language_utterances",
     "plan_utterances",
+    "sentence_source",
     "preset_counts",
     "speaker_f0_range_hz",
 ]
@@ -33,6 +41,10 @@ __all__ = [
 PRESETS = ("tiny", "small", "paper-scale")
 #: Longest sentence (words) of the tiny preset.
 TINY_MAX_WORDS = 8
+#: espeak-ng voice variant of the speakers of a build by languages (`plan_language_utterances`).
+DEFAULT_VARIANT = "f2"
+#: Speaking rate (words/min), pitch and pitch range (0..100) of those speakers.
+_LANGUAGE_SPEAKER_VOICE = (165, 50, 55)
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,8 @@ class TeacherSpeaker:
         language: language code.
         gender: "female" or "male".
         voice: espeak-ng variant, rate (words/min), pitch and pitch range (0..100).
-        table1_train: the speaker's training utterances in Table 1 of the paper.
+        table1_train: the speaker's training utterances in Table 1 of the paper (`None` for the speakers of a
+            build by languages, which are not in Table 1).
         table1_dev: development utterances (Table 1 lists 100 for French and Italian; we use 100 for all).
     """
 
@@ -52,8 +65,8 @@ class TeacherSpeaker:
     language: str
     gender: str
     voice: espeak.SpeakerVoice
-    table1_train: int
-    table1_dev: int = 100
+    table1_train: int | None
+    table1_dev: int | None = 100
 
 
 TEACHER_SPEAKERS: tuple[TeacherSpeaker, ...] = (
@@ -96,9 +109,13 @@ def preset_counts(preset: str) -> dict[str, tuple[int, int]]:
     return counts
 
 
+def _variant_file(variant: str) -> Path:
+    return Path(espeakng_loader.get_data_path()) / "voices" / "!v" / variant
+
+
 def _variant_pitch_hz(variant: str) -> tuple[float, float]:
     """The 'pitch BASE TOP' line (Hz) of an espeak-ng voice variant file (espeak-ng's default is 82 118)."""
-    path = Path(espeakng_loader.get_data_path()) / "voices" / "!v" / variant
+    path = _variant_file(variant)
     base, top = 82.0, 118.0
     if variant and path.is_file():
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -108,13 +125,42 @@ def _variant_pitch_hz(variant: str) -> tuple[float, float]:
     return base, top
 
 
+def _variant_gender(variant: str) -> str:
+    """The 'gender' line of a variant file; espeak-ng's voices are male unless the variant says otherwise."""
+    for line in _variant_file(variant).read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "gender" and parts[1] in ("female", "male"):
+            return parts[1]
+    return "male"
+
+
+def language_speaker(language: str, variant: str = DEFAULT_VARIANT) -> TeacherSpeaker:
+    """The speaker of `language` in a build by languages: id `<code>-<variant>` (e.g. `sv-f2`), that espeak-ng
+    variant, 165 words/min, pitch 50, range 55; gender from the variant file.
+
+    Raises:
+        ValueError: an unknown language, or a variant that is not an espeak-ng variant file name.
+    """
+    get_language(language)
+    names = sorted(path.name for path in _variant_file("").iterdir() if path.is_file())
+    if variant not in names or not all(c.isalnum() or c == "_" for c in variant):
+        usable = [name for name in names if all(c.isalnum() or c == "_" for c in name)]
+        raise ValueError(
+            f"--voice-variant {variant!r} is not an espeak-ng voice variant; use one of {', '.join(usable)} "
+            "(female: f1..f5, Annie, belinda, steph, ...; male: m1..m8, ...)"
+        )
+    rate, pitch, pitch_range = _LANGUAGE_SPEAKER_VOICE
+    voice = espeak.SpeakerVoice(variant, rate, pitch, pitch_range)
+    return TeacherSpeaker(f"{language}-{variant}", language, _variant_gender(variant), voice, None, None)
+
+
 def speaker_f0_range_hz(speaker: TeacherSpeaker) -> tuple[float, float]:
     """A safe F0 search range (floor, ceiling) in Hz for WORLD analysis of this speaker.
 
     espeak-ng scales the variant's 'pitch BASE TOP' by about 2 ** ((pitch - 50) / 50) for the pitch
     parameter (0..100) and widens the excursion by the range parameter. We take 0.6 x the scaled base as the
     floor and 1.6 x the scaled top, widened by range/50, as the ceiling: intonation (questions) rises above
-    TOP. Checked against WORLD's F0 of synthesised speech in tests/test_teacher_corpus.py.
+    TOP. Checked against WORLD's F0 of synthesised speech in tests/data/test_teacher_corpus.py.
     """
     base, top = _variant_pitch_hz(speaker.voice.variant)
     scale = 2.0 ** ((speaker.voice.pitch - 50) / 50.0)
@@ -126,7 +172,8 @@ def speaker_f0_range_hz(speaker: TeacherSpeaker) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class UtteranceSpec:
-    """What to render for one utterance (picklable for worker processes)."""
+    """What to render for one utterance (picklable for worker processes); `voice` is set for the speakers of a build
+    by languages, which `get_speaker` does not know."""
 
     utterance_id: str
     text: str
@@ -134,6 +181,7 @@ class UtteranceSpec:
     speaker_id: str
     split: str
     seed: int
+    voice: espeak.SpeakerVoice | None = None  # None: the Table 1 speaker's voice (`get_speaker`)
 
 
 def _speaker_seed(seed: int, speaker_id: str) -> int:
@@ -180,3 +228,59 @@ def plan_utterances(preset: str, seed: int, speakers: list[str] | None = None) -
                 )
             )
     return specs
+
+
+def sentence_source(language: str) -> str:
+    """Where a build by languages takes `language`'s sentences: `"grammar"` (the paper's eight, hand-written
+    grammars) or `"wordfreq:<code>"` (its word-frequency list). ValueError for a language with neither."""
+    if language in GRAMMAR_FOR_LANGUAGE:
+        return "grammar"
+    return f"wordfreq:{wordfreq_code(language)}"
+
+
+def default_dev_count(utterances: int) -> int:
+    """Dev utterances of a speaker with `utterances` in all: a tenth, at least 1 (none for a single utterance)."""
+    return 0 if utterances < 2 else max(1, round(utterances / 10))
+
+
+def plan_language_utterances(
+    languages: list[str], utterances: int, seed: int, variant: str = DEFAULT_VARIANT, dev: int | None = None
+) -> tuple[list[TeacherSpeaker], list[UtteranceSpec]]:
+    """The speakers and utterances of a build by languages: one `language_speaker` per language, each with
+    `utterances` utterances (`dev` of them, default `default_dev_count`, in the dev split), in the order given.
+
+    Sentences come from the language's grammar or word-frequency list (`sentence_source`), each speaker's stream
+    seeded by (seed, speaker id) as in `plan_utterances`; ids are `<speaker>-<split>-<number>` as there.
+
+    Raises:
+        ValueError: no languages, a language twice, an unknown language or one without sentences (the message
+            lists those with a word-frequency list), a bad variant, or counts out of range.
+    """
+    if not languages:
+        raise ValueError("--languages is empty: give language codes such as sv,cs (see `mlms languages`)")
+    if len(set(languages)) != len(languages):
+        raise ValueError(f"--languages {','.join(languages)} names a language twice; give each once")
+    if utterances < 1:
+        raise ValueError(f"--utterances must be at least 1 per language, got {utterances}")
+    dev = default_dev_count(utterances) if dev is None else dev
+    if not 0 <= dev < utterances:
+        raise ValueError(f"--dev must be between 0 and {utterances - 1} (utterances - 1), got {dev}")
+    speakers = [language_speaker(language, variant) for language in languages]
+    sources = {language: sentence_source(language) for language in languages}  # fail before any slow work
+    specs = []
+    for speaker in speakers:
+        speaker_seed = _speaker_seed(seed, speaker.speaker_id)
+        if sources[speaker.language] == "grammar":
+            texts = generate_sentences(speaker.language, utterances, speaker_seed)
+        else:
+            texts = word_sentences(speaker.language, utterances, speaker_seed)
+        train = utterances - dev
+        for index, text in enumerate(texts):
+            split = "train" if index < train else "dev"
+            number = index + 1 if split == "train" else index - train + 1
+            utterance_id = f"{speaker.speaker_id}-{split}-{number:05d}"
+            seed_of = zlib.crc32(f"{seed}/{utterance_id}".encode())
+            specs.append(
+                UtteranceSpec(utterance_id, text, speaker.language, speaker.speaker_id, split, seed_of, speaker.voice)
+            )
+    return speakers, specs

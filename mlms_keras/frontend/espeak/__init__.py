@@ -12,7 +12,10 @@ The modules:
 - `library`: the ctypes binding: loading and initialising libespeak-ng, `ESPEAK_LOCK`, verified voice selection,
   the raw phonemisation and synthesis calls, `SpeakerVoice`;
 - `inventory`: each language's phoneme inventory (from espeak-ng's `phontab`) and the frontend's phoneme symbols;
-- `analysis`: text checks (`validate_text`) and text -> `Utterance` (phrases, words, syllables, phonemes);
+- `analysis`: text checks (`validate_text`, by the language's scripts) and text -> `Utterance` (phrases, words,
+  syllables, phonemes);
+- `rules`: the open token rules for the languages beyond the paper's eight (palatalisation, tones, language
+  switches, glued phonemes, pause marks); the eight keep their frozen rules;
 - `synthesis`: text -> `Synthesis` (waveform and phoneme events).
 
 libespeak-ng keeps its state (current voice, parameters, callback) in process-global variables, so every call
@@ -34,7 +37,13 @@ from mlms_keras.frontend.espeak.analysis import (
     analyze,
     validate_text,
 )
-from mlms_keras.frontend.espeak.inventory import canonical_symbol, phoneme_inventory, split_event_symbol
+from mlms_keras.frontend.espeak.inventory import (
+    TONE_KIND,
+    canonical_symbol,
+    pause_marks,
+    phoneme_inventory,
+    split_event_symbol,
+)
 from mlms_keras.frontend.espeak.library import (
     ESPEAK_LOCK,
     SAMPLE_RATE_HZ,
@@ -46,13 +55,16 @@ from mlms_keras.frontend.espeak.library import (
     initialise,
     select_voice,
 )
+from mlms_keras.frontend.espeak.rules import ForeignWordError
 from mlms_keras.frontend.espeak.synthesis import PhonemeEvent, Synthesis, synthesize
 
 __all__ = [
     "ESPEAK_LOCK",
     "MAX_TEXT_CHARACTERS",
     "SAMPLE_RATE_HZ",
+    "TONE_KIND",
     "EspeakError",
+    "ForeignWordError",
     "FrontendInputError",
     "Phoneme",
     "PhonemeEvent",
@@ -68,6 +80,7 @@ __all__ = [
     "espeak_version",
     "has_synthesized",
     "initialise",
+    "pause_marks",
     "phoneme_inventory",
     "select_voice",
     "split_event_symbol",

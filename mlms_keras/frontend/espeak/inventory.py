@@ -14,9 +14,9 @@ from functools import cache, lru_cache
 import espeakng_loader
 
 from mlms_keras.frontend.espeak.library import EspeakError
-from mlms_keras.languages import get_language
+from mlms_keras.languages import OPEN_RULES, get_language
 
-__all__ = ["canonical_symbol", "parse_mnemonic", "phoneme_inventory", "split_event_symbol"]
+__all__ = ["TONE_KIND", "canonical_symbol", "parse_mnemonic", "pause_marks", "phoneme_inventory", "split_event_symbol"]
 
 # espeak-ng phoneme types (phoneme.h) of real segments; 0 pause, 1 stress, 9 virtual are not phonemes here.
 _SEGMENT_TYPES = {
@@ -28,6 +28,11 @@ _SEGMENT_TYPES = {
     7: "voiced_fricative",
     8: "nasal",
 }
+# Type 1 holds stress marks and, in tone languages, the tone numbers.
+_STRESS_TYPE = 1
+_PAUSE_TYPE = 0
+#: `Phoneme.kind` of a tone phoneme (open frontend rules only).
+TONE_KIND = "tone"
 _STRESS_PREFIXES = {"'": 1, ",": 2}
 _IGNORED_PREFIX_MARKS = "%="
 _PAUSE_MNEMONICS = ("_::", "_:", "_!", "_|", "_;_", "_^_", "_", "||")
@@ -39,9 +44,46 @@ def phoneme_inventory(language: str) -> dict[str, str]:
 
     Only real segments are listed (kinds: vowel, liquid, stop, voiced_stop, fricative, voiced_fricative,
     nasal); pauses, stress marks and virtual phonemes are not. Table inheritance is resolved as espeak-ng
-    does (a table overrides the phonemes of the table it includes).
+    does (a table overrides the phonemes of the table it includes). Languages under the open frontend rules
+    (`mlms_keras.languages.OPEN_RULES`) also list their tone numbers (Mandarin `214`, Vietnamese `2`), kind
+    `"tone"`, after the segments; the paper's eight languages have none.
     """
-    table_name = get_language(language).phoneme_table
+    spec = get_language(language)
+    by_code = _resolved_table(spec.phoneme_table, language)
+    inventory = {
+        mnemonic: _SEGMENT_TYPES[phoneme_type]
+        for code, (mnemonic, phoneme_type) in sorted(by_code.items())
+        if phoneme_type in _SEGMENT_TYPES
+    }
+    if spec.frontend_rules == OPEN_RULES:  # tone numbers (type 1, like stress) are phonemes of kind "tone"
+        for _, (mnemonic, phoneme_type) in sorted(by_code.items()):
+            if phoneme_type == _STRESS_TYPE and mnemonic.isdigit() and mnemonic not in inventory:
+                inventory[mnemonic] = TONE_KIND
+    return inventory
+
+
+@cache
+def pause_marks(language: str) -> frozenset[str]:
+    """Pause-type phonemes that espeak-ng writes without the `_` of its pauses (open frontend rules only).
+
+    Dutch `!` (a break after a word) and the Persian `1` are espeak-ng pause phonemes (type 0) in their tables;
+    under the open rules they are pauses, not phonemes. The paper's eight languages have none (their rules
+    are frozen).
+    """
+    spec = get_language(language)
+    if spec.frontend_rules != OPEN_RULES:
+        return frozenset()
+    by_code = _resolved_table(spec.phoneme_table, language)
+    return frozenset(
+        mnemonic
+        for mnemonic, phoneme_type in by_code.values()
+        if phoneme_type == _PAUSE_TYPE and mnemonic.isprintable() and not mnemonic.startswith("_") and mnemonic
+    )
+
+
+@cache
+def _resolved_table(table_name: str, language: str) -> dict[int, tuple[str, int]]:
+    """Phoneme code -> `(mnemonic, type)` of a table, its included tables resolved as espeak-ng does."""
     tables = _read_phontab()
     if table_name not in tables:
         raise EspeakError(f"espeak-ng phoneme table {table_name!r} (language {language!r}) is not in phontab")
@@ -54,11 +96,7 @@ def phoneme_inventory(language: str) -> dict[str, str]:
     for name in reversed(chain):
         for mnemonic, code, phoneme_type in tables[name][1]:
             by_code[code] = (mnemonic, phoneme_type)
-    return {
-        mnemonic: _SEGMENT_TYPES[phoneme_type]
-        for code, (mnemonic, phoneme_type) in sorted(by_code.items())
-        if phoneme_type in _SEGMENT_TYPES
-    }
+    return by_code
 
 
 @lru_cache(maxsize=1)
@@ -122,8 +160,13 @@ def canonical_symbol(symbol: str, language: str) -> tuple[str, bool]:
     inventory = phoneme_inventory(language)
     if symbol in inventory:
         return symbol, False
+    open_rules = get_language(language).frontend_rules == OPEN_RULES
+    if open_rules and symbol.endswith("::") and symbol[:-1] in inventory:
+        return symbol[:-1], True  # Latvian "a::" is the long vowel "a:" lengthened, as its phoneme event says
     if symbol.endswith(":") and symbol.rstrip(":") in inventory:
         return symbol.rstrip(":"), True
+    if open_rules and symbol.endswith("-") and symbol[:-1] in inventory:
+        return symbol[:-1], False  # a syllable mark after a consonant (Russian-Latvian "f-"); events report "f"
     raise EspeakError(
         f"espeak-ng produced phoneme {symbol!r} that is not in the {language!r} inventory "
         f"(table {get_language(language).phoneme_table!r})"
@@ -131,8 +174,11 @@ def canonical_symbol(symbol: str, language: str) -> tuple[str, bool]:
 
 
 def split_event_symbol(symbol: str, language: str) -> str | None:
-    """A phoneme event's mnemonic -> the frontend's phoneme symbol (as `Phoneme.symbol`), `None` for pauses."""
+    """A phoneme event's mnemonic -> the frontend's phoneme symbol (as `Phoneme.symbol`), `None` for pauses.
+
+    Tone phonemes (open rules) are never events: espeak-ng reports the vowel alone.
+    """
     parsed = parse_mnemonic(symbol)
-    if parsed is None:
+    if parsed is None or parsed[0] in pause_marks(language):
         return None
     return canonical_symbol(parsed[0], language)[0]

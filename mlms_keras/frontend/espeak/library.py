@@ -26,6 +26,7 @@ __all__ = [
     "ESPEAK_LOCK",
     "SAMPLE_RATE_HZ",
     "EspeakError",
+    "FrontendInputError",
     "SpeakerVoice",
     "VoiceSelectionError",
     "espeak_version",
@@ -61,6 +62,10 @@ class EspeakError(RuntimeError):
 
 class VoiceSelectionError(EspeakError):
     """A voice could not be selected, or espeak-ng selected a voice of another language."""
+
+
+class FrontendInputError(ValueError):
+    """Text that the frontend cannot turn into phonemes (empty, no words, wrong script, too long, foreign words)."""
 
 
 class _EventId(ctypes.Union):
