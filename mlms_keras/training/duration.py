@@ -42,6 +42,7 @@ from mlms_keras.models.duration import (
     save_duration_statistics,
     silence_rows,
 )
+from mlms_keras.models.growth import zero_untrained_language_inputs
 from mlms_keras.training.adaptation import AdaptationOptions, adapt, closest_speaker
 from mlms_keras.utils.fileio import atomic_write_json, save_model_atomically
 
@@ -333,6 +334,9 @@ def train_duration_on_prepared(
     save_duration_statistics(stats, out_dir / DURATION_STATISTICS_NAME)
     keras.utils.set_random_seed(seed)
     model = build_duration_model(duration_config(preset, stats.input_dim, len(base_languages), len(base_speakers)))
+    # The adaptation languages and the layout's other languages have no training data here: their own input rows
+    # start at zero (and stay zero in base training), so a frozen-tower adaptation (v1) gets no noise from them.
+    zero_untrained_language_inputs(model, manifest.layout, base_languages)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
 
     def data(split, languages, speakers=None, **options):

@@ -34,6 +34,7 @@ import keras
 from mlms_keras.data.manifest import Manifest
 from mlms_keras.data.pipeline import load_dataset
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model, build_slss_model
+from mlms_keras.models.growth import zero_untrained_language_inputs
 from mlms_keras.training.callbacks import (
     AcousticMetricsCallback,
     BestModelCheckpoint,
@@ -299,6 +300,8 @@ def train_on_prepared(
     metric_data = split("dev", shuffle=False, frame_mask="speech")  # Merlin scores without silence
     keras.utils.set_random_seed(options.seed)
     model = (build_mlms_model if model_type == "mlms" else build_slss_model)(config)
+    # Layout languages outside the selection have no training data: their own input rows start (and stay) zero.
+    zero_untrained_language_inputs(model, manifest.layout, language_codes)
     model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss="mse")
 
     run_info = {

@@ -18,7 +18,14 @@ from mlms_keras.data.pipeline import load_dataset, steps_per_epoch
 from mlms_keras.training.distributed.checkpoints import TRAINING_LOG
 from mlms_keras.training.distributed.cluster import join_cluster
 from mlms_keras.training.distributed.loops import DistributedOptions, DistributedTrainingResult, train_distributed
-from mlms_keras.training.runs import FINAL_MODEL_NAME, new_run_record, remap_ids, select_tables, write_run_record
+from mlms_keras.training.runs import (
+    BEST_MODEL_NAME,
+    FINAL_MODEL_NAME,
+    new_run_record,
+    remap_ids,
+    select_tables,
+    write_run_record,
+)
 
 __all__ = ["PreparedRunOptions", "prepared_dataset_fn", "train_distributed_on_prepared"]
 
@@ -157,6 +164,7 @@ def train_distributed_on_prepared(
         tf_config=tf_config,
     )
     if task.is_chief:
+        _zero_untrained_language_rows(out_dir, manifest.layout, language_codes)
         record = new_run_record(
             result.model,
             command,
@@ -185,3 +193,24 @@ def train_distributed_on_prepared(
         )
         write_run_record(out_dir, record)
     return result
+
+
+def _zero_untrained_language_rows(out_dir, layout, language_codes) -> None:
+    """Zeroes the input rows of the layout's languages without training data in the run's `best.keras` and
+    `model.keras` (`mlms_keras.models.growth.zero_untrained_language_inputs`).
+
+    `train_distributed` builds its model inside the strategy and has no hook to zero them at build. The rows never
+    change in training (their inputs are always zero, and so are their gradient and their Adam update), so zeroing
+    them in the finished files gives the very files a zeroing at build would have given.
+    """
+    import keras
+
+    from mlms_keras.models.growth import zero_untrained_language_inputs
+    from mlms_keras.utils.fileio import save_model_atomically
+
+    for name in (BEST_MODEL_NAME, FINAL_MODEL_NAME):
+        path = Path(out_dir) / name
+        if path.is_file():
+            model = keras.models.load_model(path)
+            zero_untrained_language_inputs(model, layout, language_codes)
+            save_model_atomically(model, path)
