@@ -32,8 +32,12 @@ def add_parser(subparsers) -> None:
             "Extract features of an aligned corpus into GZIP TFRecord shards plus dataset.json (feature layout,\n"
             "language/speaker tables, splits, train-split normalisation statistics). Re-running the same command\n"
             "resumes an interrupted run, skipping finished shards. Bad utterances are skipped and listed.\n\n"
-            "example:\n  mlms corpus build data/teacher --preset small --workers 2\n"
-            "  mlms prepare data/teacher data/prepared --workers 2 --f0-method harvest"
+            "--layout-from VOICE fits the features to a zoo voice (name, folder or URL) that `mlms adapt` will\n"
+            "adapt: the voice's feature layout plus the corpus's new languages, appended in order.\n\n"
+            "examples:\n  mlms corpus build data/teacher --preset small --workers 2\n"
+            "  mlms prepare data/teacher data/prepared --workers 2 --f0-method harvest\n"
+            "  mlms corpus build data/sv --languages sv --utterances 120 --voice-variant f2\n"
+            "  mlms prepare data/sv data/sv-prepared --layout-from teacher-small --f0-method dio"
         ),
     )
     parser.add_argument("corpus", help="corpus folder (teacher corpus, LJSpeech, M-AILABS or CSS10 layout)")
@@ -53,6 +57,12 @@ def add_parser(subparsers) -> None:
         help="dev utterances per speaker when the corpus has no corpus.json splits (default 5%%)",
     )
     parser.add_argument("--layout", default=None, help="feature_layout.json to build with (default: package universe)")
+    parser.add_argument(
+        "--layout-from",
+        default=None,
+        metavar="VOICE",
+        help="grow this zoo voice's feature layout by the corpus's new languages (data for `mlms adapt VOICE`)",
+    )
     parser.add_argument(
         "--max-frame-mismatch",
         type=int,
@@ -84,6 +94,7 @@ def command_line(args: argparse.Namespace) -> str:
         ("--workers", args.workers),
         ("--dev-per-speaker", args.dev_per_speaker),
         ("--layout", args.layout),
+        ("--layout-from", args.layout_from),
         ("--language", args.language),
         ("--speaker", args.speaker),
     ):
@@ -94,9 +105,17 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Runs `mlms prepare`: 0 done, 1 done with skipped items, 3 stopped by `--max-shards` (re-run to finish)."""
+    layout_from = None
+    if args.layout_from is not None:
+        from mlms_keras.frontend.layout import FeatureLayout
+        from mlms_keras.zoo import resolve_voice
+
+        _, metadata = resolve_voice(args.layout_from)
+        layout_from = FeatureLayout.from_config(metadata["feature_layout"])
     options = PrepareOptions(
         dev_per_speaker=args.dev_per_speaker,
         layout=args.layout,
+        layout_from=layout_from,
         max_frame_mismatch=args.max_frame_mismatch,
         language=args.language,
         speaker=args.speaker,

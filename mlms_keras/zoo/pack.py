@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,12 +26,17 @@ __all__ = ["held_out_acoustic_metrics", "pack_voice"]
 SILENCE_FEATURES = ("C_phoneme=sil", "C_phoneme=pau")
 
 
+def _ids(table: Sequence[str] | Mapping[str, int]) -> dict[str, int]:
+    return dict(table) if isinstance(table, Mapping) else {name: index for index, name in enumerate(table)}
+
+
 def held_out_acoustic_metrics(
     model: keras.Model,
-    languages: Sequence[str],
-    speakers: Sequence[str],
+    languages: Sequence[str] | Mapping[str, int],
+    speakers: Sequence[str] | Mapping[str, int],
     prepared: str | os.PathLike,
     split: str = "dev",
+    statistics: Manifest | None = None,
 ) -> dict[str, dict]:
     """Merlin-style metrics of an acoustic model on a prepared split, with natural (aligned) durations.
 
@@ -40,26 +45,30 @@ def held_out_acoustic_metrics(
 
     Args:
         model: acoustic model.
-        languages: its language codes, in id order.
-        speakers: its speaker names, in id order.
-        prepared: prepared dataset folder (the model's training data, for its normalisation and layout).
+        languages: its language codes in id order, or a mapping code -> id (only these are scored).
+        speakers: its speaker names in id order, or a mapping name -> id.
+        prepared: prepared dataset folder.
         split: usually `"dev"`.
+        statistics: the normalisation and layout the model was trained with (a `Manifest`); default: the
+            prepared dataset's own (an adapted voice keeps its base voice's statistics instead).
 
     Returns:
         code -> `{mcd_db, f0_rmse_hz, f0_corr, vuv_error_percent, bap_distortion_db, utterances, frames}`, and
         `"all"` pooled over every language.
     """
-    manifest = Manifest.load(prepared)
+    manifest = statistics if statistics is not None else Manifest.load(prepared)
+    language_ids = _ids(languages)
+    speaker_ids = _ids(speakers)
     silence = [manifest.layout.index(name) for name in SILENCE_FEATURES]
     references, generated, counts = {}, {}, {}
     for record in read_utterances(prepared, split):
         code, speaker = record["language_code"], record["speaker_name"]
-        if code not in languages or speaker not in speakers:
+        if code not in language_ids or speaker not in speaker_ids:
             continue
         inputs = {
             "linguistic": manifest.normalise_inputs(record["linguistic"])[None],
-            "language": np.array([languages.index(code)], np.int32),
-            "speaker": np.array([speakers.index(speaker)], np.int32),
+            "language": np.array([language_ids[code]], np.int32),
+            "speaker": np.array([speaker_ids[speaker]], np.int32),
         }
         predicted = manifest.denormalise_outputs(np.asarray(model.predict_on_batch(inputs))[0])
         speech = record["linguistic"][:, silence].max(axis=1) < 0.5

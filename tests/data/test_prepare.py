@@ -268,3 +268,49 @@ def test_a_killed_run_resumes_to_the_same_dataset(corpus, prepared, tmp_path):
     for key in ("inputs", "outputs"):
         for field in ("mean", "std", "raw_mean", "raw_std"):
             np.testing.assert_allclose(resumed_stats[key][field], expected_stats[key][field], rtol=1e-12, atol=1e-12)
+
+
+def test_layout_from_appends_the_corpus_languages_the_base_layout_lacks(corpus, tmp_path):
+    """`mlms prepare --layout-from VOICE`: the voice's layout, then the corpus's new languages in order."""
+    from mlms_keras.frontend.layout import FeatureLayout
+
+    base = FeatureLayout.for_languages(["de", "en-us"])  # a voice that knows en-us but not fr
+    with pytest.raises(ValueError, match="not both"):
+        both = PrepareOptions(layout=base, layout_from=base)
+        prepare_dataset(corpus, tmp_path / "both", workers=1, progress=False, options=both)
+    report = prepare_dataset(
+        corpus,
+        tmp_path / "grown",
+        workers=1,
+        f0_method="dio",
+        utterances_per_shard=15,
+        progress=False,
+        options=PrepareOptions(layout_from=base),
+    )
+    assert report.complete
+    manifest = Manifest.load(tmp_path / "grown")
+    assert manifest.layout == base.add_language("fr") and manifest.layout.languages == ("de", "en-us", "fr")
+    assert manifest.layout.feature_names[: base.dimension] == base.feature_names
+    assert manifest.data["options"]["layout_from"] == base.fingerprint
+    assert manifest.input_dim == manifest.layout.frame_dimension
+
+
+def test_the_layout_from_option_takes_a_zoo_voice_by_name(corpus, tmp_path, monkeypatch):
+    import mlms_keras.cli.prepare as prepare_cli
+    from mlms_keras.data.prepare import PrepareReport
+    from mlms_keras.zoo import load_registry, resolve_voice
+
+    if "teacher-small" not in load_registry()["voices"]:
+        pytest.skip("the shipped voice teacher-small is not installed")
+    received = {}
+
+    def fake_prepare(corpus_path, out, **settings):
+        received.update(settings)
+        return PrepareReport(str(out), True, 0, 0, 0, [], 0.0)
+
+    monkeypatch.setattr(prepare_cli, "prepare_dataset", fake_prepare)
+    assert mlms_main(["prepare", str(corpus), str(tmp_path / "out"), "--layout-from", "teacher-small", "--quiet"]) == 0
+    options = received["options"]
+    assert options.layout_from.fingerprint == resolve_voice("teacher-small")[1]["feature_layout"]["fingerprint"]
+    assert options.layout is None and "--layout-from teacher-small" in options.command
+    assert mlms_main(["prepare", str(corpus), str(tmp_path / "out"), "--layout-from", str(tmp_path / "none")]) == 2

@@ -71,6 +71,9 @@ class PrepareOptions:
         dev_per_speaker: dev utterances per speaker when the corpus has no `corpus.json` splits (`None`: 5 %).
         layout: a `FeatureLayout` or a `feature_layout.json` path; `None`: the package's universe plus the
             corpus's languages.
+        layout_from: instead of `layout`, a base `FeatureLayout` (or its JSON path) that the corpus's languages
+            missing from it are appended to, in the corpus's language order: the layout of a voice being adapted
+            (`mlms prepare --layout-from VOICE`), so that the dataset's features are the grown voice's features.
         max_frame_mismatch: see `fit_durations_to_frames`.
         language: language code for corpus layouts that do not say it (LJSpeech, CSS10).
         speaker: speaker id for single-speaker layouts.
@@ -81,6 +84,7 @@ class PrepareOptions:
 
     dev_per_speaker: int | None = None
     layout: FeatureLayout | str | os.PathLike | None = None
+    layout_from: FeatureLayout | str | os.PathLike | None = None
     max_frame_mismatch: int = DEFAULT_MAX_FRAME_MISMATCH
     language: str | None = None
     speaker: str | None = None
@@ -199,7 +203,7 @@ def prepare_dataset(
         raise ValueError(f"{corpus}: no usable utterances (read {len(items)}, skipped {len(skipped)}); see the log.")
 
     languages, speakers, roles = tables.language_speaker_tables(usable, corpus_index)
-    layout = _resolve_layout(options.layout, languages)
+    layout = _resolve_layout(options.layout, languages, options.layout_from)
     language_ids = {code: index for index, code in enumerate(languages)}
     speaker_ids = {name: index for index, name in enumerate(speakers)}
     split_of = tables.split_items(usable, corpus_index, options.dev_per_speaker)
@@ -238,6 +242,8 @@ def prepare_dataset(
             "utterances_per_shard": utterances_per_shard,
             "dev_per_speaker": options.dev_per_speaker,
         }
+        if options.layout_from is not None:  # the base layout the corpus's languages were appended to
+            recorded_options["layout_from"] = _resolve_layout(options.layout_from, []).fingerprint
         manifest = _build_manifest(
             out_dir, tasks, layout, corpus, corpus_index, corpus_tables, skipped, recorded_options, command
         )
@@ -266,9 +272,13 @@ def _load_corpus_index(corpus_path) -> dict | None:
     )
 
 
-def _resolve_layout(layout, languages: list) -> FeatureLayout:
+def _resolve_layout(layout, languages: list, layout_from=None) -> FeatureLayout:
+    if layout is not None and layout_from is not None:
+        raise ValueError("give either a layout (--layout) or a base layout to grow (--layout-from), not both")
     if layout is None:
-        layout = default_layout()
+        layout = default_layout() if layout_from is None else layout_from
+        if not isinstance(layout, FeatureLayout):
+            layout = FeatureLayout.load(layout)
         for code in languages:
             layout = layout.add_language(code)
         return layout

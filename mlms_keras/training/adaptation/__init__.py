@@ -20,7 +20,12 @@ the trainable weight groups at phase boundaries.
 |---|---|
 | `phases` | `Phase`, `VARIANTS`, `adaptation_phases`, `adaptation_weight_groups`, `PhaseSchedule` |
 | `speakers` | `add_language_and_speaker`, `closest_speaker` (`SpeakerDistance`), `with_ids` |
-| `driver` | `AdaptationOptions`, `adapt`, `adapt_on_prepared` (`mlms adapt`), `AdaptationResult` |
+| `driver` | `AdaptationOptions`, `AdaptationResult`, `adapt`, `adapt_model_on_prepared`, `adapt_on_prepared` (run) |
+| `duration` | `adapt_duration_on_prepared`, `duration_pair_metrics`: the duration model, the same way |
+| `voice` | `adapt_voice` (`mlms adapt VOICE`): both models of a zoo voice, grown to a new language: a new voice |
+
+`duration` and `voice` load on first use (`from mlms_keras.training.adaptation import adapt_voice` works): they
+import `mlms_keras.training.duration`, which imports this package.
 
 Example:
     >>> result = adapt(model, train, dev, AdaptationOptions(variant="v3", epochs_per_phase=10))  # doctest: +SKIP
@@ -28,7 +33,13 @@ Example:
     (6, 8, ['language_code', 'mean_tower'])
 """
 
-from mlms_keras.training.adaptation.driver import AdaptationOptions, AdaptationResult, adapt, adapt_on_prepared
+from mlms_keras.training.adaptation.driver import (
+    AdaptationOptions,
+    AdaptationResult,
+    adapt,
+    adapt_model_on_prepared,
+    adapt_on_prepared,
+)
 from mlms_keras.training.adaptation.phases import (
     LANGUAGE_CODE,
     MEAN_TOWER,
@@ -46,6 +57,17 @@ from mlms_keras.training.adaptation.speakers import (
     closest_speaker,
     with_ids,
 )
+from mlms_keras.utils.lazy import lazy_exports
+
+#: Names of the modules that import `mlms_keras.training.duration` (which imports this package): loaded on first use.
+_LAZY_HOMES = {
+    "VoiceAdaptationResult": "mlms_keras.training.adaptation.voice",
+    "adapt_voice": "mlms_keras.training.adaptation.voice",
+    "check_adaptation_data": "mlms_keras.training.adaptation.voice",
+    "adapt_duration_on_prepared": "mlms_keras.training.adaptation.duration",
+    "duration_pair_metrics": "mlms_keras.training.adaptation.duration",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY_HOMES)
 
 __all__ = [
     "LANGUAGE_CODE",
@@ -58,11 +80,17 @@ __all__ = [
     "Phase",
     "PhaseSchedule",
     "SpeakerDistance",
+    "VoiceAdaptationResult",
     "adapt",
+    "adapt_duration_on_prepared",
+    "adapt_model_on_prepared",
     "adapt_on_prepared",
+    "adapt_voice",
     "adaptation_phases",
     "adaptation_weight_groups",
     "add_language_and_speaker",
+    "check_adaptation_data",
     "closest_speaker",
+    "duration_pair_metrics",
     "with_ids",
 ]

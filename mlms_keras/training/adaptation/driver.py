@@ -1,5 +1,6 @@
-"""The adaptation drivers: `adapt` (a model and `tf.data` datasets in memory) and `adapt_on_prepared` (a run folder
-and a prepared dataset: the work of `mlms adapt`).
+"""The adaptation drivers: `adapt` (a model and `tf.data` datasets in memory), `adapt_model_on_prepared` (a loaded
+model and a prepared dataset, resumable in a working folder) and `adapt_on_prepared` (a run folder and a prepared
+dataset: the work of `mlms adapt RUN`; `mlms adapt VOICE` is `mlms_keras.training.adaptation.voice`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from mlms_keras.training.runs import (
 )
 from mlms_keras.utils.fileio import save_model_atomically
 
-__all__ = ["AdaptationOptions", "AdaptationResult", "adapt", "adapt_on_prepared"]
+__all__ = ["AdaptationOptions", "AdaptationResult", "adapt", "adapt_model_on_prepared", "adapt_on_prepared"]
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +221,83 @@ def _check_pair(model_path, record: dict, manifest: Manifest, language: str, spe
         )
 
 
+def adapt_model_on_prepared(
+    model: keras.Model,
+    dataset_path,
+    language: str,
+    speaker: str,
+    out_dir,
+    options: AdaptationOptions = AdaptationOptions(),
+    *,
+    normalisation: Manifest,
+    candidates: list[tuple[int, int]] | None = None,
+    callbacks=(),
+    verbose="auto",
+) -> tuple[AdaptationResult, dict]:
+    """Adapts a loaded acoustic model to one language and speaker of a prepared dataset, resumably, in `out_dir`.
+
+    The new speaker's output layer starts from the closest of `candidates` (`closest_speaker` on the new speaker's
+    training split); the new language code and speaker layer are added to `model` (in place) and trained with
+    `options.variant`. `out_dir` gets `history.json` and, while unfinished, `backup/` (the `BackupAndRestore` state
+    and the phase's best epoch): calling again with the same arguments and an equal starting model resumes.
+
+    Args:
+        model: an MLMS acoustic model whose inputs are the dataset's features (`manifest.input_dim`).
+        dataset_path: prepared dataset with the pair's train and dev splits.
+        language, speaker: the dataset's language code and speaker name to adapt to.
+        out_dir: the working folder.
+        options: the variant and training settings.
+        normalisation: the `Manifest` whose input and output statistics the model was trained with.
+        candidates: `(language id, speaker id)` pairs of `model` that `closest_speaker` tries (None: all).
+        callbacks: extra Keras callbacks (run before the history file and the backup).
+        verbose: passed to `fit`.
+
+    Returns:
+        `(result, history)`: the `AdaptationResult` (with `speaker_distance`) and the per-epoch history of all
+        runs of this adaptation, killed ones included (`HistoryFile.as_history`).
+    """
+    out_dir = Path(out_dir)
+
+    def split(name, **settings):
+        # One speaker's limited data: kept in memory rather than re-read from every shard each epoch.
+        return load_dataset(
+            dataset_path,
+            name,
+            options.batch_size,
+            languages=[language],
+            speakers=[speaker],
+            normalisation=normalisation,
+            cache="auto",
+            **settings,
+        )
+
+    train_data = split("train", seed=options.seed, repeat=options.steps_per_epoch is not None)
+    dev_data = split("dev", shuffle=False)
+    metric_data = split("dev", shuffle=False, frame_mask="speech")
+    keras.utils.set_random_seed(options.seed)
+    distance = closest_speaker(model, split("train", shuffle=False), candidates=candidates)
+    language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
+    history_file = HistoryFile(out_dir / HISTORY_NAME)
+    metrics = AcousticMetricsCallback(
+        with_ids(metric_data, language_id, speaker_id), normalisation.output_mean, normalisation.output_std
+    )
+    # The backup last, so that a backup only counts an epoch once the history has it.
+    backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True)
+    result = adapt(
+        model,
+        train_data,
+        dev_data,
+        options,
+        language=language_id,
+        speaker=speaker_id,
+        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME,
+        callbacks=[metrics, *callbacks, history_file, backup],
+        verbose=verbose,
+    )
+    result.initial_speaker, result.speaker_distance = distance.speaker, distance
+    return result, history_file.as_history()
+
+
 def adapt_on_prepared(
     model_path,
     dataset_path,
@@ -268,53 +346,25 @@ def adapt_on_prepared(
         else:
             logger.warning("base dataset %s is gone; normalising with %s's own statistics", base_dataset, dataset_path)
     stats = Manifest.load(normalisation) if normalisation else manifest
-
-    def split(name, **settings):
-        # One speaker's limited data: kept in memory rather than re-read from every shard each epoch.
-        return load_dataset(
-            dataset_path,
-            name,
-            options.batch_size,
-            languages=[language],
-            speakers=[speaker],
-            normalisation=normalisation,
-            cache="auto",
-            **settings,
-        )
-
-    train_data = split("train", seed=options.seed, repeat=options.steps_per_epoch is not None)
-    dev_data = split("dev", shuffle=False)
-    metric_data = split("dev", shuffle=False, frame_mask="speech")
     speaker_languages = info.get("speaker_languages") or [None] * len(info["speakers"])
     candidates = [
         (info["languages"].index(code), s) for s, code in enumerate(speaker_languages) if code in info["languages"]
     ]
-    keras.utils.set_random_seed(options.seed)
-    distance = closest_speaker(model, split("train", shuffle=False), candidates=candidates or None)
-    language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
-    logger.info("%s starts from %s's output layer", speaker, info["speakers"][distance.speaker])
-    history_file = HistoryFile(out_dir / HISTORY_NAME)
-    callbacks = [
-        AcousticMetricsCallback(with_ids(metric_data, language_id, speaker_id), stats.output_mean, stats.output_std),
-        keras.callbacks.TensorBoard(log_dir=str(out_dir / LOG_FOLDER), write_graph=False),
-        history_file,
-        # Last, so a backup only counts an epoch once the history has it.
-        keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True),
-    ]
-    result = adapt(
+    result, history = adapt_model_on_prepared(
         model,
-        train_data,
-        dev_data,
+        dataset_path,
+        language,
+        speaker,
+        out_dir,
         options,
-        language=language_id,
-        speaker=speaker_id,
-        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME,
-        callbacks=callbacks,
+        normalisation=stats,
+        candidates=candidates or None,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=str(out_dir / LOG_FOLDER), write_graph=False)],
         verbose=verbose,
     )
-    result.initial_speaker, result.speaker_distance = distance.speaker, distance
+    distance = result.speaker_distance
+    logger.info("%s started from %s's output layer", speaker, info["speakers"][distance.speaker])
     save_model_atomically(model, out_dir / FINAL_MODEL_NAME)
-    history = history_file.as_history()
     base_facts = {key: value for key, value in info.items() if key not in _NOT_INHERITED}
     record = new_run_record(
         model,
