@@ -39,7 +39,14 @@ from mlms_keras.training.runs import (
 )
 from mlms_keras.utils.fileio import save_model_atomically
 
-__all__ = ["AdaptationOptions", "AdaptationResult", "adapt", "adapt_model_on_prepared", "adapt_on_prepared"]
+__all__ = [
+    "AdaptationOptions",
+    "AdaptationResult",
+    "adapt",
+    "adapt_model_on_prepared",
+    "adapt_on_prepared",
+    "adapt_resumably",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -274,13 +281,63 @@ def adapt_model_on_prepared(
     train_data = split("train", seed=options.seed, repeat=options.steps_per_epoch is not None)
     dev_data = split("dev", shuffle=False)
     metric_data = split("dev", shuffle=False, frame_mask="speech")
-    keras.utils.set_random_seed(options.seed)
-    distance = closest_speaker(model, split("train", shuffle=False), candidates=candidates)
-    language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
-    history_file = HistoryFile(out_dir / HISTORY_NAME)
-    metrics = AcousticMetricsCallback(
-        with_ids(metric_data, language_id, speaker_id), normalisation.output_mean, normalisation.output_std
+
+    def metric_callbacks(language_id, speaker_id):
+        metrics = AcousticMetricsCallback(
+            with_ids(metric_data, language_id, speaker_id), normalisation.output_mean, normalisation.output_std
+        )
+        return [metrics, *callbacks]
+
+    return adapt_resumably(
+        model,
+        train_data,
+        dev_data,
+        lambda: split("train", shuffle=False),
+        options,
+        out_dir,
+        candidates=candidates,
+        make_callbacks=metric_callbacks,
+        verbose=verbose,
     )
+
+
+def adapt_resumably(
+    model: keras.Model,
+    train_data,
+    dev_data,
+    speaker_search_data,
+    options: AdaptationOptions,
+    out_dir: Path,
+    *,
+    candidates: list[tuple[int, int]] | None = None,
+    make_callbacks=None,
+    verbose="auto",
+) -> tuple[AdaptationResult, dict]:
+    """The resumable core of every adaptation (acoustic or duration model, run folder or voice), in `out_dir`.
+
+    Seeds, finds the closest speaker on `speaker_search_data()` (a function, called after seeding), adds the new
+    language and speaker to `model` (in place), and runs `adapt` with a history file and `BackupAndRestore` under
+    `out_dir`, so that the same call after a kill resumes.
+
+    Args:
+        model: the model to grow and adapt.
+        train_data, dev_data: the new pair's batches.
+        speaker_search_data: a function returning unshuffled training batches for `closest_speaker`.
+        options: the variant and training settings.
+        out_dir: the working folder (`history.json`, `backup/`).
+        candidates: `(language id, speaker id)` pairs `closest_speaker` tries (None: all).
+        make_callbacks: `(language_id, speaker_id) -> list` of callbacks that run before the history file and
+            the backup (None: none).
+        verbose: passed to `fit`.
+
+    Returns:
+        `(result, history)`: the `AdaptationResult` (with `speaker_distance`) and the per-epoch history.
+    """
+    keras.utils.set_random_seed(options.seed)
+    distance = closest_speaker(model, speaker_search_data(), candidates=candidates)
+    language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
+    extra = make_callbacks(language_id, speaker_id) if make_callbacks is not None else []
+    history_file = HistoryFile(out_dir / HISTORY_NAME)
     # The backup last, so that a backup only counts an epoch once the history has it.
     backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True)
     result = adapt(
@@ -291,7 +348,7 @@ def adapt_model_on_prepared(
         language=language_id,
         speaker=speaker_id,
         best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME,
-        callbacks=[metrics, *callbacks, history_file, backup],
+        callbacks=[*extra, history_file, backup],
         verbose=verbose,
     )
     result.initial_speaker, result.speaker_distance = distance.speaker, distance

@@ -30,12 +30,8 @@ from mlms_keras.data.manifest import Manifest
 from mlms_keras.data.pipeline import read_utterances
 from mlms_keras.evaluation.metrics import duration_rmse_frames
 from mlms_keras.models.duration import DurationStatistics, predict_durations, silence_rows
-from mlms_keras.training.adaptation.driver import AdaptationOptions, AdaptationResult, adapt
-from mlms_keras.training.adaptation.phases import PHASE_BEST_NAME
-from mlms_keras.training.adaptation.speakers import add_language_and_speaker, closest_speaker
-from mlms_keras.training.callbacks import HistoryFile
+from mlms_keras.training.adaptation.driver import AdaptationOptions, AdaptationResult, adapt_resumably
 from mlms_keras.training.duration import load_duration_dataset
-from mlms_keras.training.runs import BACKUP_FOLDER, HISTORY_NAME
 
 __all__ = ["adapt_duration_on_prepared", "duration_pair_metrics"]
 
@@ -86,25 +82,16 @@ def adapt_duration_on_prepared(
         )
 
     train_data = data("train", repeat=options.steps_per_epoch is not None)
-    dev_data = data("dev")
-    keras.utils.set_random_seed(options.seed)
-    distance = closest_speaker(model, data("train", shuffle=False), candidates=candidates)
-    language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
-    history_file = HistoryFile(out_dir / HISTORY_NAME)
-    backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True)
-    result = adapt(
+    return adapt_resumably(
         model,
         train_data,
-        dev_data,
+        data("dev"),
+        lambda: data("train", shuffle=False),
         options,
-        language=language_id,
-        speaker=speaker_id,
-        best_state_path=out_dir / BACKUP_FOLDER / PHASE_BEST_NAME,
-        callbacks=[history_file, backup],
+        out_dir,
+        candidates=candidates,
         verbose=verbose,
     )
-    result.initial_speaker, result.speaker_distance = distance.speaker, distance
-    return result, history_file.as_history()
 
 
 def duration_pair_metrics(
