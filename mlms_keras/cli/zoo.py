@@ -46,6 +46,9 @@ def add_parser(subparsers) -> None:
     duration.add_argument("--patience", type=int, default=4)
     duration.add_argument("--batch-size", type=int, default=16)
     duration.add_argument("--learning-rate", type=float, default=1e-3)
+    duration.add_argument(
+        "--languages", default=None, help="comma-separated base languages (default: the training-role languages)"
+    )
     duration.add_argument("--adapt", default="", help="comma-separated adaptation languages, in the dataset's order")
     duration.add_argument("--variant", default="v3", choices=("v1", "v2", "v3", "v4"))
     duration.add_argument("--epochs-per-phase", type=int, default=5)
@@ -135,6 +138,7 @@ def _run_train_duration(args: argparse.Namespace) -> int:
         variant=args.variant,
         epochs_per_phase=args.epochs_per_phase,
         seed=args.seed,
+        languages=[code.strip() for code in args.languages.split(",") if code.strip()] if args.languages else None,
     )
     metrics = record["dev_metrics"]
     print(

@@ -276,6 +276,7 @@ def train_duration_on_prepared(
     epochs_per_phase: int = 5,
     seed: int = 0,
     verbose="auto",
+    languages: list[str] | None = None,
 ) -> dict:
     """Trains a duration model on a prepared dataset, then adapts it to new languages (the acoustic recipe).
 
@@ -301,6 +302,9 @@ def train_duration_on_prepared(
         variant, epochs_per_phase: adaptation settings (`mlms_keras.training.adaptation.adaptation_phases`).
         seed: seeds the initialisation and shuffling.
         verbose: passed to `fit`.
+        languages: the base model's language codes, which must hold the first ids of the dataset's table
+            (default: the dataset's training-role languages); e.g. `["sv"]` for a scratch model of a dataset
+            prepared for adaptation.
 
     Returns:
         The `duration.json` dict.
@@ -319,8 +323,12 @@ def train_duration_on_prepared(
     base_languages = [
         code
         for code in sorted(manifest.languages, key=manifest.languages.get)
-        if roles.get(code, TRAINING) == TRAINING and code not in adapt_languages
+        if (roles.get(code, TRAINING) == TRAINING if languages is None else code in languages)
+        and code not in adapt_languages
     ]
+    missing = sorted(set(languages or ()) - set(manifest.languages))
+    if missing:
+        raise ValueError(f"languages {missing} are not in {manifest.folder} (languages: {sorted(manifest.languages)})")
     speakers = sorted(manifest.speakers.values(), key=lambda entry: entry["id"])
     base_speakers = [entry["name"] for entry in speakers if entry["language"] in base_languages]
     if [manifest.languages[c] for c in base_languages] != list(range(len(base_languages))) or [

@@ -18,7 +18,12 @@ import tensorflow as tf
 
 from mlms_keras.training.losses import frame_mask, masked_squared_error_sums_numpy
 
-__all__ = ["SpeakerDistance", "add_language_and_speaker", "closest_speaker", "with_ids"]
+__all__ = ["SEARCH_BATCHES", "SpeakerDistance", "add_language_and_speaker", "closest_speaker", "with_ids"]
+
+#: Batches of the new speaker's data `closest_speaker` scores by default: every candidate runs over each batch, so
+#: the search would otherwise cost as many forward passes over the corpus as there are candidates; a sample of
+#: this size already ranks the speakers.
+SEARCH_BATCHES = 4
 
 
 def with_ids(dataset: tf.data.Dataset, language: int, speaker: int) -> tf.data.Dataset:
@@ -59,7 +64,10 @@ class SpeakerDistance:
 
 
 def closest_speaker(
-    model: keras.Model, dataset, candidates: list[tuple[int, int]] | None = None, max_batches: int | None = None
+    model: keras.Model,
+    dataset,
+    candidates: list[tuple[int, int]] | None = None,
+    max_batches: int | None = SEARCH_BATCHES,
 ) -> SpeakerDistance:
     """Finds the existing speaker whose output layer best fits a new speaker's data (see the module docstring).
 
@@ -70,7 +78,7 @@ def closest_speaker(
         dataset: iterable of `(inputs, targets[, mask])` batches of the new speaker (ids are overridden).
         candidates: list of `(language, speaker)` pairs to try; default: every language with every speaker.
             A good choice is each speaker with its own training language (what `mlms adapt` passes).
-        max_batches: use only the first `max_batches` batches.
+        max_batches: use only the first `max_batches` batches (None: all).
 
     Returns:
         A `SpeakerDistance`.
