@@ -76,3 +76,15 @@ def build_test_voice(folder, name="test-voice", seed=0):
         extra_metadata={"metrics": {}, "commands": ["tests/voice_testing.py"]},
     )
     return entry, acoustic, duration, layout
+
+
+_SHARED = {}
+
+
+def shared_test_voice(tmp_path_factory):
+    """`(folder, registry entry)` of a test voice built once per test session (seed 0); copy it before changing it."""
+    if "folder" not in _SHARED:
+        folder = tmp_path_factory.mktemp("shared-voice") / "test-voice"
+        _SHARED["entry"] = build_test_voice(folder)[0]
+        _SHARED["folder"] = folder
+    return _SHARED["folder"], _SHARED["entry"]

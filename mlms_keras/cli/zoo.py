@@ -30,6 +30,7 @@ def add_parser(subparsers) -> None:
     )
     info.add_argument("voice", help="built-in voice name, voice folder, or file:// / https:// URL")
     info.add_argument("--json", action="store_true", help="print the metadata as JSON (without the large tables)")
+    info.add_argument("--sha256", default=None, help="pin the voice: the expected sha256 of its metadata.json")
 
     duration = verbs.add_parser(
         "train-duration",
@@ -96,7 +97,7 @@ def _run_list(args: argparse.Namespace) -> int:
 def _run_info(args: argparse.Namespace) -> int:
     from mlms_keras.zoo import resolve_voice
 
-    folder, metadata = resolve_voice(args.voice)
+    folder, metadata = resolve_voice(args.voice, sha256=args.sha256)
     if args.json:
         shown = {
             key: value

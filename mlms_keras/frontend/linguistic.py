@@ -297,7 +297,10 @@ def features_for_alignment(
     Returns:
         `AlignedFeatures`. Silence segments (`is_silence_label`) become `sil`/`pau` rows (consecutive ones
         merged); a frontend phrase break without a silence segment gets no pause row. A phoneme shorter than
-        half a frame may get 0 frames: it keeps its row so the context stays right.
+        half a frame may get 0 frames: it keeps its row so the context stays right. Tone phonemes (kind
+        `"tone"`) may be in the labels (zero-length segments, as the teacher corpus and `mlms align` write
+        them) or left out (other aligners, TextGrids): left out, each gets its row after its vowel with 0
+        frames.
 
     Raises:
         AlignmentMismatchError: the label phones and the frontend's phonemes differ; the message names the
@@ -315,7 +318,15 @@ def features_for_alignment(
         raise AlignmentMismatchError(f"{utterance_id}: the alignment has no segments")
     labelled = [(start, end, normalise_label(label), is_silence_label(label)) for start, end, label in frames]
     label_phones = [symbol for _, _, symbol, silent in labelled if not silent]
-    frontend_phones = [row.symbol for row in frontend_rows]
+    # Tone phonemes span no audio: alignments from other tools (and TextGrids, which cannot hold zero-length
+    # intervals) leave them out. Then the labels are matched against the spoken phonemes and each tone row is
+    # put back after its vowel with 0 frames, as the teacher corpus's labels have it.
+    tone_flags = [phoneme.kind == espeak.TONE_KIND for phoneme in utterance.phonemes]
+    spoken_rows = [index for index, is_tone in enumerate(tone_flags) if not is_tone]
+    tones_left_out = len(spoken_rows) < len(frontend_rows) and len(label_phones) == len(spoken_rows)
+    if not tones_left_out:
+        spoken_rows = list(range(len(frontend_rows)))
+    frontend_phones = [frontend_rows[index].symbol for index in spoken_rows]
     differing = (
         (i for i, (a, b) in enumerate(zip(label_phones, frontend_phones)) if a != b) if match == "exact" else iter(())
     )
@@ -344,9 +355,14 @@ def features_for_alignment(
                 rows.append(PhonemeRow(kind, "", {}))
                 durations.append(end - start)
         else:
-            rows.append(frontend_rows[phone_number])
+            row_index = spoken_rows[phone_number]
+            rows.append(frontend_rows[row_index])
             durations.append(end - start)
             phone_number += 1
+            next_spoken = spoken_rows[phone_number] if phone_number < len(spoken_rows) else len(frontend_rows)
+            for tone_index in range(row_index + 1, next_spoken):  # tones left out of the labels: 0 frames
+                rows.append(frontend_rows[tone_index])
+                durations.append(0)
     return AlignedFeatures(
         layout.rows_to_matrix(rows, language),
         np.asarray(durations, np.int32),

@@ -16,40 +16,46 @@ speaker picks the output layer (and the duration model's), whatever language tha
 **Long text** is cut into sentences (`split_sentences`) and synthesised one at a time, so memory is bounded by the
 longest sentence, not the text (`synthesize_to_file` also writes the audio as it goes).
 
+**Text that is not language** (`mlms_keras.frontend.text.clean_text`): control characters (a NUL would end the
+text inside espeak-ng) are removed, and emoji and symbols dropped unless `read_symbols`, each with a warning.
+Pieces with no letter or digit ("...") are pauses, not sentences: they are left out without a warning.
+
+**Bad sentences** (text the frontend refuses, such as a word in another script, or acoustic features WORLD cannot
+voice, `mlms_keras.vocoder.limits`): `strict` raises; otherwise the sentence is skipped with a warning, listed in
+`skipped`, and the others are spoken. When no sentence can be spoken, the first sentence's error is raised
+(`synthesize_to_file` then writes nothing). In `stream` a sentence that fails after its first chunks keeps the
+chunks already yielded; `synthesize_to_file` synthesises each sentence whole before writing it, so its file never
+holds part of a skipped sentence.
+
 **Streaming** (`stream`): the acoustic model is rebuilt stateful (batch 1) with the same weights; the frames of a
 sentence go through it in chunks of `chunk_frames`, carrying the LSTM state (Zen & Sak 2015: unidirectional
-LSTMs and a recurrent output layer need no look-ahead), so its outputs equal the one-pass outputs. WORLD
-synthesis is not chunk-local: a pulse's response spans about +-fft_size/2 samples and pulse positions follow the
-F0 phase accumulated from the start. Each chunk is therefore synthesised with `STREAM_CONTEXT_FRAMES` of left
-context, the last `STREAM_LOOKAHEAD_FRAMES` frames are held back until the next chunk (their audio still
-misses pulses beyond the chunk), and consecutive pieces are joined with a `STREAM_CROSSFADE_FRAMES` raised-cosine
-crossfade, so the joins have no clicks. Before the crossfade the new piece is shifted by at most one pitch period
-(60 Hz) to the lag whose waveform best matches the previous piece's tail (normalised cross-correlation, as in
-WSOLA), so the two pulse trains add in step instead of doubling the pulses for 20 ms; the shift does not
-accumulate, since every piece is placed within one period of its own frames. Every boundary sits on a multiple of 4
-frames, a whole number of samples at every supported rate (5 ms x 22 050 Hz = 110.25 samples). The streamed audio
-has exactly the batch audio's length; it differs from it only near the joins (pulse phase), which
-`tests/synthesis/test_synthesis.py` bounds.
+LSTMs and a recurrent output layer need no look-ahead), so its outputs equal the one-pass outputs. The WORLD
+pieces of the chunks are joined as `mlms_keras.synthesis.streaming` describes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import soundfile
 
 from mlms_keras import vocoder
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.linguistic import expand_to_frames
+from mlms_keras.frontend.text import clean_text, has_words, split_sentences
 from mlms_keras.models.duration import edge_silences, frames_from_outputs
-from mlms_keras.utils.fileio import atomic_output
-from mlms_keras.vocoder.audio import WRITE_FORMATS
+from mlms_keras.synthesis.streaming import (
+    FRAME_GRID,
+    STREAM_CONTEXT_FRAMES,
+    STREAM_CROSSFADE_FRAMES,
+    STREAM_LOOKAHEAD_FRAMES,
+    join_streamed_pieces,
+)
+from mlms_keras.vocoder.audio import open_writer
 
 if TYPE_CHECKING:
     from mlms_keras.zoo import Voice
@@ -65,61 +71,10 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_FRAMES = 48
-STREAM_CONTEXT_FRAMES = 12
-STREAM_LOOKAHEAD_FRAMES = 8
-STREAM_CROSSFADE_FRAMES = 4
-STREAM_MIN_F0_HZ = 60.0  # the join search covers one pitch period at this F0
 WARM_UP_TEXT = "1, 2, 3."  # digits: every language's frontend reads them
-_FRAME_GRID = 4  # frame boundaries on multiples of 4 frames are whole samples at every supported rate
-_SENTENCE_END = re.compile(r"(?<=[.!?…;:])[\"'»”)\]]*\s+")
-_CLAUSE_END = re.compile(r"(?<=[,;:])\s+")
-
-
-def split_sentences(text: str, max_characters: int = espeak.MAX_TEXT_CHARACTERS) -> list[str]:
-    """Cut a text into sentences of at most `max_characters` (the frontend's limit per call).
-
-    Splits after sentence punctuation (. ! ? … ; :) followed by white space; a longer sentence is cut after
-    commas, and a still longer piece at white space. Empty pieces are dropped.
-
-    Args:
-        text: any text.
-        max_characters: longest piece.
-
-    Returns:
-        The non-empty pieces, in order; joined with spaces they give the text's words in order.
-    """
-    pieces = []
-    for sentence in _SENTENCE_END.split(text.strip()):
-        sentence = sentence.strip()
-        if not sentence:
-            continue
-        if len(sentence) <= max_characters:
-            pieces.append(sentence)
-            continue
-        current = ""
-        for part in _CLAUSE_END.split(sentence):
-            for word in part.split() if len(part) > max_characters else [part]:
-                candidate = f"{current} {word}".strip()
-                if len(candidate) > max_characters and current:
-                    pieces.append(current)
-                    candidate = word
-                current = candidate
-        if current:
-            pieces.append(current)
-    return pieces
-
-
-def _best_lag(tail: np.ndarray, wave: np.ndarray, begin: int, max_lag: int) -> int:
-    """The shift in [-max_lag, max_lag] samples of `wave[begin:]` whose start best matches `tail` (normalised
-    cross-correlation), kept so that `wave[begin + lag:]` exists."""
-    length = len(tail)
-    low, high = max(-max_lag, -begin), min(max_lag, len(wave) - begin - length)
-    if length == 0 or high < low:
-        return 0
-    segment = wave[begin + low : begin + high + length].astype(np.float64)
-    scores = np.correlate(segment, tail.astype(np.float64), mode="valid")
-    energy = np.convolve(segment**2, np.ones(length), mode="valid")
-    return low + int(np.argmax(scores / np.sqrt(energy + 1e-12)))
+logger = logging.getLogger(__name__)
+# A sentence that fails for its own reasons (its text, or features WORLD cannot voice) is skipped when not strict.
+_SENTENCE_ERRORS = (ValueError, espeak.EspeakError)
 
 
 class StageTimer:
@@ -143,6 +98,12 @@ class Synthesizer:
         postfilter_beta: cepstral postfilter strength (`vocoder.DEFAULT_POSTFILTER_BETA`; 1.0 switches it off).
         jit_streaming: compile the streaming model's time loops with XLA for the fixed chunk shape (compiled once,
             on first use or `warm_up`); False runs them as a TensorFlow graph loop.
+        read_symbols: keep emoji and symbols in the text (espeak-ng reads their names) instead of dropping them.
+        strict: raise on the first sentence that cannot be spoken, instead of skipping it with a warning.
+
+    Attributes:
+        skipped: `(sentence, reason)` of each sentence the last `synthesize`, `stream` or `synthesize_to_file`
+            call skipped (never filled when `strict`).
 
     Example:
         >>> synthesizer = Synthesizer.from_zoo("teacher-small")            # doctest: +SKIP
@@ -157,15 +118,20 @@ class Synthesizer:
         chunk_frames: int = DEFAULT_CHUNK_FRAMES,
         postfilter_beta: float = vocoder.DEFAULT_POSTFILTER_BETA,
         jit_streaming: bool = False,
+        read_symbols: bool = False,
+        strict: bool = True,
     ) -> None:
-        if chunk_frames < _FRAME_GRID or chunk_frames % _FRAME_GRID:
-            raise ValueError(f"chunk_frames must be a positive multiple of {_FRAME_GRID}, got {chunk_frames}")
+        if chunk_frames < FRAME_GRID or chunk_frames % FRAME_GRID:
+            raise ValueError(f"chunk_frames must be a positive multiple of {FRAME_GRID}, got {chunk_frames}")
         if chunk_frames <= STREAM_LOOKAHEAD_FRAMES:
             raise ValueError(f"chunk_frames must exceed the look-ahead of {STREAM_LOOKAHEAD_FRAMES} frames")
         self.voice = voice
         self.chunk_frames = int(chunk_frames)
         self.postfilter_beta = float(postfilter_beta)
         self.jit_streaming = bool(jit_streaming)
+        self.read_symbols = bool(read_symbols)
+        self.strict = bool(strict)
+        self.skipped: list[tuple[str, str]] = []
         self._acoustic_call = None
         self._duration_call = None
         self._streaming_model = None
@@ -208,6 +174,20 @@ class Synthesizer:
                 f"Voice {self.voice.name!r} has no speaker {speaker!r}; its speakers are: {', '.join(self.speakers)}."
             )
         return int(self.voice.languages[language]), int(self.voice.speakers[speaker]["id"])
+
+    def default_speaker(self, language: str) -> str:
+        """The voice's first speaker (by id) whose native language is `language`; the first speaker if none is.
+
+        Raises `ValueError` listing the languages when the voice does not speak `language`.
+        """
+        self.ids(language, self.speakers[0])
+        native = [name for name in self.speakers if self.voice.speakers[name].get("language") == language]
+        return (native or list(self.speakers))[0]
+
+    def _speaker(self, language: str, speaker: str | None) -> str:
+        speaker = self.default_speaker(language) if speaker is None else speaker
+        self.ids(language, speaker)
+        return speaker
 
     # Stages --------------------------------------------------------------------------------------------------
     def _compiled(self):
@@ -286,29 +266,64 @@ class Synthesizer:
 
     # One pass ------------------------------------------------------------------------------------------------
     def _sentences(self, text: str) -> list[str]:
-        if not isinstance(text, str) or not text.strip():
+        """The sentences of `text` to speak, after `clean_text` (warnings logged); `skipped` starts afresh."""
+        if not isinstance(text, str):
+            raise espeak.FrontendInputError(f"text must be a string, got {type(text).__name__}")
+        if not text.strip():
             raise espeak.FrontendInputError("text is empty: give at least one word to synthesise")
-        return split_sentences(text)
+        cleaned = clean_text(text, read_symbols=self.read_symbols)
+        for warning in cleaned.warnings():
+            logger.warning("%s", warning)
+        sentences = [sentence for sentence in split_sentences(cleaned.text) if has_words(sentence)]
+        if not sentences:
+            shown = cleaned.text.strip()[:40]
+            raise espeak.FrontendInputError(
+                f"text {shown!r} has no letters or digits: nothing to pronounce"
+                if shown
+                else "text is empty once control characters and symbols are removed: give at least one word"
+            )
+        self.skipped = []
+        return sentences
 
-    def synthesize(self, text: str, language: str, speaker: str) -> np.ndarray:
+    def _skip(self, sentence: str, error: Exception, spoken: int, remaining: int) -> None:
+        """Raises `error` when `strict`, or when it is the last sentence and none was spoken; else records it."""
+        if self.strict or (spoken == 0 and remaining == 0):
+            if self.skipped:  # every sentence failed: say so, with the first reason
+                first, reason = self.skipped[0]
+                error_type = espeak.FrontendInputError if isinstance(error, espeak.FrontendInputError) else ValueError
+                raise error_type(
+                    f"none of the {len(self.skipped) + 1} sentences could be spoken; the first, {first[:40]!r}, "
+                    f"failed with: {reason}"
+                ) from error
+            raise error
+        logger.warning("skipped the sentence %r: %s", sentence[:60], error)
+        self.skipped.append((sentence, str(error)))
+
+    def synthesize(self, text: str, language: str, speaker: str | None = None) -> np.ndarray:
         """The waveform of `text` spoken by `speaker` in `language`.
 
         Args:
-            text: any length; cut into sentences (`split_sentences`), each synthesised in one pass.
+            text: any length; cleaned (module docstring), cut into sentences (`split_sentences`), each
+                synthesised in one pass; a bad sentence is skipped with a warning unless `strict`.
             language: a code of `languages`.
-            speaker: a name of `speakers` (any speaker, any language).
+            speaker: a name of `speakers` (any speaker, any language); None: `default_speaker(language)`.
 
         Returns:
             (samples,) float32 in [-1, 1] at `sample_rate`.
 
         Raises:
             ValueError: unknown language or speaker (listing the valid ones); `FrontendInputError` for empty or
-            unsupported text (the frontend's rules).
+            unsupported text (the frontend's rules); features WORLD cannot voice (`mlms_keras.vocoder.limits`).
         """
-        self.ids(language, speaker)
-        return np.concatenate(
-            [self._synthesize_sentence(sentence, language, speaker) for sentence in self._sentences(text)]
-        ).astype(np.float32)
+        speaker = self._speaker(language, speaker)
+        sentences = self._sentences(text)
+        waves = []
+        for index, sentence in enumerate(sentences):
+            try:
+                waves.append(self._synthesize_sentence(sentence, language, speaker))
+            except _SENTENCE_ERRORS as error:
+                self._skip(sentence, error, len(waves), len(sentences) - index - 1)
+        return np.concatenate(waves).astype(np.float32)
 
     def _synthesize_sentence(self, sentence: str, language: str, speaker: str) -> np.ndarray:
         vectors = self.acoustic_features(sentence, language, speaker)
@@ -351,16 +366,23 @@ class Synthesizer:
         self.synthesize(WARM_UP_TEXT, language, speaker)
         self.timer = StageTimer()
 
-    def stream(self, text: str, language: str, speaker: str) -> Iterator[np.ndarray]:
+    def stream(self, text: str, language: str, speaker: str | None = None) -> Iterator[np.ndarray]:
         """Yields audio chunks ((samples,) float32) as the acoustic model produces frames.
 
         Concatenated, the chunks have the length of `synthesize`'s output and sound the same (module
         docstring: identical acoustic frames, WORLD pieces joined with a crossfade). Sentences are streamed one
-        after the other.
+        after the other; text, speaker and bad sentences are handled as in `synthesize`.
         """
-        self.ids(language, speaker)
-        for sentence in self._sentences(text):
-            yield from self._stream_sentence(sentence, language, speaker)
+        speaker = self._speaker(language, speaker)
+        sentences = self._sentences(text)
+        spoken = 0
+        for index, sentence in enumerate(sentences):
+            try:
+                for piece in self._stream_sentence(sentence, language, speaker):
+                    spoken += 1
+                    yield piece
+            except _SENTENCE_ERRORS as error:
+                self._skip(sentence, error, spoken, len(sentences) - index - 1)
 
     def stream_acoustic_features(self, sentence: str, language: str, speaker: str) -> Iterator[tuple[np.ndarray, bool]]:
         """Yields `(features, last)`: the de-normalised vocoder features of one sentence chunk by chunk
@@ -388,69 +410,46 @@ class Synthesizer:
             yield vectors, chunk_start + real == frames.shape[0]
 
     def _stream_sentence(self, sentence: str, language: str, speaker: str) -> Iterator[np.ndarray]:
-        samples_per_frame = vocoder.FRAME_PERIOD_MS / 1000.0 * self.sample_rate
-        crossfade = int(round(STREAM_CROSSFADE_FRAMES * samples_per_frame))
-        fade_in = 0.5 - 0.5 * np.cos(np.pi * (np.arange(crossfade) + 0.5) / crossfade)
-        max_lag = int(self.sample_rate / STREAM_MIN_F0_HZ)
-        vectors = np.zeros((0, vocoder.FEATURE_DIM), np.float32)
-        emitted_frames = 0  # audio is final up to this frame (a multiple of 4)
-        tail = None  # the previous piece's audio just past `emitted_frames`, to crossfade with
-        for chunk, last in self.stream_acoustic_features(sentence, language, speaker):
-            vectors = np.concatenate([vectors, chunk])
-            available = vectors.shape[0]
-            end_frames = available if last else (available - STREAM_LOOKAHEAD_FRAMES) // _FRAME_GRID * _FRAME_GRID
-            if end_frames <= emitted_frames:
-                continue
-            first_frame = max(0, (emitted_frames - STREAM_CONTEXT_FRAMES) // _FRAME_GRID * _FRAME_GRID)
-            wave = self._vocode(vectors[first_frame:available], f"{language}:{sentence[:30]!r}")
-            offset = int(round(first_frame * samples_per_frame))
-            begin = int(round(emitted_frames * samples_per_frame)) - offset
-            end = len(wave) if last else int(round(end_frames * samples_per_frame)) - offset
-            # The new piece's pulses have another phase than the previous piece's: shift it by the lag (within
-            # one pitch period) that best lines it up with the previous tail, so the crossfade adds pulses in step.
-            lag = _best_lag(tail, wave, begin, max_lag) if tail is not None else 0
-            piece = np.zeros(end - begin)
-            available_piece = wave[begin + lag : end + lag]
-            piece[: len(available_piece)] = available_piece
-            if tail is not None:
-                overlap = min(len(tail), len(piece))
-                piece[:overlap] = tail[:overlap] * (1.0 - fade_in[:overlap]) + piece[:overlap] * fade_in[:overlap]
-            tail = wave[end + lag : end + lag + crossfade]
-            emitted_frames = end_frames
-            yield piece.astype(np.float32)
+        name = f"{language}:{sentence[:30]!r}"
+        chunks = self.stream_acoustic_features(sentence, language, speaker)
+        yield from join_streamed_pieces(chunks, lambda vectors: self._vocode(vectors, name), self.sample_rate)
 
     # Files ---------------------------------------------------------------------------------------------------
     def synthesize_to_file(
-        self, text: str, language: str, speaker: str, path: str | os.PathLike, stream: bool = True
+        self,
+        text: str,
+        language: str,
+        speaker: str | None,
+        path: str | os.PathLike,
+        stream: bool = True,
     ) -> float:
         """Synthesise `text` into an audio file (format from the suffix: .wav, .flac, .ogg), written atomically.
 
-        Audio is appended sentence by sentence (chunk by chunk when `stream`), so a long text needs memory for
-        one sentence only.
+        Audio is appended sentence by sentence (each synthesised whole, streamed chunk by chunk when `stream`),
+        so a long text needs memory for one sentence only. Text, speaker (None: `default_speaker`) and bad
+        sentences are handled as in `synthesize`; on any error the file is not written (an old one stays).
 
         Returns:
             The duration of the audio in seconds.
+
+        Raises:
+            ValueError: as `synthesize`, or an unsupported suffix; `IsADirectoryError` for a folder; `OSError` for
+            a folder that cannot be written or a write that fails (a full disk).
         """
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in WRITE_FORMATS:
-            raise ValueError(f"{path}: unsupported audio suffix {suffix!r}; use one of {sorted(WRITE_FORMATS)}")
-        self.ids(language, speaker)
+        speaker = self._speaker(language, speaker)
         sentences = self._sentences(text)
-        file_format, subtype = WRITE_FORMATS[suffix]
-        samples = 0
-        with (
-            atomic_output(path) as temporary,
-            soundfile.SoundFile(
-                temporary, "w", samplerate=self.sample_rate, channels=1, format=file_format, subtype=subtype
-            ) as output,
-        ):
-            for sentence in sentences:
-                pieces = (
-                    self._stream_sentence(sentence, language, speaker)
-                    if stream
-                    else [self._synthesize_sentence(sentence, language, speaker)]
-                )
+        samples = spoken = 0
+        with open_writer(path, self.sample_rate) as output:
+            for index, sentence in enumerate(sentences):
+                try:
+                    if stream:
+                        pieces = list(self._stream_sentence(sentence, language, speaker))
+                    else:
+                        pieces = [self._synthesize_sentence(sentence, language, speaker)]
+                except _SENTENCE_ERRORS as error:
+                    self._skip(sentence, error, spoken, len(sentences) - index - 1)
+                    continue
+                spoken += 1
                 for piece in pieces:
                     output.write(np.asarray(piece, np.float32))
                     samples += len(piece)

@@ -199,7 +199,7 @@ def train(
 
     history = history_file.as_history()
     if checkpoint.best_epoch is None:
-        raise RuntimeError(
+        raise FloatingPointError(
             f"{out_dir}: no epoch gave a finite dev MSE ({history.get('val_loss')}); lower the learning rate"
         )
     best_model = keras.models.load_model(out_dir / BEST_MODEL_NAME)

@@ -24,6 +24,7 @@ then spend their resolution on that empty band (on pysptk's 16 kHz CMU ARCTIC cl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
@@ -45,6 +46,7 @@ __all__ = [
     "UpsamplingError",
     "backend",
     "load",
+    "open_writer",
     "resample",
     "save",
 ]
@@ -232,24 +234,55 @@ def load(path: str | os.PathLike, target_sample_rate: int | None = None, mono: b
     return np.ascontiguousarray(wave, dtype=np.float32), int(sample_rate)
 
 
+@contextlib.contextmanager
+def open_writer(path: str | os.PathLike, sample_rate: int, channels: int = 1):
+    """Yields an open `soundfile.SoundFile` that writes `path` atomically (format from the extension).
+
+    The audio goes to a temporary file beside `path`, which replaces `path` only when the block ends without an
+    error; otherwise it is removed, and an old `path` is left as it was. Checked before anything is written: the
+    extension (`WRITE_FORMATS`), and that `path` is not a folder. A write that fails in libsndfile (a full disk,
+    a file-size limit) raises `OSError` naming `path`.
+
+    Example:
+        >>> with open_writer("out.wav", 22050) as output:  # doctest: +SKIP
+        ...     output.write(wave)
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder; give an audio file name such as {os.path.join(path, 'out.wav')}")
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in WRITE_FORMATS:
+        raise ValueError(f"{path}: unsupported extension {extension!r}; use one of {sorted(WRITE_FORMATS)}.")
+    container, subtype = WRITE_FORMATS[extension]
+    try:
+        with (
+            atomic_output(path) as temporary,
+            soundfile.SoundFile(
+                temporary, "w", samplerate=int(sample_rate), channels=channels, format=container, subtype=subtype
+            ) as output,
+        ):
+            yield output
+    except soundfile.SoundFileError as error:  # libsndfile reports a failed write as "System error."
+        raise OSError(
+            f"{path}: writing the audio failed ({error}); check the free space and the file-size limit of its "
+            "folder. Nothing was written."
+        ) from error
+
+
 def save(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> None:
     """Write `wave` `(samples,)` or `(samples, channels)`, float in [-1, 1], to `path` atomically.
 
     The format follows the extension (`.wav` and `.flac` as 16-bit PCM, `.ogg` as Vorbis). The data goes to a
-    temporary file in the same folder, which then replaces `path`, so readers never see a half-written file. Samples
-    outside [-1, 1] are clipped (with a warning); non-finite samples raise `ValueError`.
+    temporary file in the same folder, which then replaces `path`, so readers never see a half-written file
+    (`open_writer`). Samples outside [-1, 1] are clipped (with a warning); non-finite samples raise `ValueError`.
     """
     path = os.fspath(path)
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in WRITE_FORMATS:
-        raise ValueError(f"{path}: unsupported extension {extension!r}; use one of {sorted(WRITE_FORMATS)}.")
     wave = np.asarray(wave, dtype=np.float32)
     if not np.all(np.isfinite(wave)):
         raise ValueError(f"{path}: the wave to save contains NaN or inf samples; nothing was written.")
     peak = float(np.max(np.abs(wave))) if wave.size else 0.0
     if peak > 1.0:
-        logger.warning("%s: peak %.3f exceeds full scale; clipping to [-1, 1]", path, peak)
+        logger.warning("%s: peak %.3f exceeds full scale; clipping", path, peak)
         wave = np.clip(wave, -1.0, 1.0)
-    container, subtype = WRITE_FORMATS[extension]
-    with atomic_output(path) as temporary:
-        soundfile.write(temporary, wave, int(sample_rate), format=container, subtype=subtype)
+    with open_writer(path, sample_rate, channels=1 if wave.ndim == 1 else wave.shape[1]) as output:
+        output.write(wave)

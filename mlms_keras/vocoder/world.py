@@ -44,6 +44,8 @@ from mlms_keras.vocoder.aperiodicity import (
     code_band_aperiodicity,
     decode_band_aperiodicity,
 )
+from mlms_keras.vocoder.limits import check_envelope, check_synthesized
+from mlms_keras.vocoder.limits import check_finite as _check_finite
 
 __all__ = [
     "BAP",
@@ -210,16 +212,6 @@ class AcousticFeatures:
         )
 
 
-def _check_finite(array, name):
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name}: {int(bad.sum())} NaN or inf values (first at index {tuple(int(i) for i in where)}). "
-            "Fix the source (e.g. a diverged model or corrupt file) before vocoding."
-        )
-
-
 def clipped_fraction(wave: np.ndarray) -> float:
     """Fraction of samples (0..1) inside runs of >= 3 consecutive samples at |x| >= 0.999 full scale."""
     at_full_scale = np.abs(np.asarray(wave)) >= _FULL_SCALE
@@ -383,6 +375,11 @@ def synthesize(
 
     Returns:
         `(int(frames * 0.005 * sample_rate),)` float64 wave, clipped to [-1, 1].
+
+    Raises:
+        ValueError: naming `name`: NaN or inf features, or features so far outside speech that WORLD would return
+            NaN or a wave more than `mlms_keras.vocoder.limits.EXTREME_PEAK` times full scale (that module's
+            table); nothing broken is ever returned.
     """
     if not isinstance(features, AcousticFeatures):
         features = AcousticFeatures.from_vector(features, sample_rate or DEFAULT_SAMPLE_RATE, name=name)
@@ -402,17 +399,16 @@ def synthesize(
             f"got {mcep.shape} and {features.bap.shape}."
         )
     alpha = mcep_alpha(sample_rate)
-    if postfilter_beta != 1.0:
-        mcep = postfilter(mcep, alpha, postfilter_beta)
     fft_size = pyworld.get_cheaptrick_fft_size(sample_rate)
-    spectrogram = np.ascontiguousarray(mcep_to_spectrum(mcep, alpha, fft_size))
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):  # check_envelope reports
+        if postfilter_beta != 1.0:
+            mcep = postfilter(mcep, alpha, postfilter_beta)
+        spectrogram = np.ascontiguousarray(mcep_to_spectrum(mcep, alpha, fft_size))
+    check_envelope(spectrogram, name)
     aperiodicity = np.ascontiguousarray(decode_band_aperiodicity(features.bap, sample_rate, fft_size))
     f0 = np.where(np.asarray(features.vuv) > 0.5, np.exp(np.asarray(features.lf0, dtype=np.float64)), 0.0)
     wave = pyworld.synthesize(np.ascontiguousarray(f0), spectrogram, aperiodicity, sample_rate, FRAME_PERIOD_MS)
-    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
-    if peak > 1.0:
-        logger.warning("%s: synthesized peak %.3f exceeds full scale; clipping", name, peak)
-    return np.clip(wave, -1.0, 1.0)
+    return check_synthesized(wave, name)
 
 
 def _analyze_file(path, target_sample_rate, analysis_options):

@@ -18,14 +18,17 @@ its folder and the sha256 of each of its files, `metadata.json` included.
 
 1. a built-in name (`list_voices()`): the shipped folder, every file checked against the registry's hashes;
 2. a local folder: loaded in place, every file checked against its `metadata.json` hashes;
-3. a `file://`, `https://` or `http://` URL of a voice folder: each file is downloaded once with
+3. a `file://` or `https://` URL of a voice folder (`http://` is refused): each file is downloaded once with
    `keras.utils.get_file` into `$KERAS_HOME/mlms_zoo/<folder name>-<hash of the URL>/` (`$KERAS_HOME`
    defaults to `~/.keras`) and checked: `metadata.json` against `sha256=` when given, every other file
    against the hashes in `metadata.json`. Files already in the cache with the right hash are not downloaded
-   again.
+   again, and a complete cached copy loads offline.
 
 A mismatch is never a silent load: `VoiceHashError` names the file and gives the expected and the actual hash
-(a downloaded file that fails is deleted from the cache, so the next try downloads it afresh).
+(a downloaded file that fails is deleted from the cache, so the next try downloads it afresh). Every model file
+must be listed with its hash, file names must be plain names (no folders, no `..`), and a voice folder holding a
+file its metadata does not list is refused (`VoiceFilesError`). `sha256=` (`--sha256`) pins `metadata.json`, and
+through it every file, for any source.
 
 The modules: `registry` (the format's names, the registry, hashes, errors), `cache` (URLs and the download
 cache), `voice` (`save_voice`, `resolve_voice`, `load_voice`), `pack` (a voice from run folders, with held-out
@@ -54,6 +57,7 @@ from mlms_keras.zoo.registry import (
     VOICE_FORMAT,
     VOICE_FORMAT_VERSION,
     UnknownVoiceError,
+    VoiceFilesError,
     VoiceHashError,
     list_voices,
     load_registry,
@@ -79,6 +83,7 @@ __all__ = [
     "VOICE_FORMAT_VERSION",
     "UnknownVoiceError",
     "Voice",
+    "VoiceFilesError",
     "VoiceHashError",
     "held_out_acoustic_metrics",
     "list_voices",

@@ -56,6 +56,8 @@ def held_out_acoustic_metrics(
         code -> `{mcd_db, f0_rmse_hz, f0_corr, vuv_error_percent, bap_distortion_db, utterances, frames}`, and
         `"all"` pooled over every language.
     """
+    from mlms_keras.models.inference import predict  # TensorFlow only when a model is scored
+
     manifest = statistics if statistics is not None else Manifest.load(prepared)
     language_ids = _ids(languages)
     speaker_ids = _ids(speakers)
@@ -70,7 +72,7 @@ def held_out_acoustic_metrics(
             "language": np.array([language_ids[code]], np.int32),
             "speaker": np.array([speaker_ids[speaker]], np.int32),
         }
-        predicted = manifest.denormalise_outputs(np.asarray(model.predict_on_batch(inputs))[0])
+        predicted = manifest.denormalise_outputs(predict(model, inputs)[0])
         speech = record["linguistic"][:, silence].max(axis=1) < 0.5
         references.setdefault(code, []).append(record["acoustic"][speech])
         generated.setdefault(code, []).append(predicted[speech])

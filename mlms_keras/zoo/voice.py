@@ -4,10 +4,13 @@
 
 1. a built-in name (`list_voices()`): the shipped folder, every file checked against the registry's hashes;
 2. a local folder: loaded in place, every file checked against its `metadata.json` hashes;
-3. a `file://`, `https://` or `http://` URL of a voice folder: downloaded into the cache and checked
-   (`mlms_keras.zoo.cache`).
+3. a `file://` or `https://` URL of a voice folder: downloaded into the cache and checked
+   (`mlms_keras.zoo.cache`; `http://` is refused).
 
 A mismatch is never a silent load: `VoiceHashError` names the file and gives the expected and the actual hash.
+Every model file must be listed (`voice_files`), and a folder holding a file its table does not list is refused
+(`check_voice_folder`). `sha256` pins the hash of `metadata.json` (which holds the others) for every kind of
+source, a built-in name included.
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from mlms_keras.zoo.registry import (
     VOICE_FORMAT_VERSION,
     UnknownVoiceError,
     check_sha256,
+    check_voice_folder,
     load_registry,
+    pinned_sha256,
     read_voice_metadata,
     sha256_of,
+    voice_files,
     zoo_folder,
 )
 
@@ -197,14 +203,32 @@ def _load_models(folder: Path) -> list[keras.Model]:
         (ACOUSTIC_CONFIG_NAME, ACOUSTIC_WEIGHTS_NAME),
         (DURATION_CONFIG_NAME, DURATION_WEIGHTS_NAME),
     ):
-        config = json.loads((folder / config_name).read_text(encoding="utf-8"))
-        model = keras.saving.deserialize_keras_object(config)
-        model.load_weights(folder / weights_name)
+        try:
+            config = json.loads((folder / config_name).read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise ValueError(f"{folder / config_name}: not valid JSON ({error}); copy the voice again") from error
+        try:
+            model = keras.saving.deserialize_keras_object(config)  # safe mode: no code from the config runs
+            model.load_weights(folder / weights_name)
+        except Exception as error:  # Keras raises TypeError, KeyError, ValueError, ... for a config it cannot use
+            raise ValueError(
+                f"{folder}: cannot rebuild the model of {config_name} and {weights_name} ({type(error).__name__}: "
+                f"{error}); the voice is damaged or was made by an incompatible mlms-keras"
+            ) from error
         models.append(model)
     return models
 
 
 def _voice_from_folder(folder: Path, metadata: dict) -> Voice:
+    try:
+        return _voice_from_checked_folder(folder, metadata)
+    except KeyError as error:
+        raise ValueError(
+            f"{folder / METADATA_NAME}: the field {error} is missing; re-create the voice with `mlms zoo pack`"
+        ) from error
+
+
+def _voice_from_checked_folder(folder: Path, metadata: dict) -> Voice:
     from mlms_keras.models.duration import DurationStatistics
 
     acoustic_model, duration_model = _load_models(folder)
@@ -231,9 +255,9 @@ def resolve_voice(source: str | os.PathLike, sha256: str | None = None) -> tuple
     """Finds (and downloads when needed) a voice's files, checking every hash.
 
     Args:
-        source: a built-in voice name, a voice folder, or a `file://` / `https://` / `http://` URL of one.
-        sha256: the expected sha256 of the voice's `metadata.json` (which holds the other files' hashes); used for
-            a URL or a folder.
+        source: a built-in voice name, a voice folder, or a `file://` / `https://` URL of one.
+        sha256: the expected sha256 of the voice's `metadata.json` (which holds the other files' hashes), for any
+            kind of source.
 
     Returns:
         `(folder, metadata)`.
@@ -241,10 +265,12 @@ def resolve_voice(source: str | os.PathLike, sha256: str | None = None) -> tuple
     Raises:
         UnknownVoiceError: listing the built-in voices.
         VoiceHashError: a file's hash differs (the message names the file, the expected and the actual hash).
+        VoiceFilesError: a model file unlisted, an unsafe file name, a listed file missing or an unlisted file.
     """
     source = os.fspath(source) if isinstance(source, os.PathLike) else source
     if not isinstance(source, str) or not source.strip():
         raise UnknownVoiceError(f"voice must be a name, a folder or a URL, got {source!r}")
+    sha256 = None if sha256 is None else pinned_sha256(sha256)
     try:
         registry = load_registry()
         builtin_folder = zoo_folder()
@@ -253,18 +279,19 @@ def resolve_voice(source: str | os.PathLike, sha256: str | None = None) -> tuple
     if source in registry["voices"]:
         entry = registry["voices"][source]
         folder = builtin_folder / entry["path"]
-        for file_name, expected in entry["files"].items():
-            check_sha256(folder / file_name, expected, str(folder / file_name))
+        files = voice_files(entry.get("files"), f"built-in voice {source!r}", (*MODEL_FILES, METADATA_NAME))
+        if sha256 is not None:
+            check_sha256(folder / METADATA_NAME, sha256, f"{source}: {METADATA_NAME}")
+        check_voice_folder(folder, files, source)
         return folder, read_voice_metadata(folder / METADATA_NAME, source)
     if is_url(source):
         return download_voice(source, sha256)
     folder = Path(source).expanduser()
     if folder.is_dir():
-        metadata = read_voice_metadata(folder / METADATA_NAME, str(folder))
-        if sha256 is not None:
+        if sha256 is not None and (folder / METADATA_NAME).is_file():
             check_sha256(folder / METADATA_NAME, sha256, str(folder / METADATA_NAME))
-        for file_name, expected in metadata.get("files", {}).items():
-            check_sha256(folder / file_name, expected, str(folder / file_name))
+        metadata = read_voice_metadata(folder / METADATA_NAME, str(folder))
+        check_voice_folder(folder, voice_files(metadata.get("files"), str(folder / METADATA_NAME)), str(folder))
         return folder, metadata
     known = ", ".join(sorted(registry["voices"])) or "(none installed)"
     raise UnknownVoiceError(
@@ -279,7 +306,7 @@ def load_voice(source: str | os.PathLike, sha256: str | None = None) -> Voice:
     Args:
         source: e.g. `"teacher-small"`, `"path/to/voice"`, `"file:///srv/voices/teacher-small"`,
             `"https://example.org/voices/teacher-small"`.
-        sha256: for a URL or folder, the expected sha256 of its `metadata.json`.
+        sha256: the expected sha256 of the voice's `metadata.json` (64 hex digits), which pins every other file.
 
     Returns:
         A `Voice`.
@@ -287,7 +314,8 @@ def load_voice(source: str | os.PathLike, sha256: str | None = None) -> Voice:
     Raises:
         UnknownVoiceError: not a built-in name, a folder or a URL.
         VoiceHashError: a file's sha256 differs from the expected one.
-        OSError: a download failed.
+        VoiceFilesError: the voice's file table is incomplete or unsafe, or its folder holds an unlisted file.
+        OSError: a download failed (and no complete copy is cached).
         ValueError: not a voice.
     """
     folder, metadata = resolve_voice(source, sha256=sha256)

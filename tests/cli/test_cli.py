@@ -94,8 +94,24 @@ def test_a_closed_pipe_ends_the_listing_quietly():
         stderr=subprocess.PIPE,
         env=ENVIRONMENT,
     )
-    process.stdout.readline()
-    process.stdout.close()  # what `head -1` does after its line
+    # The reader leaves before the verb has written anything (it takes a while to start), so the first write
+    # fails: reading a line first would race with a listing that fits in the pipe's buffer.
+    process.stdout.close()
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=300) == 141
     assert "Broken pipe" not in stderr and "Traceback" not in stderr
+
+
+def test_no_tensorflow_start_up_lines_unless_verbose(tmp_path_factory, tmp_path):
+    from voice_testing import shared_test_voice
+
+    folder = shared_test_voice(tmp_path_factory)[0]
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    argv = [sys.executable, "-m", "mlms_keras.cli", "say", "--voice", str(folder), "--lang", "fr", "Salut."]
+    quiet = subprocess.run([*argv, "-o", str(tmp_path / "a.wav")], capture_output=True, text=True, env=environment)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    loud = subprocess.run(
+        [*argv, "-o", str(tmp_path / "b.wav"), "--verbose"], capture_output=True, text=True, env=environment
+    )
+    assert loud.returncode == 0
+    assert any(TENSORFLOW_LOG_LINE.match(line) for line in loud.stderr.splitlines()), loud.stderr

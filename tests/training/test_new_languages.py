@@ -1,7 +1,7 @@
 """New languages end to end on the shipped voice: Russian (Cyrillic) and Czech (Latin), neither of the paper's eight.
 
 For each language: a teacher corpus of 100 utterances of one new speaker, prepared with the shipped voice's layout;
-the shipped voice adapted with each of v1-v4, a single-language model trained from scratch on the same data, and
+the shipped voice adapted with v1-v4 (`VARIANTS`), a single-language model trained from scratch on the same data, and
 held-out sentences (texts no corpus utterance has) synthesised with every result. The training is one step per
 phase: these tests check the mechanics (tables, shapes, which outputs stay bit-identical, `mlms say` speaking the
 new language); the quality comparison is `benchmarks/bench_languages.py`, reported in docs/languages.md.
@@ -20,6 +20,7 @@ from test_adapt_voice import SAME_OUTPUTS_SCRIPT
 
 from mlms_keras.cli import main
 from mlms_keras.data.teacher import build_teacher_corpus
+from mlms_keras.models.growth import feature_positions
 from mlms_keras.synthesis import Synthesizer
 from mlms_keras.training.adaptation import AdaptationOptions, adapt_voice
 from mlms_keras.zoo import load_voice
@@ -32,7 +33,10 @@ LANGUAGES = {
     "ru": ("m3", "Завтра утром мы поедем к бабушке в деревню."),
     "cs": ("f2", "Zítra ráno pojedeme k babičce na venkov."),
 }
-VARIANTS = ("v1", "v2", "v3", "v4")
+#: The variants each language adapts with. Each adaptation costs about a minute of CI time on 2 cores (mostly
+#: tracing the models once per phase), so the second language runs v1 only: the variants' code paths do not depend
+#: on the language, while the corpus, the frontend, the layout growth and `mlms say` run for both scripts.
+VARIANTS = {"ru": ("v1", "v2", "v3", "v4"), "cs": ("v1",)}
 #: Old (language, text) pairs whose output v1 must keep bit-identical, and v2-v4 change.
 OLD_TEXTS = {"en-us": "We were away a year ago.", "pl": "Dzień dobry, jak się masz?"}
 UTTERANCES = 100
@@ -76,9 +80,8 @@ def test_the_shipped_voice_adapts_with_every_variant_to_a_new_language(new_langu
     language, dataset, _ = new_language
     speaker = speaker_of(language)
     base = load_voice(SHIPPED)
-    base_speech = Synthesizer(base)
     voices = {}
-    for variant in VARIANTS:
+    for variant in VARIANTS[language]:
         options = AdaptationOptions(variant=variant, epochs_per_phase=1, steps_per_epoch=1, batch_size=4)
         result = adapt_voice(SHIPPED, dataset, language, speaker, tmp_path / variant, options, verbose=0)
         voice = voices[variant] = load_voice(result.folder)  # checks every file's sha256
@@ -102,14 +105,20 @@ def test_the_shipped_voice_adapts_with_every_variant_to_a_new_language(new_langu
         check_speaks(voice, language, speaker)
 
         # v1 trains only the code and the new speaker: the old outputs are bit-identical (checked below with the
-        # kernels `mlms say` runs). v2-v4 move the shared mean tower, so every old language's output changes.
+        # kernels `mlms say` runs). v2-v4 move the shared mean tower, so every old language's output changes; the
+        # acoustic models are compared on the same frames (the duration model changes too).
         if variant != "v1":
-            speech = Synthesizer(voice)
+            positions = feature_positions(base.layout.frame_feature_names, voice.layout.frame_feature_names)
             for old_language, text in OLD_TEXTS.items():
                 old_speaker = next(name for name, entry in base.speakers.items() if entry["language"] == old_language)
-                before = base_speech.acoustic_features(text, old_language, old_speaker)
-                after = speech.acoustic_features(text, old_language, old_speaker)
-                assert before.shape == after.shape and not np.array_equal(before, after), (variant, old_language)
+                frames, _ = Synthesizer(voice).frame_features(text, old_language, old_speaker)
+                ids = {
+                    "language": np.array([base.languages[old_language]], "int32"),
+                    "speaker": np.array([base.speakers[old_speaker]["id"]], "int32"),
+                }
+                before = base.acoustic_model.predict_on_batch(dict(ids, linguistic=frames[None][:, :, positions]))
+                after = voice.acoustic_model.predict_on_batch(dict(ids, linguistic=frames[None]))
+                assert np.abs(np.asarray(after) - np.asarray(before)).max() > 1e-4, (variant, old_language)
 
     completed = subprocess.run(
         [sys.executable, "-c", SAME_OUTPUTS_SCRIPT, SHIPPED, str(voices["v1"].folder), json.dumps(OLD_TEXTS)],
@@ -124,7 +133,8 @@ def test_the_shipped_voice_adapts_with_every_variant_to_a_new_language(new_langu
     # `mlms say` speaks the new language with the new speaker, and any old speaker can speak it too.
     for speaker_name in (speaker, "en-us-female"):
         wav = tmp_path / f"{speaker_name}.wav"
-        command = ["say", "--voice", str(voices["v3"].folder), "--lang", language, "--speaker", speaker_name]
+        command = ["say", "--voice", str(voices[VARIANTS[language][-1]].folder), "--lang", language]
+        command += ["--speaker", speaker_name]
         assert main([*command, LANGUAGES[language][1], "-o", str(wav)]) == 0
         wave, rate = soundfile.read(wav)
         assert rate == base.sample_rate and len(wave) > rate // 2 and np.abs(wave).max() > 1e-3
@@ -146,5 +156,6 @@ def test_a_scratch_model_trains_on_the_same_new_language_data(new_language, tmp_
     assert list(voice.speakers) == [speaker] and voice.speakers[speaker]["language"] == language
     assert voice.layout.fingerprint == load_voice(SHIPPED).layout.add_language(language).fingerprint
     metrics = voice.metadata["metrics"]["per_language"][language]
-    assert all(np.isfinite(metrics[key]) for key in ("mcd_db", "f0_rmse_hz", "vuv_error_percent"))
+    # After one step the model may voice no frame yet: F0 RMSE is then undefined, MCD and V/UV error are not.
+    assert np.isfinite(metrics["mcd_db"]) and np.isfinite(metrics["vuv_error_percent"])
     check_speaks(voice, language, speaker)

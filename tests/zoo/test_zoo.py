@@ -126,20 +126,45 @@ def test_a_url_metadata_hash_is_checked_when_given(voice, keras_home, tmp_path):
     assert zoo.load_voice(folder.as_uri(), sha256=entry["files"]["metadata.json"]).name == "test-voice"
 
 
-def test_http_download_from_a_local_server(voice, keras_home):
+@pytest.fixture
+def https_server(voice, tmp_path, monkeypatch):
+    """Serves the test voice's parent folder over https on 127.0.0.1 with a self-signed certificate that this
+    process trusts (`SSL_CERT_FILE`); yields the base URL."""
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
     folder, _, _, _ = voice
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder.parent))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    try:
-        loaded = zoo.load_voice(f"http://127.0.0.1:{server.server_address[1]}/test-voice/")
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_download_from_a_local_server(https_server, keras_home):
+    loaded = zoo.load_voice(f"{https_server}/test-voice/")
     assert loaded.name == "test-voice"
     assert str(loaded.folder).startswith(str(keras_home / "mlms_zoo"))
+
+
+def test_plain_http_is_refused_before_any_download(keras_home):
+    with pytest.raises(ValueError, match=r"http:// is refused.*https://"):
+        zoo.load_voice("http://127.0.0.1:9/test-voice/")
+    assert not (keras_home / "mlms_zoo").exists()
 
 
 def test_unknown_voice_lists_the_builtin_ones():

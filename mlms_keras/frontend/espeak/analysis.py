@@ -11,6 +11,7 @@ mnemonic and IPA token counts differ gets no IPA); every other language goes thr
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from mlms_keras.frontend.espeak.inventory import (
 )
 from mlms_keras.frontend.espeak.library import ESPEAK_LOCK, EspeakError, FrontendInputError, text_to_phoneme_clauses
 from mlms_keras.frontend.espeak.rules import OPEN_TERMINATORS, normalise_terminator, open_word_tokens
+from mlms_keras.frontend.text import clean_text
 from mlms_keras.languages import PAPER_RULES, get_language
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
 ]
 
 MAX_TEXT_CHARACTERS = 2000
+logger = logging.getLogger(__name__)
 
 # A separator that never occurs in espeak-ng mnemonics (they use ASCII punctuation such as _ : ' , # -).
 _PHONEME_SEPARATOR = "\u2016"
@@ -133,6 +136,7 @@ def validate_text(text: str, language: str) -> str:
     Documented handling of bad input:
 
     - not a string, empty or whitespace only -> `FrontendInputError`;
+    - control characters (NUL, ...; `mlms_keras.frontend.text`) are removed, with a warning;
     - no letters or digits (e.g. punctuation only) -> `FrontendInputError`;
     - letters of another script than the language's (`Language.scripts`; e.g. Cyrillic in French) ->
       `FrontendInputError` naming the characters and their script (espeak-ng would otherwise spell them out or
@@ -145,7 +149,10 @@ def validate_text(text: str, language: str) -> str:
     spec = get_language(language)
     if not isinstance(text, str):
         raise FrontendInputError(f"text must be a string, got {type(text).__name__}")
-    stripped = text.strip()
+    cleaned = clean_text(text, read_symbols=True)
+    if cleaned.controls:  # libespeak-ng reads a C string: a NUL would silently end the text
+        logger.warning("%s (%s): %r", cleaned.warnings()[0], language, cleaned.text[:60])
+    stripped = cleaned.text.strip()
     if not stripped:
         raise FrontendInputError(f"text is empty ({language}): give at least one word")
     if len(stripped) > MAX_TEXT_CHARACTERS:

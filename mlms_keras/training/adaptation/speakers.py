@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mlms_keras.models.inference import predict
 from mlms_keras.training.losses import frame_mask, masked_squared_error_sums_numpy
 
 __all__ = ["SEARCH_BATCHES", "SpeakerDistance", "add_language_and_speaker", "closest_speaker", "with_ids"]
@@ -101,7 +102,7 @@ def closest_speaker(
             trial = dict(inputs)
             trial["language"] = np.full((batch_size,), language, "int32")
             trial["speaker"] = np.full((batch_size,), speaker, "int32")
-            predicted = np.asarray(model.predict_on_batch(trial))
+            predicted = predict(model, trial)
             error_sum, valid = masked_squared_error_sums_numpy(targets, predicted, keep)
             error_sums[(language, speaker)] += error_sum
         valid_frames += valid
