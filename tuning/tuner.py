@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mlms_keras.training.callbacks import PerLanguageDevMSE
+from mlms_keras.training.resume import claim_settings_file
 from mlms_keras.utils.fileio import atomic_write_json
 from mlms_keras.utils.validation import check_integer
 from tuning.hypermodel import HP_LANGUAGE_SPACE_DIM, HP_LEARNING_RATE, HP_TOWER_WIDTH
@@ -173,20 +174,14 @@ def _oracle(search, max_trials, seed):
 
 def _check_settings(directory, settings, overwrite):
     """Writes `sweep.json`; refuses to resume a sweep whose recorded settings differ from `settings`."""
-    path = Path(directory) / SETTINGS_FILE
-    settings = json.loads(json.dumps(settings))  # the JSON view, so tuples and lists compare equal
-    if path.is_file() and not overwrite:
-        recorded = json.loads(path.read_text(encoding="utf-8"))
-        differing = sorted(key for key in set(recorded) | set(settings) if recorded.get(key) != settings.get(key))
-        if differing:
-            details = "; ".join(
-                f"{key}: recorded {recorded.get(key)!r}, now {settings.get(key)!r}" for key in differing
-            )
-            raise ValueError(
-                f"{path}: this directory holds a sweep with other settings ({details}). Resume it with the same "
-                "settings (only --max-trials may change), use a new --directory, or pass --overwrite to discard it."
-            )
-    atomic_write_json(path, settings, indent=2, sort_keys=True)
+    claim_settings_file(
+        Path(directory) / SETTINGS_FILE,
+        settings,
+        what="a sweep",
+        remedy="resume it with the same settings (only --max-trials may change), use a new --directory, or pass "
+        "--overwrite to discard it",
+        overwrite=overwrite,
+    )
 
 
 def make_tuner(

@@ -33,6 +33,8 @@ __all__ = ["Alignment", "SilentAudioError", "align", "align_prepared", "prepare_
 
 #: Peak level (full scale 1.0) below which audio counts as silent (-60 dBFS).
 SILENT_PEAK = 1e-3
+#: Shortest audio per phone accepted (seconds): below it the transcript cannot belong to the audio.
+MIN_SECONDS_PER_PHONE = 0.02
 
 
 class SilentAudioError(ValueError):
@@ -65,12 +67,19 @@ def prepare_input(wave: np.ndarray, sample_rate: int, text: str, language: str, 
     Raises:
         SilentAudioError: empty or silent audio.
         mlms_keras.frontend.espeak.FrontendInputError: a text the frontend refuses.
-        ValueError: a sample rate below 16 kHz, a multichannel wave, a text without phones.
+        ValueError: a sample rate below 16 kHz, a multichannel wave, a text without phones, audio far too short
+            for its phones (under `MIN_SECONDS_PER_PHONE` each).
     """
     wave = np.asarray(wave, np.float32)
     if wave.size == 0 or not np.all(np.isfinite(wave)) or float(np.max(np.abs(wave))) < SILENT_PEAK:
         raise SilentAudioError(f"{name}: the audio is empty or silent (peak below -60 dBFS); nothing to align.")
     phones = phones_for_text(text, language)
+    duration_s = wave.size / float(sample_rate)
+    if duration_s < MIN_SECONDS_PER_PHONE * len(phones):
+        raise ValueError(
+            f"{name}: audio far too short for its text: {duration_s:.2f} s for {len(phones)} phones (at least "
+            f"{MIN_SECONDS_PER_PHONE * 1000:.0f} ms each); check that the transcript belongs to this audio."
+        )
     wave16 = to_feature_rate(wave, sample_rate, name=name)
     return phones, normalise(log_mel(wave16))
 
@@ -138,9 +147,9 @@ def align(
         ValueError: a sample rate below 16 kHz, or audio far too short for its phones.
 
     Example:
-    >>> wave, rate = vocoder.audio.load(pysptk.util.example_audio_file())           # doctest: +SKIP
-    >>> result = align(wave, rate, "And you always want to see it in the superlative degree.", "en-us")  # doctest: +SKIP
-    >>> [(round(s.start_s, 3), s.label) for s in result.words][:2]                   # doctest: +SKIP
+    >>> wave, rate = vocoder.audio.load(pysptk.util.example_audio_file())      # doctest: +SKIP
+    >>> text = "And you always want to see it in the superlative degree."        # doctest: +SKIP
+    >>> [(round(s.start_s, 3), s.label) for s in align(wave, rate, text, "en-us").words][:2]  # doctest: +SKIP
     """
     if model is None:
         from mlms_keras.align.shipped import load_aligner

@@ -71,7 +71,9 @@ def augment(wave: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.
     0.8."""
     out = np.asarray(wave, np.float32)
     if rng.random() < 0.6:
-        out = world_transform(out, sample_rate, float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))), rng.uniform(0.85, 1.18))
+        out = world_transform(
+            out, sample_rate, float(np.exp(rng.uniform(np.log(0.6), np.log(1.6)))), rng.uniform(0.85, 1.18)
+        )
     if rng.random() < 0.25:
         out = add_reverb(out, sample_rate, rng.uniform(0.15, 0.6), rng)
     if rng.random() < 0.8:

@@ -37,7 +37,6 @@ from mlms_keras.utils.fileio import atomic_write_json
 from mlms_keras.utils.jsonfile import read_versioned_json
 from mlms_keras.utils.provenance import versions
 from mlms_keras.vocoder import audio
-from mlms_keras.zoo.registry import sha256_of
 
 __all__ = ["REPORT_FORMAT", "REPORT_NAME", "AlignOptions", "AlignReport", "align_corpus", "align_items"]
 
@@ -46,8 +45,6 @@ REPORT_FORMAT = "mlms-alignment-report"
 REPORT_FORMAT_VERSION = 1
 SCORE_FORMAT = "mlms-alignment-score"
 WORK_FOLDER = ".align"
-#: Shortest audio per phone accepted (seconds): below it the transcript cannot belong to the audio.
-MIN_SECONDS_PER_PHONE = 0.02
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,10 +120,6 @@ def _align_task(arguments):
         wave, rate = audio.load(item.wav_path)
         phones, features = prepare_input(wave, rate, item.text, item.language, name=str(item.wav_path))
         duration_s = wave.size / rate
-        if duration_s < MIN_SECONDS_PER_PHONE * len(phones):
-            raise ValueError(
-                f"audio far too short for its text: {duration_s:.2f} s for {len(phones)} phones; check the transcript"
-            )
         alignment = align_prepared(phones, features, duration_s, _WORKER_MODEL)
     except (ValueError, OSError) as error:
         return item.utterance_id, None, f"{type(error).__name__}: {error}"
@@ -212,7 +205,12 @@ def align_items(items: list[CorpusItem], out_dir, options: AlignOptions | None =
     write = "both" if options.textgrid else "lab"
     results = _run(pending, model, out_dir, write, False, workers, options.progress, "align")
     skipped = [
-        {"id": uid, "file": str(next(i.wav_path for i in items if i.utterance_id == uid)), "stage": "align", "reason": r}
+        {
+            "id": uid,
+            "file": str(next(i.wav_path for i in items if i.utterance_id == uid)),
+            "stage": "align",
+            "reason": r,
+        }
         for uid, _, r in results
         if r is not None
     ]
@@ -284,8 +282,12 @@ def align_corpus(corpus, out_dir=None, options: AlignOptions | None = None) -> A
     options = options or AlignOptions()
     items = read_corpus(corpus, language=options.language, speaker=options.speaker)
     items.skipped_entries = [
-        {"id": None, "file": f"{entry.path}" + (f":{entry.line_number}" if entry.line_number else ""),
-         "stage": "read", "reason": entry.reason}
+        {
+            "id": None,
+            "file": f"{entry.path}" + (f":{entry.line_number}" if entry.line_number else ""),
+            "stage": "read",
+            "reason": entry.reason,
+        }
         for entry in items.skipped
     ]
     if not items and not items.skipped:

@@ -175,9 +175,8 @@ class AlignerModel:
         """Write `weights.npz` then `aligner.json` (with the weights' sha256) into `folder`, atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        with atomic_output(folder / WEIGHTS_NAME) as temporary:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, **{name: self.weights[name] for name in sorted(self.weights)})
+        with atomic_output(folder / WEIGHTS_NAME) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, **{name: self.weights[name] for name in sorted(self.weights)})
         payload = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
@@ -202,11 +201,17 @@ class AlignerModel:
         folder = Path(folder)
         config_path = folder / CONFIG_NAME
         if not config_path.is_file():
-            raise FileNotFoundError(f"{config_path}: no aligner model here; give a folder written by AlignerModel.save.")
+            raise FileNotFoundError(
+                f"{config_path}: no aligner model here; give a folder written by AlignerModel.save."
+            )
         if sha256 is not None:
             check_sha256(config_path, sha256, f"aligner {folder.name}/{CONFIG_NAME}")
         data = read_versioned_json(
-            config_path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "aligner model", "rebuild it with mlms_keras.align.pretrain"
+            config_path,
+            MODEL_FORMAT,
+            MODEL_FORMAT_VERSION,
+            "aligner model",
+            "rebuild it with mlms_keras.align.pretrain",
         )
         files = data.get("files", {})
         if WEIGHTS_NAME not in files:

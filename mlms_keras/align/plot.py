@@ -54,7 +54,11 @@ def plot_alignment(
 
     duration_s = len(wave) / float(sample_rate)
     figure, axes = pyplot.subplots(
-        4, 1, figsize=(max(10.0, 3.2 * duration_s), 7.0), sharex=True, gridspec_kw={"height_ratios": [1.2, 2.4, 0.6, 0.6]}
+        4,
+        1,
+        figsize=(max(10.0, 3.2 * duration_s), 7.0),
+        sharex=True,
+        gridspec_kw={"height_ratios": [1.2, 2.4, 0.6, 0.6]},
     )
     times = np.arange(len(wave)) / float(sample_rate)
     axes[0].plot(times, wave, lw=0.4, color="0.2")

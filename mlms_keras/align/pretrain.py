@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlms_keras.align.augment import add_noise, augment
 from mlms_keras.align.aligner import align_prepared
+from mlms_keras.align.augment import add_noise, augment
 from mlms_keras.align.evaluation import boundary_errors, summarise_errors
 from mlms_keras.align.features import log_mel, normalise, to_feature_rate
 from mlms_keras.align.model import AlignerConfig, AlignerModel
@@ -33,12 +33,12 @@ from mlms_keras.align.phones import AlignmentPhones, phones_for_text
 from mlms_keras.align.training import FitOptions, fit_model, frame_index, frame_targets
 from mlms_keras.align.viterbi import EmissionSettings
 from mlms_keras.data.readers import read_corpus
-from mlms_keras.data.teacher import UtteranceSpec, render_utterance, sentence_source, word_sentences
 from mlms_keras.data.sentences import generate_sentences
+from mlms_keras.data.teacher import UtteranceSpec, render_utterance, sentence_source, word_sentences
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.labels import Segment, read_hts_labels
 from mlms_keras.frontend.linguistic import is_silence_label
-from mlms_keras.utils.fileio import atomic_write_text
+from mlms_keras.utils.fileio import atomic_output, atomic_write_text
 from mlms_keras.utils.provenance import provenance
 from mlms_keras.vocoder import audio
 
@@ -205,7 +205,20 @@ def main(argv=None) -> int:
     dev_dir = render_labelled_corpus(
         work / "dev", TRAIN_LANGUAGES, args.dev_per_language, VoicePlan(), args.seed + 1, args.workers, "dev"
     )
-    examples = labelled_examples(train_dir, copies=2, seed=args.seed)
+    cache = work / f"examples-{args.seed}-{args.per_language}.npz"
+    if cache.is_file():
+        with np.load(cache) as archive:
+            bounds = np.cumsum(np.concatenate([[0], archive["lengths"]]))
+            examples = [(archive["x"][a:b], archive["y"][a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    else:
+        examples = labelled_examples(train_dir, copies=2, seed=args.seed)
+        with atomic_output(cache) as temporary, open(temporary, "wb") as handle:
+            np.savez(
+                handle,
+                x=np.concatenate([x for x, _ in examples]),
+                y=np.concatenate([y for _, y in examples]),
+                lengths=np.array([x.shape[0] for x, _ in examples]),
+            )
     print(f"{len(examples)} training examples, {sum(f.shape[0] for f, _ in examples)} frames", flush=True)
     options = FitOptions(epochs=args.epochs, seed=args.seed)
     model, losses = fit_model(examples, config=AlignerConfig(), options=options, verbose=2)

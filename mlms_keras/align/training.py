@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from mlms_keras.align.features import HOP_SAMPLES, FEATURE_SAMPLE_RATE
+from mlms_keras.align.features import FEATURE_SAMPLE_RATE, HOP_SAMPLES
 from mlms_keras.align.model import AlignerConfig, AlignerModel, build_keras_model
 from mlms_keras.align.phones import NUM_FEATURES, AlignmentPhones
 
@@ -80,9 +80,9 @@ def _crops(examples, crop_frames: int, rng: np.random.Generator):
         if frames <= crop_frames:
             starts = [0]
         else:
-            offset = int(rng.integers(0, crop_frames // 2))
-            starts = list(range(offset, frames - crop_frames + 1, crop_frames // 2)) or [0]
-            starts.append(frames - crop_frames)
+            offset = int(rng.integers(0, crop_frames))  # non-overlapping crops, shifted every epoch
+            starts = list(range(offset, frames - crop_frames + 1, crop_frames))
+            starts.append(int(rng.integers(0, offset + 1)) if offset else frames - crop_frames)
         for start in starts:
             x = np.zeros((crop_frames, features.shape[1]), np.float32)
             y = np.zeros((crop_frames, packed.shape[1]), np.float32)
@@ -142,9 +142,7 @@ def fit_model(
     losses = []
     for _ in range(options.epochs):
         inputs, targets = _crops(examples, options.crop_frames, rng)
-        history = network.fit(
-            inputs, targets, batch_size=options.batch_size, epochs=1, shuffle=True, verbose=verbose
-        )
+        history = network.fit(inputs, targets, batch_size=options.batch_size, epochs=1, shuffle=True, verbose=verbose)
         losses.append(float(history.history["loss"][-1]))
     merged = dict((model.metadata if model is not None else {}) | (metadata or {}))
     return AlignerModel.from_keras(network, config, merged), losses

@@ -18,6 +18,8 @@ from mlms_keras.data.prepare import (
     PrepareOptions,
     prepare_dataset,
 )
+from mlms_keras.data.prepare.alignment import ALIGN_MODES
+from mlms_keras.data.prepare.extraction import DEFAULT_MAX_SECONDS
 
 __all__ = ["add_parser", "command_line", "run"]
 
@@ -72,6 +74,23 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--language", default=None, help="language code for layouts without one (LJSpeech, CSS10)")
     parser.add_argument("--speaker", default=None, help="speaker id for single-speaker layouts")
     parser.add_argument("--max-shards", type=int, default=None, help="stop after this many shards (resume later)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=DEFAULT_MAX_SECONDS,
+        help=f"skip utterances longer than this, with the reason; 0 keeps any length (default {DEFAULT_MAX_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--resample",
+        action="store_true",
+        help="resample a corpus of several sample rates down to the lowest (soxr) instead of refusing it",
+    )
+    parser.add_argument(
+        "--align",
+        choices=ALIGN_MODES,
+        default="auto",
+        help="auto: align utterances without labels with the built-in aligner (into OUT/alignments); never: skip them",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -89,7 +108,13 @@ def command_line(args: argparse.Namespace) -> str:
         str(args.utterances_per_shard),
         "--max-frame-mismatch",
         str(args.max_frame_mismatch),
+        "--align",
+        args.align,
+        "--max-seconds",
+        f"{args.max_seconds:g}",
     ]
+    if args.resample:
+        words.append("--resample")
     for flag, value in (
         ("--workers", args.workers),
         ("--dev-per-speaker", args.dev_per_speaker),
@@ -121,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
         speaker=args.speaker,
         max_shards=args.max_shards,
         command=command_line(args),
+        align=args.align,
+        max_seconds=args.max_seconds if args.max_seconds > 0 else None,
+        resample=args.resample,
     )
     report = prepare_dataset(
         args.corpus,

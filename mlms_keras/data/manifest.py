@@ -29,11 +29,20 @@ needs to use the shards and to undo the normalisation:
      utterance uses) is only centred (std 1), so that unseen values at test time are not blown up.
 
 * `skipped`: utterances left out (reader, audio, label or alignment problems), each with its file and reason;
-* `versions` and `command`: what made it.
+* `shard_fingerprints`: shard file -> the fingerprint of its content's sources (utterance ids, the size and
+  modification time of every wav and label file, the extraction settings; `mlms_keras.data.prepare.shards`), so
+  that `Manifest.fingerprint` changes when any source file does (datasets prepared before this field have none);
+* `versions`, `command` and `created_utc`: what made it, and when.
+
+`Manifest.fingerprint` identifies the dataset's content: a hash of everything above except `versions`, `command`
+and `created_utc`, so a dataset prepared again from the same files keeps it. Training runs, adaptations and sweeps
+record it, and a resume on a dataset with another fingerprint is refused (`mlms_keras.training.resume`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +56,7 @@ __all__ = [
     "MANIFEST_FORMAT_VERSION",
     "MANIFEST_NAME",
     "MIN_STD",
+    "PROVENANCE_FIELDS",
     "SHARD_FOLDER",
     "UNNORMALISED_OUTPUT_DIMS",
     "Manifest",
@@ -63,6 +73,8 @@ MANIFEST_FORMAT_VERSION = 1
 MIN_STD = 1e-4
 #: Output dimension left unnormalised: the binary V/UV flag (`mlms_keras.vocoder.VUV`).
 UNNORMALISED_OUTPUT_DIMS = (41,)
+#: Fields of `dataset.json` that say how and when it was made, not what it holds: outside `Manifest.fingerprint`.
+PROVENANCE_FIELDS = ("versions", "command", "created_utc")
 
 
 def is_identity_feature(name: str) -> bool:
@@ -140,6 +152,12 @@ class Manifest:
         return cls(file.parent, data)
 
     # Tables ---------------------------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """The dataset's content fingerprint (hex, 16 digits): `dataset.json` without its provenance fields."""
+        content = {key: value for key, value in self.data.items() if key not in PROVENANCE_FIELDS}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
     @property
     def input_dim(self) -> int:
         """Frame-level linguistic dimension D (the model's `input_dim`)."""

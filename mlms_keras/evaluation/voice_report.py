@@ -20,7 +20,9 @@ language) pair is that speaker's teacher voice (its variant, rate, pitch and ran
 Per row, frames are pooled over utterances (Merlin's convention, see `metrics`). Besides the metrics a row has
 `voiced_ratio` (the voice's share of voiced speech frames over the teacher's: near 1 for real speech, far below for
 a whisper), `length_ratio` (speech-span frames, voice over teacher: below 1 is faster), `total_length_ratio` (whole
-waves, edge silences included), `clipped_samples` and `peak_dbfs` (the loudest sample of the rows' waves).
+waves, edge silences included), `clipped_samples`, `peak_dbfs` (the loudest sample of the rows' waves) and
+`failed`: utterances the voice could not synthesise at all (a wave far beyond full scale,
+`mlms_keras.vocoder.limits`), listed in `utterances` with the error.
 
 Rows (`rows` of the report): `floor`; `native_training`, `native_adapted` (the voice's `adapted_languages`) and
 `cross_language` (a speaker in another of the voice's languages); per language `native` and `cross_language`.
@@ -49,6 +51,7 @@ from mlms_keras.utils.provenance import provenance
 __all__ = [
     "REPORT_FORMAT",
     "REPORT_FORMAT_VERSION",
+    "SIDES",
     "SPEECH_THRESHOLD_DB",
     "PairScore",
     "VoiceReportOptions",
@@ -65,6 +68,8 @@ REPORT_FORMAT = "mlms-voice-report"
 REPORT_FORMAT_VERSION = 1
 #: A 5 ms frame is speech when its energy is within this many dB of the wave's loudest frame.
 SPEECH_THRESHOLD_DB = 40.0
+#: The two sides of a language's rows: its native speakers, and the voice's other speakers.
+SIDES = ("native", "cross_language")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,10 +188,11 @@ def score_pair(reference_wave, generated_wave, sample_rate: int, analysis: dict,
     )
 
 
-def _row(scores: list[PairScore]) -> dict:
-    """One report row: metrics over the pooled aligned frames, and the pooled counts' ratios."""
+def _row(scores: list[PairScore], failed: int = 0) -> dict:
+    """One report row: metrics over the pooled aligned frames, the pooled counts' ratios, and `failed`: utterances
+    the voice could not synthesise at all (left out of the rest)."""
     if not scores:
-        return {"utterances": 0}
+        return {"utterances": 0, "failed": failed}
     pooled = metrics.evaluate_acoustic(
         np.concatenate([score.reference for score in scores]), np.concatenate([score.generated for score in scores])
     )
@@ -199,6 +205,7 @@ def _row(scores: list[PairScore]) -> dict:
     peak = max(score.peak for score in scores)
     row = {
         "utterances": len(scores),
+        "failed": failed,
         "mcd_db": pooled["mcd_db"],
         "f0_rmse_hz": pooled["f0_rmse_hz"],
         "vuv_error_percent": pooled["vuv_error_percent"],
@@ -260,14 +267,14 @@ def evaluate_voice(voice, options: VoiceReportOptions = VoiceReportOptions(), on
     Returns:
         A JSON-ready dict: `format`, `format_version`, `voice`, `settings`, `rows` (module docstring),
         `per_language` (code -> {`native`, `cross_language`}), `utterances` (speaker, language, text, kind and
-        MCD, voiced ratio, length ratio, clipped samples of each), `seconds`.
+        the row of each, or `failed` with the error), `seconds`, `provenance`.
     """
     from mlms_keras.synthesis import Synthesizer
 
     started = time.time()
     synthesizer = Synthesizer(voice, postfilter_beta=options.postfilter_beta)
     teachers = {name: teacher_speaker_of(voice, name) for name in voice.speakers}
-    floor, groups, utterances = [], {}, []
+    floor, groups, failed, utterances = [], {}, {}, []
     for index, (name, language, text, kind) in enumerate(evaluation_plan(voice, options)):
         teacher = teachers[name]
         low, high = speaker_f0_range_hz(teacher)
@@ -276,13 +283,19 @@ def evaluate_voice(voice, options: VoiceReportOptions = VoiceReportOptions(), on
         teacher_features = vocoder.analyze(teacher_wave, espeak.SAMPLE_RATE_HZ, name="teacher", **analysis)
         copy_wave = vocoder.synthesize(teacher_features, postfilter_beta=1.0, name="copy synthesis")
         floor.append(score_pair(teacher_wave, copy_wave, espeak.SAMPLE_RATE_HZ, analysis, teacher_features))
-        vectors = synthesizer.acoustic_features(text, language, name)
-        voice_wave = vocoder.synthesize(vectors, voice.sample_rate, options.postfilter_beta, name=f"{name}/{language}")
-        score = score_pair(teacher_wave, voice_wave, voice.sample_rate, analysis, teacher_features)
+        utterance = {"index": index, "speaker": name, "language": language, "text": text, "kind": kind}
         side = "cross_language" if kind == "cross_language" else "native"
+        try:
+            vectors = synthesizer.acoustic_features(text, language, name)
+            voice_wave = vocoder.synthesize(vectors, voice.sample_rate, options.postfilter_beta, name=name)
+        except ValueError as error:  # e.g. a wave far beyond full scale (`mlms_keras.vocoder.limits`): a failure
+            failed[kind] = failed.get(kind, 0) + 1
+            failed[(language, side)] = failed.get((language, side), 0) + 1
+            utterances.append({**utterance, "failed": str(error)})
+            continue
+        score = score_pair(teacher_wave, voice_wave, voice.sample_rate, analysis, teacher_features)
         groups.setdefault(kind, []).append(score)
         groups.setdefault((language, side), []).append(score)
-        utterance = {"index": index, "speaker": name, "language": language, "text": text, "kind": kind}
         utterances.append({**utterance, **_row([score])})
         if on_pair is not None:
             on_pair(utterances[-1], teacher_wave, voice_wave, voice.sample_rate, analysis)
@@ -295,10 +308,13 @@ def evaluate_voice(voice, options: VoiceReportOptions = VoiceReportOptions(), on
         "adapted_languages": sorted(voice.metadata.get("adapted_languages") or {}),
         "rows": {
             "floor": _row(floor),
-            **{kind: _row(groups.get(kind, [])) for kind in ("native_training", "native_adapted", "cross_language")},
+            **{
+                kind: _row(groups.get(kind, []), failed.get(kind, 0))
+                for kind in ("native_training", "native_adapted", "cross_language")
+            },
         },
         "per_language": {
-            code: {side: _row(groups.get((code, side), [])) for side in ("native", "cross_language")}
+            code: {side: _row(groups.get((code, side), []), failed.get((code, side), 0)) for side in SIDES}
             for code in languages
         },
         "utterances": utterances,
@@ -315,6 +331,7 @@ _COLUMNS = (
     ("voiced_ratio", "voiced frames, voice / teacher", "{:.2f}"),
     ("length_ratio", "speech length, voice / teacher", "{:.2f}"),
     ("clipped_samples", "clipped samples", "{:d}"),
+    ("failed", "failed", "{:d}"),
     ("peak_dbfs", "peak (dBFS)", "{:.1f}"),
 )
 _ROW_TITLES = {

@@ -21,7 +21,12 @@ features to zero mean and unit variance, near-constant dimensions only centred);
 
 The silences that open and close an utterance are not learnt (weight 0 in the loss): their length is the
 recording's (the teacher corpus draws 150-350 ms at random), not the text's. Synthesis gives them the training
-mean (`DurationStatistics.edge_silence_frames`).
+mean (`DurationStatistics.edge_silence_frames`), at most `SENTENCE_EDGE_SILENCE_FRAMES`: the teacher pauses about
+320 ms between two sentences (espeak-ng, measured at the teacher speakers' rates: 332 ms in English, 309 ms in
+French) and starts speaking at once, while the teacher corpus's random padding made the training mean 54 frames
+(270 ms) per edge, so a voice put 540 ms between its sentences and 270 ms before its first. That padding, not the
+phonemes, was the "20 % slower" of `teacher-small` (`mlms eval-voice`: its speech spans, without the edge
+silences, are 0.98 of the teacher's in its training languages; the whole waves 1.13).
 
 Example:
     >>> stats = load_duration_statistics("runs/duration/duration_statistics.json")      # doctest: +SKIP
@@ -43,6 +48,7 @@ from mlms_keras.utils.jsonfile import read_versioned_json
 
 __all__ = [
     "DURATION_PRESETS",
+    "SENTENCE_EDGE_SILENCE_FRAMES",
     "SILENCE_IDENTITIES",
     "STATISTICS_FORMAT",
     "STATISTICS_FORMAT_VERSION",
@@ -64,6 +70,9 @@ DURATION_PRESETS = {
 }
 STATISTICS_FORMAT = "mlms-duration-statistics"
 STATISTICS_FORMAT_VERSION = 1
+#: Longest opening or closing silence of a synthesised sentence (frames): half the teacher's pause between two
+#: sentences (module docstring), so that a voice separates its sentences as the teacher does.
+SENTENCE_EDGE_SILENCE_FRAMES = 32
 #: The identity features of the silences (`silence_rows`).
 SILENCE_IDENTITIES = ("C_phoneme=sil", "C_phoneme=pau")
 
@@ -215,9 +224,9 @@ def edge_silences(phoneme_features, layout) -> np.ndarray:
 
 def frames_from_outputs(outputs, stats: DurationStatistics, edge_silence) -> np.ndarray:
     """Duration-model outputs (P,) -> whole frames (P,) int64: rounded, at least 0, edge silences set to
-    `stats.edge_silence_frames`, at least one frame in total."""
+    `stats.edge_silence_frames` (rounded) but at most `SENTENCE_EDGE_SILENCE_FRAMES`, at least one frame in total."""
     frames = np.maximum(np.rint(stats.denormalise_durations(outputs)), 0).astype(np.int64)
-    frames[np.asarray(edge_silence, bool)] = int(round(stats.edge_silence_frames))
+    frames[np.asarray(edge_silence, bool)] = min(int(round(stats.edge_silence_frames)), SENTENCE_EDGE_SILENCE_FRAMES)
     if frames.sum() == 0:
         frames[int(np.argmax(outputs))] = 1
     return frames

@@ -43,6 +43,7 @@ from mlms_keras.training.callbacks import (
     ResumableEarlyStopping,
     with_frame_mask,
 )
+from mlms_keras.training.resume import backed_up_epochs, fast_forward
 from mlms_keras.training.runs import (
     BACKUP_FOLDER,
     BEST_MODEL_NAME,
@@ -50,15 +51,17 @@ from mlms_keras.training.runs import (
     HISTORY_NAME,
     LOG_FOLDER,
     RUN_INFO_NAME,
+    check_run_settings,
     is_complete,
     new_run_record,
     remap_ids,
+    run_settings,
     select_tables,
     write_run_record,
 )
 from mlms_keras.utils.fileio import save_model_atomically
 
-__all__ = ["TrainingOptions", "TrainingResult", "train", "train_on_prepared"]
+__all__ = ["TrainingOptions", "TrainingResult", "prepared_run_settings", "train", "train_on_prepared"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +127,11 @@ def train(
 ) -> TrainingResult:
     """Trains an acoustic model with best-checkpointing, resumption, early stopping and dev metrics.
 
-    Calling it again with the same `out_dir` after a kill resumes from the last finished epoch. A finished run
-    (its `training.json` says `"complete": true`) is an error: choose a new `out_dir` or delete the folder.
+    Calling it again with the same `out_dir` after a kill resumes from the last finished epoch, on the batches the
+    uninterrupted run would have seen (`mlms_keras.training.resume.fast_forward`), so the result is the same. A
+    resume with other settings (`run_settings`: the model configuration, the epoch budget, and the dataset and
+    training settings of `train_on_prepared`) is refused, naming each difference. A finished run (its
+    `training.json` says `"complete": true`) is an error: choose a new `out_dir` or delete the folder.
 
     Args:
         model: a model from `build_mlms_model` / `build_slss_model` (compiled here with Adam at
@@ -144,7 +150,8 @@ def train(
             padding mask.
         metric_max_batches: dev batches those metrics use (None: all).
         run_info: extra JSON-serialisable facts for `training.json` (dataset path, language and speaker tables;
-            `"command"`, the command line, defaults to this process's).
+            `"command"`, the command line, defaults to this process's; `"settings"`, a dict of further settings a
+            resume must match, added to those of `mlms_keras.training.runs.run_settings`).
         callbacks: extra callbacks, run after the metric callbacks and before the checkpointing ones.
         verbose: passed to `fit`.
 
@@ -180,6 +187,7 @@ def train(
         keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True),
     ]
     facts = dict(run_info or {})
+    extra_settings = facts.pop("settings", None)
     record = new_run_record(
         model,
         command=facts.pop("command", None),
@@ -187,7 +195,11 @@ def train(
         early_stopping_patience=options.early_stopping_patience,
         **facts,
     )
+    record["settings"] = run_settings(record["config"], options, extra_settings)
+    check_run_settings(out_dir, record["settings"])
     write_run_record(out_dir, record)
+    # A resumed run trains on the batches the uninterrupted run would have seen (the same result).
+    train_dataset = fast_forward(train_dataset, backed_up_epochs(out_dir / BACKUP_FOLDER), options.steps_per_epoch)
     model.fit(
         train_dataset,
         validation_data=dev_dataset,
@@ -227,6 +239,64 @@ def train(
     )
 
 
+def _plan_on_prepared(dataset_path, options: TrainingOptions, choice: dict):
+    """`(manifest, config, language_codes, speaker_names, facts)` of a `train_on_prepared` run; `choice` holds its
+    keyword arguments `preset`, `model_type`, `languages`, `speakers`, `code_init`, `language_space_dim` and
+    `config_overrides`. `facts` are its `training.json` facts, `"settings"` (what a resume must match) included."""
+    model_type, preset = choice.get("model_type", "mlms"), choice.get("preset", "small")
+    if model_type not in ("mlms", "slss"):
+        raise ValueError(f"model_type must be 'mlms' or 'slss'. Received: {model_type!r}")
+    manifest = Manifest.load(dataset_path)
+    language_codes, speaker_names = select_tables(manifest, choice.get("languages"), choice.get("speakers"))
+    if model_type == "slss" and (len(speaker_names) != 1 or len(language_codes) != 1):
+        raise ValueError(
+            f"an SLSS model is one language and one speaker; the selection has languages {language_codes} and "
+            f"speakers {speaker_names}: pass --languages CODE --speakers NAME"
+        )
+    overrides = {"code_init": choice.get("code_init", "random"), **(choice.get("config_overrides") or {})}
+    if choice.get("language_space_dim") is not None:
+        overrides["language_space_dim"] = int(choice["language_space_dim"])
+    config = MLMSConfig.preset(
+        preset,
+        input_dim=manifest.input_dim,
+        num_languages=len(language_codes),
+        num_speakers=len(speaker_names),
+        **overrides,
+    )
+    facts = {
+        "dataset": str(Path(dataset_path).absolute()),
+        "model_type": model_type,
+        "preset": preset,
+        "languages": language_codes,
+        "speakers": speaker_names,
+        "speaker_languages": [manifest.speakers[name]["language"] for name in speaker_names],
+        "training": {
+            "batch_size": options.batch_size,
+            "learning_rate": options.learning_rate,
+            "seed": options.seed,
+            "chunk_frames": options.chunk_frames,
+            "steps_per_epoch": options.steps_per_epoch,
+        },
+    }
+    facts["settings"] = {**facts, "dataset_fingerprint": manifest.fingerprint}
+    return manifest, config, language_codes, speaker_names, facts
+
+
+def prepared_run_settings(dataset_path, options: TrainingOptions = TrainingOptions(), **choice) -> dict:
+    """The settings `train_on_prepared(dataset_path, OUT, options, **choice)` records in `training.json` and a
+    resume must match (`mlms_keras.training.runs.run_settings`): the model configuration, the epoch budget, the
+    dataset, its content fingerprint (`Manifest.fingerprint`), the tables and the training settings.
+
+    Args:
+        dataset_path: the prepared dataset folder.
+        options: the `TrainingOptions`.
+        **choice: `train_on_prepared`'s model arguments (`preset`, `model_type`, `languages`, `speakers`,
+            `code_init`, `language_space_dim`, `config_overrides`).
+    """
+    _, config, _, _, facts = _plan_on_prepared(dataset_path, options, choice)
+    return run_settings(config.to_dict(), options, facts["settings"])
+
+
 def train_on_prepared(
     dataset_path,
     out_dir,
@@ -260,24 +330,18 @@ def train_on_prepared(
     Returns:
         A `TrainingResult`.
     """
-    if model_type not in ("mlms", "slss"):
-        raise ValueError(f"model_type must be 'mlms' or 'slss'. Received: {model_type!r}")
-    manifest = Manifest.load(dataset_path)
-    language_codes, speaker_names = select_tables(manifest, languages, speakers)
-    if model_type == "slss" and (len(speaker_names) != 1 or len(language_codes) != 1):
-        raise ValueError(
-            f"an SLSS model is one language and one speaker; the selection has languages {language_codes} and "
-            f"speakers {speaker_names}: pass --languages CODE --speakers NAME"
-        )
-    overrides = {"code_init": code_init, **(config_overrides or {})}
-    if language_space_dim is not None:
-        overrides["language_space_dim"] = int(language_space_dim)
-    config = MLMSConfig.preset(
-        preset,
-        input_dim=manifest.input_dim,
-        num_languages=len(language_codes),
-        num_speakers=len(speaker_names),
-        **overrides,
+    manifest, config, language_codes, speaker_names, facts = _plan_on_prepared(
+        dataset_path,
+        options,
+        dict(
+            preset=preset,
+            model_type=model_type,
+            languages=languages,
+            speakers=speakers,
+            code_init=code_init,
+            language_space_dim=language_space_dim,
+            config_overrides=config_overrides,
+        ),
     )
 
     def split(name, **settings):
@@ -304,22 +368,7 @@ def train_on_prepared(
     zero_untrained_language_inputs(model, manifest.layout, language_codes)
     model.compile(optimizer=keras.optimizers.Adam(options.learning_rate), loss="mse")
 
-    run_info = {
-        "dataset": str(Path(dataset_path).absolute()),
-        "model_type": model_type,
-        "preset": preset,
-        "languages": language_codes,
-        "speakers": speaker_names,
-        "speaker_languages": [manifest.speakers[name]["language"] for name in speaker_names],
-        "training": {
-            "batch_size": options.batch_size,
-            "learning_rate": options.learning_rate,
-            "seed": options.seed,
-            "chunk_frames": options.chunk_frames,
-            "steps_per_epoch": options.steps_per_epoch,
-        },
-        "command": command,
-    }
+    run_info = {**facts, "command": command}
     return train(
         model,
         train_data,

@@ -13,7 +13,10 @@ Every system is scored on the dev split: dev MSE (normalised units, pooled over 
 outputs, the quantity of the paper's figures), and, in vocoder units on speech frames (silence removed, Merlin's
 way), MCD (dB), F0 RMSE (Hz) and V/UV error (%). Outputs in `out_dir`: `results.json`, `results.md` and
 `figure2.png`, `figure3.png`; each trained system keeps its run folder under `runs/`, so an interrupted reproduction
-resumes (finished runs are reused, an unfinished one continues from its last epoch).
+resumes (finished runs are reused, an unfinished one continues from its last epoch). A finished run is reused only
+when its recorded settings (`training.json`'s `settings`: scale, seed, dataset fingerprint, tables, options) are the
+ones this call would train it with; otherwise the call is refused, naming each difference, rather than labelling an
+old run with the new scale.
 
 The tables, the figures and the check of the paper's claims are in `mlms_keras.evaluation.paper`.
 
@@ -37,7 +40,7 @@ from mlms_keras.evaluation.paper import (
     plot_figures,
     results_markdown,
 )
-from mlms_keras.training.runs import is_complete, load_run, remap_ids, select_tables
+from mlms_keras.training.runs import check_run_settings, is_complete, load_run, remap_ids, select_tables
 from mlms_keras.utils.fileio import atomic_write_json, atomic_write_text
 from mlms_keras.utils.provenance import provenance
 
@@ -209,8 +212,8 @@ def reproduce(
     """
     # Deferred (TensorFlow, the feature layout): `mlms reproduce --help` reads `SCALES` without them.
     from mlms_keras.data.manifest import Manifest
-    from mlms_keras.training.adaptation import AdaptationOptions, adapt_on_prepared
-    from mlms_keras.training.fit import TrainingOptions, train_on_prepared
+    from mlms_keras.training.adaptation import AdaptationOptions, adapt_on_prepared, adaptation_run_settings
+    from mlms_keras.training.fit import TrainingOptions, prepared_run_settings, train_on_prepared
 
     if isinstance(scale, Scale):
         settings, scale = scale, "custom"
@@ -229,7 +232,7 @@ def reproduce(
     language_codes, speaker_names = select_tables(manifest, training_languages)
     if not language_codes:
         raise ValueError(f"{dataset_path}: no training languages; pass training_languages")
-    model = dict(preset=settings.preset, config_overrides=settings.config_overrides, verbose=verbose)
+    model = dict(preset=settings.preset, config_overrides=settings.config_overrides)
     base = TrainingOptions(
         epochs=settings.epochs,
         batch_size=settings.batch_size,
@@ -244,10 +247,12 @@ def reproduce(
     timings, reused = {}, []
     started_all = time.monotonic()
 
-    def run(name, work):
+    def run(name, work, settings):
+        """Runs `work(run_dir)`, or reuses the finished run when it was made with `settings()` (else refuses)."""
         run_dir = runs / name
         if is_complete(run_dir):
-            logger.info("%s: done before, reused", name)
+            check_run_settings(run_dir, settings())
+            logger.info("%s: done before with the same settings, reused", name)
             reused.append(name)
             return run_dir
         started = time.monotonic()
@@ -260,53 +265,45 @@ def reproduce(
     # Figure 2: SLSS per training language-speaker pair.
     for speaker in speaker_names:
         language = manifest.speakers[speaker]["language"]
+        slss = dict(model, model_type="slss", languages=[language], speakers=[speaker])
         systems[(2, f"SLSS/{speaker}")] = run(
             f"slss-{speaker}",
-            lambda d, lang=language, spk=speaker: train_on_prepared(
-                dataset_path, d, base, model_type="slss", languages=[lang], speakers=[spk], **model
-            ),
+            lambda d, choice=slss: train_on_prepared(dataset_path, d, base, verbose=verbose, **choice),
+            lambda choice=slss: prepared_run_settings(dataset_path, base, **choice),
         )
     # Figure 2: MLMS per language-code strategy, L = U (paper sec. 4.1).
     for strategy in CODE_STRATEGIES:
+        mlms = dict(model, languages=language_codes, code_init=strategy, language_space_dim=len(language_codes))
         systems[(2, CODE_STRATEGY_LABELS[strategy])] = run(
             f"mlms-{strategy}",
-            lambda d, c=strategy: train_on_prepared(
-                dataset_path,
-                d,
-                base,
-                languages=language_codes,
-                code_init=c,
-                language_space_dim=len(language_codes),
-                **model,
-            ),
+            lambda d, choice=mlms: train_on_prepared(dataset_path, d, base, verbose=verbose, **choice),
+            lambda choice=mlms: prepared_run_settings(dataset_path, base, **choice),
         )
     base_model = systems[(2, CODE_STRATEGY_LABELS["random"])]
     # Figure 3: scratch vs v1-v4 per adaptation language.
     for language in adaptation_languages:
         speaker = _evaluation_speaker(manifest, language)
+        slss = dict(model, model_type="slss", languages=[language], speakers=[speaker])
         systems[(3, f"scratch/{language}")] = run(
             f"scratch-{language}",
-            lambda d, lang=language, spk=speaker: train_on_prepared(
-                dataset_path, d, scratch, model_type="slss", languages=[lang], speakers=[spk], **model
-            ),
+            lambda d, choice=slss: train_on_prepared(dataset_path, d, scratch, verbose=verbose, **choice),
+            lambda choice=slss: prepared_run_settings(dataset_path, scratch, **choice),
         )
         for variant in VARIANT_NAMES:
+            options = AdaptationOptions(
+                variant=variant,
+                epochs_per_phase=settings.adapt_epochs_per_phase,
+                batch_size=settings.batch_size,
+                learning_rate=settings.learning_rate,
+                seed=seed,
+            )
             systems[(3, f"{variant}/{language}")] = run(
                 f"adapt-{language}-{variant}",
-                lambda d, lang=language, spk=speaker, v=variant: adapt_on_prepared(
-                    base_model,
-                    dataset_path,
-                    lang,
-                    spk,
-                    d,
-                    AdaptationOptions(
-                        variant=v,
-                        epochs_per_phase=settings.adapt_epochs_per_phase,
-                        batch_size=settings.batch_size,
-                        learning_rate=settings.learning_rate,
-                        seed=seed,
-                    ),
-                    verbose=verbose,
+                lambda d, lang=language, spk=speaker, o=options: adapt_on_prepared(
+                    base_model, dataset_path, lang, spk, d, o, verbose=verbose
+                ),
+                lambda lang=language, spk=speaker, o=options: adaptation_run_settings(
+                    base_model, manifest, lang, spk, o
                 ),
             )
 

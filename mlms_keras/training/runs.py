@@ -6,7 +6,9 @@ A run folder holds:
 - `model.keras`: the final model (best dev epoch), an ordinary compiled Keras model;
 - `best.keras`: the best model so far, while training;
 - `training.json`: the run record (`RUN_FORMAT`): model configuration, epochs, the dataset it read, the language
-  and speaker tables (model id = position), the history, the best epoch, provenance and `complete`;
+  and speaker tables (model id = position), the history, the best epoch, provenance and `complete`, and
+  `settings`, what a resume must match (`run_settings`; written when the run starts, checked by
+  `check_run_settings`; a record made before `settings` existed is checked on its older fields, `recorded_settings`);
 - `history.json`: one record per finished epoch (resume);
 - `backup/`: the `keras.callbacks.BackupAndRestore` state (resume);
 - `logs/`: TensorBoard logs.
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlms_keras.training.resume import check_settings
 from mlms_keras.utils.fileio import atomic_write_json
 from mlms_keras.utils.jsonfile import read_versioned_json
 from mlms_keras.utils.provenance import provenance
@@ -38,11 +41,14 @@ __all__ = [
     "RUN_FORMAT",
     "RUN_FORMAT_VERSION",
     "RUN_INFO_NAME",
+    "check_run_settings",
     "is_complete",
     "load_run",
     "new_run_record",
     "read_run_record",
+    "recorded_settings",
     "remap_ids",
+    "run_settings",
     "select_tables",
     "write_run_record",
 ]
@@ -107,6 +113,75 @@ def read_run_record(folder) -> dict:
 def is_complete(folder) -> bool:
     """True when `folder` holds a finished run (`training.json` says `"complete": true`)."""
     return (Path(folder) / RUN_INFO_NAME).is_file() and bool(read_run_record(folder).get("complete"))
+
+
+#: The fields of a `training.json` made before `settings` was recorded that hold settings (`recorded_settings`).
+LEGACY_SETTING_FIELDS = (
+    "config",
+    "epochs",
+    "early_stopping_patience",
+    "dataset",
+    "model_type",
+    "preset",
+    "languages",
+    "speakers",
+    "speaker_languages",
+    "training",
+)
+
+
+def run_settings(config: dict | None, options, extra: dict | None = None) -> dict:
+    """The settings a resume of a run must match: the model configuration, the epoch budget, and `extra`.
+
+    Args:
+        config: the model's `MLMSConfig.to_dict()` (None for a model not built by `build_mlms_model`).
+        options: the run's `TrainingOptions` (`epochs`, `early_stopping_patience`, `steps_per_epoch`).
+        extra: further settings (`train_on_prepared`: the dataset, its fingerprint, the tables, the training
+            settings).
+    """
+    return {
+        "config": config,
+        "epochs": int(options.epochs),
+        "early_stopping_patience": options.early_stopping_patience,
+        "steps_per_epoch": options.steps_per_epoch,
+        **(extra or {}),
+    }
+
+
+def recorded_settings(record: dict) -> dict:
+    """A run record's `settings`; for a record made before they were recorded, the settings its older fields
+    hold: `LEGACY_SETTING_FIELDS` of a training run, the `adaptation` section of an adapted run (in the form of
+    `mlms_keras.training.adaptation.adaptation_run_settings`)."""
+    if isinstance(record.get("settings"), dict):
+        return record["settings"]
+    adaptation = record.get("adaptation")
+    if isinstance(adaptation, dict):
+        return {
+            "base_model": adaptation.get("base_model"),
+            "dataset": adaptation.get("dataset"),
+            "language": (record.get("languages") or [None])[-1],
+            "speaker": (record.get("speakers") or [None])[-1],
+            "options": {"variant": adaptation.get("variant"), **(adaptation.get("training") or {})},
+        }
+    return {key: record[key] for key in LEGACY_SETTING_FIELDS if key in record}
+
+
+def check_run_settings(folder, settings: dict) -> None:
+    """Raises `ValueError` naming each difference when the run in `folder` was started with other `settings`.
+
+    Nothing to check when `folder` holds no `training.json` yet. Settings an older record lacks are named in a
+    warning and not checked (`mlms_keras.training.resume.check_settings`).
+    """
+    folder = Path(folder)
+    if not (folder / RUN_INFO_NAME).is_file():
+        return
+    check_settings(
+        folder / RUN_INFO_NAME,
+        recorded_settings(read_run_record(folder)),
+        settings,
+        what="a run",
+        remedy=f"run the command that started it to resume it, or choose a new --out folder (or delete {folder})",
+    )
 
 
 def load_run(path):

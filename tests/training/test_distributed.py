@@ -247,14 +247,83 @@ def test_distributed_options_name_the_bad_setting(settings, message):
         distributed.DistributedOptions(**settings)
 
 
+def checkpoint_state(out_dir) -> dict | None:
+    """`checkpoint.json` of the job's current checkpoint (None: none yet). A checkpoint folder appears complete or
+    not at all, but an older one may vanish between listing and reading: then the newer one is read."""
+    from mlms_keras.training.distributed.checkpoints import latest_checkpoint
+
+    for _ in range(5):
+        folder = latest_checkpoint(out_dir)
+        if folder is None:
+            return None
+        try:
+            return json.loads((folder / distributed.CHECKPOINT_STATE).read_text())
+        except FileNotFoundError:
+            continue
+    raise AssertionError(f"{out_dir}: checkpoints keep vanishing")
+
+
 def test_a_checkpoint_of_the_other_mode_is_refused(tmp_path):
     from mlms_keras.training.distributed.checkpoints import read_checkpoint
 
+    # The layout of jobs made before checkpoint folders (files in the job's folder): still read.
     (tmp_path / distributed.CHECKPOINT_STATE).write_text(json.dumps({"mode": "async", "step": 4, "losses": [[1, 2.0]]}))
+    (tmp_path / distributed.CHECKPOINT_MODEL).write_bytes(b"")
     with pytest.raises(ValueError, match="is a 'async' run; resume it in that mode"):
         read_checkpoint(tmp_path, "sync")
     path, step, log = read_checkpoint(tmp_path, "async")
     assert (path.name, step, log.losses, log.dev_mse, log.best_dev_mse) == ("checkpoint.keras", 4, [(1, 2.0)], [], None)
+
+
+def test_a_checkpoint_replaces_step_and_weights_together(tmp_path):
+    """One folder per checkpoint, renamed into place: a writer killed halfway leaves the previous checkpoint whole,
+    and a job of the old layout (files in the job's folder) resumes and then moves to folders."""
+    import keras
+
+    import mlms_keras.layers  # noqa: F401 - registers the custom layers for load_model
+    from mlms_keras.training.distributed.checkpoints import (
+        RunLog,
+        latest_checkpoint,
+        read_checkpoint,
+        write_checkpoint,
+    )
+
+    model = _single_process_checkpoint(tmp_path / "legacy.keras")
+    (tmp_path / "legacy.keras").rename(tmp_path / distributed.CHECKPOINT_MODEL)
+    (tmp_path / distributed.CHECKPOINT_STATE).write_text(json.dumps({"mode": "sync", "step": 3, "losses": []}))
+    path, step, _ = read_checkpoint(tmp_path, "sync")
+    assert (path, step) == (tmp_path / distributed.CHECKPOINT_MODEL, 3)
+
+    first_weights = [w + 1.0 for w in model.get_weights()]
+    model.set_weights(first_weights)
+    first = write_checkpoint(tmp_path, model, "sync", 8, RunLog(losses=[(8, 0.5)]))
+    assert latest_checkpoint(tmp_path) == first and first.name == "checkpoint-000001"
+    assert not (tmp_path / distributed.CHECKPOINT_MODEL).exists()  # the old layout is gone once replaced
+
+    class Killed(BaseException):
+        pass
+
+    def save_then_die(filepath, *args, **kwargs):
+        original_save(filepath, *args, **kwargs)  # the weights of step 12 are on disk, the step count is not
+        raise Killed
+
+    original_save = model.save
+    model.set_weights([w + 1.0 for w in first_weights])
+    model.save = save_then_die
+    with pytest.raises(Killed):
+        write_checkpoint(tmp_path, model, "sync", 12, RunLog())
+    del model.save
+    path, step, log = read_checkpoint(tmp_path, "sync")
+    assert (path.parent, step, log.losses) == (first, 8, [(8, 0.5)])
+    loaded = keras.models.load_model(path)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), first_weights))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["checkpoint-000001"]  # no staging left
+
+    second = write_checkpoint(tmp_path, model, "sync", 12, RunLog())
+    path, step, _ = read_checkpoint(tmp_path, "sync")
+    assert (path.parent, step, second.name) == (second, 12, "checkpoint-000002") and not first.exists()
+    loaded = keras.models.load_model(path)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights()))
 
 
 def test_cli_offers_the_library_modes_and_refuses_slss(capsys):
@@ -339,20 +408,19 @@ def test_sync_run_killed_mid_way_resumes_from_the_chief_checkpoint(tmp_path, sta
 
     steps, settings = 12, dict(mode="sync", steps=12, learning_rate=1e-2, checkpoint_every=4, per_task_out=True)
     first = start_cluster(distributed.local_cluster(2), **settings)
-    state = tmp_path / "out" / "worker0" / distributed.CHECKPOINT_STATE
+    chief_out = tmp_path / "out" / "worker0"
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
-    while not state.exists():
+    while checkpoint_state(chief_out) is None:
         assert first.processes["worker0"].poll() is None, first.log_tail("worker0")
         assert time.monotonic() < deadline, "no checkpoint within the timeout"
         time.sleep(0.1)
     first.stop()  # SIGKILL both workers mid-run
-    resumed_from = json.loads(state.read_text())["step"]
+    resumed_from = checkpoint_state(chief_out)["step"]
     assert 0 < resumed_from < steps
 
     second = start_cluster(distributed.local_cluster(2), **settings)  # the same job, on new ports
     for name in ("worker0", "worker1"):
         assert second.wait(name) == 0, second.log_tail(name)
-    chief_out = tmp_path / "out" / "worker0"
     log = json.loads((chief_out / distributed.TRAINING_LOG).read_text())
     assert log["resumed_from_step"] == resumed_from
     assert [step for step, _ in log["losses"]] == list(range(1, steps + 1))  # each step logged once
@@ -362,7 +430,7 @@ def test_sync_run_killed_mid_way_resumes_from_the_chief_checkpoint(tmp_path, sta
     worker0 = _load_weights(chief_out / "weights_worker0.npz")
     worker1 = _load_weights(tmp_path / "out" / "worker1" / "weights_worker1.npz")
     assert all(np.array_equal(a, b) for a, b in zip(worker0, worker1))
-    assert not (tmp_path / "out" / "worker1" / distributed.CHECKPOINT_STATE).exists()
+    assert checkpoint_state(tmp_path / "out" / "worker1") is None
 
 
 @pytest.mark.slow
@@ -414,15 +482,14 @@ def test_async_training_completes_after_a_worker_is_killed(tmp_path, start_clust
         learning_rate=1e-2,
         checkpoint_every=5,
     )
-    state = tmp_path / "out" / distributed.CHECKPOINT_STATE
     deadline = time.monotonic() + PROCESS_TIMEOUT_S
-    while not (state.exists() and json.loads(state.read_text())["step"] >= kill_after):
+    while (checkpoint_state(tmp_path / "out") or {"step": 0})["step"] < kill_after:
         assert cluster.processes["chief0"].poll() is None, cluster.log_tail("chief0")
         assert time.monotonic() < deadline, "no checkpoint within the timeout"
         time.sleep(0.2)
     cluster.processes["worker1"].send_signal(signal.SIGKILL)
     cluster.processes["worker1"].wait(timeout=30)
-    killed_at_step = json.loads(state.read_text())["step"]
+    killed_at_step = checkpoint_state(tmp_path / "out")["step"]
     assert killed_at_step < steps and cluster.processes["chief0"].poll() is None  # killed mid-run
 
     assert cluster.wait("chief0") == 0, cluster.log_tail("chief0")

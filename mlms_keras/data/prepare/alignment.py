@@ -1,4 +1,5 @@
-"""Fitting an alignment to WORLD's frames: the linguistic side is fitted to the acoustic side, frame-exactly.
+"""Fitting an alignment to WORLD's frames (the linguistic side is fitted to the acoustic side, frame-exactly), and
+aligning the utterances that come without one (`align_missing`, `mlms prepare --align auto`).
 
 **Frame alignment rule** (`fit_durations_to_frames`). WORLD gives `num_frames_for(samples, rate)` =
 `floor(duration / 5 ms) + 1` frames; the alignment gives phoneme durations from `segments_to_frames`
@@ -20,7 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DEFAULT_MAX_FRAME_MISMATCH", "FrameCountMismatchError", "fit_durations_to_frames"]
+__all__ = [
+    "ALIGNMENT_FOLDER",
+    "ALIGN_MODES",
+    "DEFAULT_MAX_FRAME_MISMATCH",
+    "FrameCountMismatchError",
+    "align_missing",
+    "fit_durations_to_frames",
+]
 
 #: Most frames the rule may move by default (5 frames = 25 ms).
 DEFAULT_MAX_FRAME_MISMATCH = 5
@@ -75,3 +83,37 @@ def fit_durations_to_frames(
         difference += taken
         index -= 1
     return durations
+
+
+# Utterances without labels (`mlms prepare --align auto`) -----------------------------------------------------------
+#: `mlms prepare --align` choices: `auto` aligns utterances that have no labels, `never` skips them.
+ALIGN_MODES = ("auto", "never")
+#: Folder of the dataset where `--align auto` writes the labels it makes (with `alignment_report.json`).
+ALIGNMENT_FOLDER = "alignments"
+
+
+def align_missing(items: list, out_dir, workers: int, progress: bool) -> list:
+    """Align corpus items that have no alignment with the built-in aligner (`mlms_keras.align.align_items`).
+
+    The labels go to `<out_dir>/alignments/` (resumable: labels there are reused), and each aligned item's
+    `alignment_path` is set to its label file. Items that cannot be aligned keep `alignment_path = None`.
+
+    Args:
+        items: `mlms_keras.data.readers.CorpusItem`s without alignment.
+        out_dir: the prepared dataset's folder.
+        workers: processes.
+        progress: show progress bars.
+
+    Returns:
+        The skipped entries (`{"id", "file", "stage": "align", "reason"}`) of items that could not be aligned.
+    """
+    from pathlib import Path
+
+    from mlms_keras.align.corpus import AlignOptions, align_items
+
+    report = align_items(items, Path(out_dir) / ALIGNMENT_FOLDER, AlignOptions(workers=workers, progress=progress))
+    for item in items:
+        label = report.labels.get(item.utterance_id)
+        if label is not None:
+            item.alignment_path = Path(label)
+    return report.skipped

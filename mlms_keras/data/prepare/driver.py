@@ -1,6 +1,7 @@
 """`prepare_dataset`: a corpus -> TFRecord shards + `dataset.json`, resumable, with bad items skipped and listed.
 
-The steps: read the corpus (`mlms_keras.data.readers.read_corpus`; alignments are required), decide the tables,
+The steps: read the corpus (`mlms_keras.data.readers.read_corpus`), align the utterances that have no labels
+(`align="auto"`, `mlms_keras.data.prepare.alignment.align_missing`), decide the tables,
 splits and F0 ranges (`mlms_keras.data.prepare.tables`), plan the shards and extract and write the unfinished ones
 (`mlms_keras.data.prepare.shards`), then, once every shard is done, combine the sidecars into `dataset.json`
 (`mlms_keras.data.manifest` documents its fields) and write `feature_layout.json`.
@@ -36,8 +37,8 @@ from mlms_keras.data.manifest import (
     is_identity_feature,
 )
 from mlms_keras.data.prepare import tables
-from mlms_keras.data.prepare.alignment import DEFAULT_MAX_FRAME_MISMATCH
-from mlms_keras.data.prepare.extraction import combine_moments, moments_from_json
+from mlms_keras.data.prepare.alignment import ALIGN_MODES, DEFAULT_MAX_FRAME_MISMATCH, align_missing
+from mlms_keras.data.prepare.extraction import DEFAULT_MAX_SECONDS, combine_moments, moments_from_json
 from mlms_keras.data.prepare.shards import (
     DEFAULT_UTTERANCES_PER_SHARD,
     SHARD_SUFFIX,
@@ -48,6 +49,7 @@ from mlms_keras.data.prepare.shards import (
     read_sidecar,
 )
 from mlms_keras.data.readers import read_corpus
+from mlms_keras.data.temporaries import remove_leftover_temporaries
 from mlms_keras.frontend.layout import FeatureLayout, default_layout
 from mlms_keras.utils.fileio import atomic_write_json
 from mlms_keras.utils.jsonfile import read_versioned_json
@@ -80,6 +82,12 @@ class PrepareOptions:
         max_shards: extract at most this many unfinished shards, then stop without writing `dataset.json`
             (time-sliced runs; the next run resumes). `None`: all.
         command: the command line recorded in the manifest (default: a Python call).
+        max_seconds: longest utterance kept, in seconds (`--max-seconds`; `None`: any); longer ones, and silent
+            ones, are skipped with the reason (`extraction.check_usable_audio`).
+        resample: a corpus with several sample rates is resampled down to the lowest (soxr, `--resample`);
+            without it such a corpus is refused with the list of rates.
+        align: `"auto"` aligns utterances without labels with the built-in aligner (labels in `alignments/`),
+            `"never"` skips them.
     """
 
     dev_per_speaker: int | None = None
@@ -90,6 +98,9 @@ class PrepareOptions:
     speaker: str | None = None
     max_shards: int | None = None
     command: str | None = None
+    max_seconds: float | None = DEFAULT_MAX_SECONDS
+    resample: bool = False
+    align: str = "auto"
 
 
 @dataclasses.dataclass
@@ -139,7 +150,8 @@ def prepare_dataset(
     """Extract a corpus into TFRecord shards and `dataset.json` (resuming an interrupted run).
 
     Args:
-        corpus: corpus folder (any layout `read_corpus` reads; alignments are required).
+        corpus: corpus folder (any layout `read_corpus` reads; utterances without alignment are aligned first
+            unless `options.align` is `"never"`).
         out_dir: output folder (created); re-running with the same arguments resumes.
         workers: processes; `None` uses every core. 1 extracts in this process.
         f0_method: `"harvest"` (robust) or `"dio"` (about 20x faster).
@@ -172,8 +184,7 @@ def prepare_dataset(
     out_dir = Path(out_dir)
     shard_dir = out_dir / SHARD_FOLDER
     shard_dir.mkdir(parents=True, exist_ok=True)
-    for stale in list(shard_dir.glob(".*.tmp")) + list(out_dir.glob(".*.tmp")):  # left by an interrupted run
-        stale.unlink()
+    remove_leftover_temporaries(shard_dir, out_dir)  # left by an interrupted run
     command = options.command or (
         f"prepare_dataset({str(corpus)!r}, {str(out_dir)!r}, f0_method={f0_method!r}, "
         f"utterances_per_shard={utterances_per_shard}, dev_per_speaker={options.dev_per_speaker}, "
@@ -192,7 +203,15 @@ def prepare_dataset(
     ]
     corpus_index = _load_corpus_index(corpus)
     usable = []
+    if options.align not in ALIGN_MODES:
+        raise ValueError(f"align must be one of {ALIGN_MODES}, got {options.align!r}.")
+    unaligned = [item for item in items if item.alignment_path is None] if options.align == "auto" else []
+    if unaligned:  # labels from the built-in aligner; items it cannot align stay without and are skipped below
+        skipped.extend(align_missing(unaligned, out_dir, workers, progress))
+        unaligned = {item.utterance_id for item in unaligned if item.alignment_path is None}
     for item in items:
+        if item.utterance_id in unaligned:
+            continue
         if item.alignment_path is None:
             reason = "no alignment (.lab or .TextGrid) beside the wav or in labels/; align the corpus first"
             logger.warning("skipping %s (%s): %s", item.utterance_id, item.wav_path, reason)
@@ -207,12 +226,15 @@ def prepare_dataset(
     language_ids = {code: index for index, code in enumerate(languages)}
     speaker_ids = {name: index for index, name in enumerate(speakers)}
     split_of = tables.split_items(usable, corpus_index, options.dev_per_speaker)
+    resample_to = tables.resampling_rate(usable, options.resample, corpus)  # refuses mixed rates without it
     f0_ranges = tables.f0_ranges(usable, corpus_index, workers, progress)
     settings = {
         "f0_method": f0_method,
         "max_frame_mismatch": int(options.max_frame_mismatch),
         "layout_fingerprint": layout.fingerprint,
         "record_format": RECORD_FORMAT,
+        "max_seconds": options.max_seconds,
+        "sample_rate_hz": resample_to,
     }
     tasks = plan_shards(usable, split_of, utterances_per_shard, f0_ranges, language_ids, speaker_ids, settings)
     planned = {task.name for task in tasks}
@@ -241,6 +263,7 @@ def prepare_dataset(
             **settings,
             "utterances_per_shard": utterances_per_shard,
             "dev_per_speaker": options.dev_per_speaker,
+            "align": options.align,
         }
         if options.layout_from is not None:  # the base layout the corpus's languages were appended to
             recorded_options["layout_from"] = _resolve_layout(options.layout_from, []).fingerprint
@@ -371,6 +394,7 @@ def _build_manifest(
         "utterances": dict(sorted(utterances.items())),
         "normalisation": _normalisation(moments, layout),
         "skipped": skipped,
+        "shard_fingerprints": {task.name: task.fingerprint for task in tasks},
         "versions": versions(),
     }
 

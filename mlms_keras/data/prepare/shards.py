@@ -3,20 +3,26 @@
 **Plan.** Per split, utterances are sorted by id and utterance `k` goes to shard `k % num_shards`,
 `num_shards = ceil(n / utterances_per_shard)`: deterministic, and every shard mixes speakers and lengths.
 
-**Extraction and writing.** Worker processes (spawned, one per core by default) extract utterances in plan order;
-the main process serialises them and writes each shard `shards/<split>-<index>-of-<count>.tfrecord.gz` through a
-temporary file and `os.replace`. So TensorFlow is imported once, not in every worker; at most `4 x workers`
+**Extraction and writing.** Worker processes (spawned, one per core by default) extract utterances in plan order
+(a worker that dies, e.g. to the out-of-memory killer, is noticed: its utterances are retried once, then reported;
+`_Workers`); the main process serialises them and writes each shard `shards/<split>-<index>-of-<count>.tfrecord.gz`
+through a temporary file and `os.replace`. So TensorFlow is imported once, not in every worker; at most `4 x workers`
 utterances are in flight, so memory stays bounded; the single writer, which GZIP-compresses a few MB per
 utterance, caps the rate at some tens of utterances per second on many cores.
 
 **Resume.** After a shard, a sidecar `<shard>.json` (its utterances, skipped items and training moments) marks it
-done. Its `fingerprint` covers the utterance ids and every setting that changes the features, so a re-run with the
-same settings skips finished shards and a run with other settings rewrites them.
+done. Its `fingerprint` covers the utterance ids, texts and paths, the size and modification time (ns) of every wav
+and label file, and every setting that changes the features, so a re-run with the same settings on the same files
+skips finished shards, and a run with other settings or edited (or replaced) files rewrites them. Sizes and times
+rather than content hashes: a resume stats the corpus instead of reading it all again, and an edit that keeps both
+the size and the nanosecond time of a file is not one a user makes.
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import concurrent.futures.process
 import dataclasses
 import hashlib
 import itertools
@@ -41,6 +47,7 @@ from mlms_keras.utils.fileio import atomic_write_json
 __all__ = [
     "DEFAULT_UTTERANCES_PER_SHARD",
     "SHARD_SUFFIX",
+    "WORKER_DIED",
     "ShardTask",
     "ShardWriter",
     "extract_shards",
@@ -85,6 +92,17 @@ def _fingerprint(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
+def _file_state(path) -> list | None:
+    """`[size in bytes, modification time in ns]` of a source file (`None`: no file), for the shard fingerprint."""
+    if path is None:
+        return None
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None  # unreadable: extraction reports it
+    return [status.st_size, status.st_mtime_ns]
+
+
 def plan_shards(
     items: list,
     split_of: dict,
@@ -126,6 +144,8 @@ def plan_shards(
                         item.text,
                         item.language,
                         item.speaker,
+                        _file_state(item.wav_path),
+                        _file_state(item.alignment_path),
                     ]
                     for item in shard_items
                 ],
@@ -170,27 +190,34 @@ def _worker_init(layout_config: dict) -> None:
     _WORKER["layout"] = FeatureLayout.from_config(layout_config)
 
 
+def _skipped(item, reason: str) -> tuple:
+    """The outcome of an utterance left out: `("skip", item, entry)`, logged with its file and reason."""
+    logger.warning("skipping %s (%s): %s", item.utterance_id, item.wav_path, reason)
+    entry = {
+        "id": item.utterance_id,
+        "file": str(item.wav_path),
+        "alignment": str(item.alignment_path) if item.alignment_path else None,
+        "stage": "extract",
+        "reason": reason,
+    }
+    return "skip", item, entry
+
+
 def _extract_task(arguments):
     """Worker: one utterance -> `("ok", item, PreparedUtterance, moments or None)` or `("skip", item, entry)`."""
     item, split, f0_range, settings = arguments
     try:
         prepared = extract_utterance(
-            item, _WORKER["layout"], f0_range, settings["f0_method"], settings["max_frame_mismatch"]
+            item,
+            _WORKER["layout"],
+            f0_range,
+            settings["f0_method"],
+            settings["max_frame_mismatch"],
+            max_seconds=settings.get("max_seconds"),
+            sample_rate_hz=settings.get("sample_rate_hz"),
         )
     except Exception as error:  # one bad utterance must not stop the run
-        reason = f"{type(error).__name__}: {error}"
-        logger.warning("skipping %s (%s): %s", item.utterance_id, item.wav_path, reason)
-        return (
-            "skip",
-            item,
-            {
-                "id": item.utterance_id,
-                "file": str(item.wav_path),
-                "alignment": str(item.alignment_path) if item.alignment_path else None,
-                "stage": "extract",
-                "reason": reason,
-            },
-        )
+        return _skipped(item, f"{type(error).__name__}: {error}")
     moments = None
     if split == "train":
         moments = {"linguistic": frame_moments(prepared.linguistic), "acoustic": frame_moments(prepared.acoustic)}
@@ -263,18 +290,84 @@ class ShardWriter:
         atomic_write_json(sidecar_path(self.shard_dir, self.task.name), sidecar, indent=None)
 
 
-def _ordered_map(pool, function, arguments, window: int):
-    """`pool.imap` with at most `window` tasks in flight: results come in input order (shards fill one after
-    another), and finished utterances (a few MB each) cannot pile up in memory if the writer falls behind."""
-    in_flight = collections.deque()
-    remaining = iter(arguments)
-    for argument in itertools.islice(remaining, window):
-        in_flight.append(pool.apply_async(function, (argument,)))
-    while in_flight:
-        result = in_flight.popleft().get()
-        for argument in itertools.islice(remaining, 1):
-            in_flight.append(pool.apply_async(function, (argument,)))
-        yield result
+#: Why an utterance whose worker died twice is left out (the reason recorded in the skipped list).
+WORKER_DIED = (
+    "the worker process extracting it died twice (killed, e.g. by the out-of-memory killer, or crashed); "
+    "check the file, or prepare with fewer --workers or more memory"
+)
+
+
+class _Workers:
+    """Spawned worker processes that extract utterances, in input order, and survive a worker's death.
+
+    `concurrent.futures.ProcessPoolExecutor`, unlike `multiprocessing.Pool` (whose `apply_async().get()` waits
+    forever for a task whose worker was killed), notices a worker that dies and fails every unfinished task with
+    `BrokenProcessPool`. Those tasks are retried once, one at a time in a fresh pool, so that a second death names
+    the utterance that causes it: that one is reported (`WORKER_DIED`) and the others go on. At most `window`
+    tasks are in flight, so finished utterances (a few MB each) cannot pile up if the writer falls behind.
+    """
+
+    def __init__(self, workers: int, layout_config: dict, window: int):
+        self.workers, self.layout_config, self.window = workers, layout_config, window
+        self.pool = None
+
+    def _start(self):
+        self.close()
+        self.pool = concurrent.futures.ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),  # not forked: this process may hold TensorFlow threads
+            initializer=_worker_init,
+            initargs=(self.layout_config,),
+        )
+
+    def close(self) -> None:
+        """Stops the workers (a dead pool's survivors too)."""
+        if self.pool is not None:
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                if process.is_alive():
+                    process.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def _alone(self, argument):
+        """A suspect's retry, alone in the pool: its outcome, or `WORKER_DIED` (and a fresh pool) if it dies again."""
+        try:
+            return self.pool.submit(_extract_task, argument).result()
+        except concurrent.futures.process.BrokenProcessPool:
+            self._start()
+            return _skipped(argument[0], WORKER_DIED)
+
+    def map(self, arguments):
+        """Yields `_extract_task(argument)` for each argument, in order."""
+        self._start()
+        in_flight = collections.deque()
+        remaining = iter(arguments)
+        in_flight.extend(
+            (argument, self.pool.submit(_extract_task, argument))
+            for argument in itertools.islice(remaining, self.window)
+        )
+        while in_flight:
+            argument, future = in_flight.popleft()
+            try:
+                outcome = future.result()
+            except concurrent.futures.process.BrokenProcessPool:
+                suspects = [argument] + [queued for queued, _ in in_flight]
+                logger.warning(
+                    "a worker process died; retrying the %d utterances it may have been extracting, one at a time",
+                    len(suspects),
+                )
+                self._start()
+                for suspect in suspects:
+                    yield self._alone(suspect)
+                in_flight.clear()
+                in_flight.extend(
+                    (queued, self.pool.submit(_extract_task, queued))
+                    for queued in itertools.islice(remaining, self.window)
+                )
+                continue
+            for queued in itertools.islice(remaining, 1):
+                in_flight.append((queued, self.pool.submit(_extract_task, queued)))
+            yield outcome
 
 
 def extract_shards(pending: list[ShardTask], shard_dir, layout: FeatureLayout, workers: int, bar) -> None:
@@ -294,11 +387,8 @@ def extract_shards(pending: list[ShardTask], shard_dir, layout: FeatureLayout, w
     ]
     pool = None
     if workers > 1 and len(arguments) > 1:
-        # Spawned, not forked: this process may hold TensorFlow threads and a used libespeak-ng.
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(workers, len(arguments)), initializer=_worker_init, initargs=(layout.get_config(),)
-        )
-        outcomes = _ordered_map(pool, _extract_task, arguments, window=4 * workers)
+        pool = _Workers(min(workers, len(arguments)), layout.get_config(), window=4 * workers)
+        outcomes = pool.map(arguments)
     else:
         _worker_init(layout.get_config())
         outcomes = map(_extract_task, arguments)
@@ -311,5 +401,4 @@ def extract_shards(pending: list[ShardTask], shard_dir, layout: FeatureLayout, w
             writer.finish()
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close()

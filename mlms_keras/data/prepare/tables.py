@@ -8,6 +8,10 @@ languages. So a model built for the first `U` languages / `S` speakers covers th
 (default: 5 %, at least 1 and at most 100, none for a speaker with one utterance) whose crc32 of the id is
 smallest.
 
+**Sample rate.** A dataset has one sample rate (the model's frames are 5 ms of one rate). A corpus with several is
+refused with the list of rates, or with `resample=True` (`mlms prepare --resample`) resampled down to the lowest
+(`resampling_rate`; never up: an upsampled file has an empty top band that dominates the cepstral distance).
+
 **F0 range** per speaker: `corpus.json`'s `f0_floor_hz` / `f0_ceil_hz` when present (teacher corpus), else
 `vocoder.F0_RANGE_HZ` for the speaker's gender when the corpus gives one, else estimated from up to
 `F0_ESTIMATE_FILES` of the speaker's files (a wide-range dio pass, `vocoder.estimate_f0_range`).
@@ -20,6 +24,7 @@ import os
 import zlib
 
 import numpy as np
+import soundfile
 
 from mlms_keras import vocoder
 from mlms_keras.languages import LANGUAGE_CODES, get_language
@@ -30,6 +35,7 @@ __all__ = [
     "f0_ranges",
     "split_items",
     "language_speaker_tables",
+    "resampling_rate",
     "speaker_genders",
 ]
 
@@ -151,3 +157,37 @@ def f0_ranges(items: list, corpus_index: dict | None, workers: int, progress: bo
                 logger.warning("speaker %s: cannot estimate an F0 range (%s); using %s", speaker, error, wide)
                 ranges[speaker] = (tuple(wide), "wide default (estimate failed)")
     return ranges
+
+
+def resampling_rate(items: list, resample: bool, corpus) -> int | None:
+    """The rate every utterance is resampled to: `None` when the corpus has one rate, else the lowest (`resample`).
+
+    Args:
+        items: the usable `CorpusItem`s (headers are read; an unreadable file is left for extraction to report).
+        resample: resample a corpus with several rates down to the lowest instead of refusing it.
+        corpus: the corpus path, for the message.
+
+    Raises:
+        ValueError: several rates and not `resample`: the message lists each rate with its file count and a file.
+    """
+    files_by_rate: dict[int, list] = {}
+    for item in items:
+        try:
+            rate = soundfile.info(str(item.wav_path)).samplerate
+        except (RuntimeError, OSError):  # soundfile.LibsndfileError is a RuntimeError
+            continue
+        files_by_rate.setdefault(int(rate), []).append(item.wav_path)
+    if len(files_by_rate) <= 1:
+        return None
+    lowest = min(files_by_rate)
+    if resample:
+        logger.info("resampling every file to %d Hz (rates in the corpus: %s)", lowest, sorted(files_by_rate))
+        return lowest
+    listing = "; ".join(
+        f"{rate} Hz: {len(files)} file{'s' * (len(files) != 1)}, e.g. {files[0]}"
+        for rate, files in sorted(files_by_rate.items())
+    )
+    raise ValueError(
+        f"{corpus}: the corpus mixes sample rates ({listing}); a dataset has one rate. Pass --resample to resample "
+        f"every file down to the lowest, {lowest} Hz, or resample the corpus to one rate yourself"
+    )

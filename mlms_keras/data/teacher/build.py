@@ -3,7 +3,9 @@
 Every utterance is rendered in a fork of a worker whose libespeak-ng has never synthesised (libespeak-ng carries
 sample-level state from one utterance to the next), so a build is deterministic for a seed whatever the number of
 workers and however often it was interrupted. Files are written atomically, the label file after the wav, and an
-utterance whose label file exists is not rebuilt (resume).
+utterance whose label file exists is not rebuilt (resume). `build.json`, written when a build starts, records its
+settings (seed, preset and speakers or the build by languages, the espeak-ng version); resuming into the same folder
+with other settings is refused, naming each difference, so old audio never stays under new text.
 
 A build is either a preset (the paper's Table 1 speakers) or a build by languages (`languages=[...]`: one new speaker
 per language, sentences from a grammar or a word-frequency list; `mlms_keras.data.teacher.speakers`). Both write the
@@ -15,6 +17,7 @@ the frontend's phonemes.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import multiprocessing
 import os
@@ -36,13 +39,16 @@ from mlms_keras.data.teacher.speakers import (
     sentence_source,
     speaker_f0_range_hz,
 )
+from mlms_keras.data.temporaries import remove_leftover_temporaries
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.labels import Segment, write_hts_labels
 from mlms_keras.languages import LANGUAGE_CODES, Language, all_languages, get_language, register_language
+from mlms_keras.training.resume import check_settings, claim_settings_file
 from mlms_keras.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from mlms_keras.utils.provenance import versions
 
 __all__ = [
+    "BUILD_SETTINGS_NAME",
     "CORPUS_FORMAT",
     "CORPUS_FORMAT_VERSION",
     "DITHER_STD",
@@ -55,6 +61,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: The build's settings, written when it starts; a resume must match them (`mlms_keras.training.resume`).
+BUILD_SETTINGS_NAME = "build.json"
+_REBUILD_REMEDY = "run the command that built it to resume it, or build into a new folder"
 CORPUS_FORMAT = "mlms-teacher-corpus"
 CORPUS_FORMAT_VERSION = 1
 #: Leading and trailing silence, drawn per utterance (seconds).
@@ -129,6 +138,8 @@ def render_utterance(spec: UtteranceSpec, out_dir) -> None:
     lead = int(rng.uniform(*SILENCE_RANGE_S) * sample_rate)
     trail = int(rng.uniform(*SILENCE_RANGE_S) * sample_rate)
     speech = synthesis.waveform
+    if spec.gain_db:  # the polyglot presets' level (`POLYGLOT_GAIN_DB`); 0 leaves Table 1 audio bit-identical
+        speech = (speech * 10.0 ** (spec.gain_db / 20.0)).astype(np.float32)
     waveform = np.concatenate([np.zeros(lead, np.float32), speech, np.zeros(trail, np.float32)])
     waveform = np.clip(waveform + rng.normal(0.0, DITHER_STD, waveform.shape).astype(np.float32), -1.0, 1.0)
     segments = event_segments(synthesis.events, spec.language, len(speech), lead, len(waveform), sample_rate)
@@ -269,15 +280,17 @@ def build_teacher_corpus(
         build_speakers, specs = plan_language_utterances(list(languages), utterances, seed, voice_variant)
         description = ", ".join(languages)
         build = {"languages": list(languages), "utterances_per_language": utterances, "voice_variant": voice_variant}
+        build_settings = {"seed": seed, "build": build}
     else:
         specs = plan_utterances(preset, seed, speakers)
         build_speakers, description, build = None, preset, None
+        build_settings = {"seed": seed, "preset": preset, "speakers": None if speakers is None else list(speakers)}
+    build_settings["espeak_ng"] = espeak.espeak_version()  # another espeak-ng speaks the same text differently
     out_dir = Path(out_dir)
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     (out_dir / "labels").mkdir(parents=True, exist_ok=True)
-    for folder in (out_dir / "wavs", out_dir / "labels", out_dir):
-        for stale in folder.glob(".*.tmp"):  # left by an interrupted run
-            stale.unlink()
+    _claim_build_folder(out_dir, build_settings)
+    remove_leftover_temporaries(out_dir / "wavs", out_dir / "labels", out_dir)  # left by an interrupted run
     todo = [spec for spec in specs if not _is_done(spec, out_dir)]
     reused = len(specs) - len(todo)
     skipped = {}
@@ -308,6 +321,24 @@ def build_teacher_corpus(
             pool.join()
     _write_index(out_dir, specs, preset if build is None else None, seed, skipped, build_speakers, build)
     return BuildReport(str(out_dir), len(todo) - len(skipped), reused, skipped)
+
+
+def _claim_build_folder(out_dir: Path, settings: dict) -> None:
+    """Refuses to resume a build in `out_dir` made with other settings (each difference named); records these.
+
+    A corpus built before `build.json` existed is checked on what its `corpus.json` says (seed, preset or
+    `build`); an interrupted one of those (no `corpus.json` yet) resumes with a warning.
+    """
+    path = out_dir / BUILD_SETTINGS_NAME
+    if not path.is_file():
+        index = out_dir / "corpus.json"
+        if index.is_file():
+            recorded = json.loads(index.read_text(encoding="utf-8"))
+            legacy = {key: recorded[key] for key in ("seed", "preset", "build") if recorded.get(key) is not None}
+            check_settings(index, legacy, settings, what="a teacher corpus", remedy=_REBUILD_REMEDY)
+        elif any((out_dir / "wavs").iterdir()):
+            check_settings(out_dir, None, settings, what="an unfinished teacher corpus", remedy=_REBUILD_REMEDY)
+    claim_settings_file(path, settings, what="a teacher corpus", remedy=_REBUILD_REMEDY)
 
 
 def _write_index(
@@ -380,4 +411,6 @@ def _write_index(
     }
     if build is not None:
         index["build"] = build
+    if specs and specs[0].gain_db:
+        index["gain_db"] = specs[0].gain_db  # the level of the teacher's speech (polyglot presets)
     atomic_write_json(out_dir / "corpus.json", index)

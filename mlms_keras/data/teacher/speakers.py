@@ -23,7 +23,11 @@ from mlms_keras.languages import ADAPTATION, get_language
 
 __all__ = [
     "DEFAULT_VARIANT",
+    "POLYGLOT_GAIN_DB",
+    "POLYGLOT_PREFIX",
+    "POLYGLOT_SHARE",
     "PRESETS",
+    "TABLE1_PRESETS",
     "TEACHER_SPEAKERS",
     "TINY_MAX_WORDS",
     "TeacherSpeaker",
@@ -38,7 +42,17 @@ __all__ = [
     "speaker_f0_range_hz",
 ]
 
-PRESETS = ("tiny", "small", "paper-scale")
+#: The Table 1 presets (paper reproduction; unchanged) and their polyglot versions (`polyglot_plan`).
+TABLE1_PRESETS = ("tiny", "small", "paper-scale")
+POLYGLOT_PREFIX = "polyglot-"
+PRESETS = TABLE1_PRESETS + tuple(POLYGLOT_PREFIX + name for name in TABLE1_PRESETS)
+#: Share of a training speaker's utterances (train and dev) spoken in the other training languages (polyglot).
+POLYGLOT_SHARE = 0.3
+#: Gain (dB) on espeak-ng's output in the polyglot presets: espeak-ng speaks near full scale (belinda, the Polish
+#: speaker, peaks at 0.999; others at 0.6-0.9), WORLD copy synthesis of that peaks up to 1.35x and an MSE-trained
+#: voice up to 3.4x (teacher-small), so its speech clipped. -12 dB puts the teacher's peaks at -12 dBFS or below; a
+#: gain only moves c0 by ln(gain), so the spectral envelope (c1..c39), F0 and aperiodicity do not change.
+POLYGLOT_GAIN_DB = -12.0
 #: Longest sentence (words) of the tiny preset.
 TINY_MAX_WORDS = 8
 #: espeak-ng voice variant of the speakers of a build by languages (`plan_language_utterances`).
@@ -94,9 +108,12 @@ def get_speaker(speaker_id: str) -> TeacherSpeaker:
 
 
 def preset_counts(preset: str) -> dict[str, tuple[int, int]]:
-    """Utterances per speaker for a preset: speaker id -> (train, dev). See `mlms_keras.data.teacher`."""
+    """Utterances per speaker for a preset: speaker id -> (train, dev). See `mlms_keras.data.teacher`.
+
+    A polyglot preset has its Table 1 preset's counts (some of them in other languages, `plan_utterances`)."""
     if preset not in PRESETS:
         raise ValueError(f"Unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
+    preset = preset.removeprefix(POLYGLOT_PREFIX)
     counts = {}
     for speaker in TEACHER_SPEAKERS:
         adaptation = get_language(speaker.language).role == ADAPTATION
@@ -182,20 +199,46 @@ class UtteranceSpec:
     split: str
     seed: int
     voice: espeak.SpeakerVoice | None = None  # None: the Table 1 speaker's voice (`get_speaker`)
+    gain_db: float = 0.0  # on espeak-ng's output (`POLYGLOT_GAIN_DB` in the polyglot presets)
 
 
 def _speaker_seed(seed: int, speaker_id: str) -> int:
     return zlib.crc32(f"{seed}/{speaker_id}".encode())
 
 
+def _foreign_counts(speaker: TeacherSpeaker, train: int, dev: int) -> dict[str, tuple[int, int]]:
+    """Polyglot: (train, dev) utterances of a training speaker in each other training language (round-robin)."""
+    others = [code for code in GRAMMAR_FOR_LANGUAGE if code != speaker.language]
+    others = [code for code in others if get_language(code).role != ADAPTATION]
+    start = TEACHER_SPEAKERS.index(speaker) % len(others)  # speakers start the round at different languages
+    others = others[start:] + others[:start]
+    counts = dict.fromkeys(others, (0, 0))
+    for split, total in (("train", int(round(POLYGLOT_SHARE * train))), ("dev", int(round(POLYGLOT_SHARE * dev)))):
+        for index in range(total):
+            code = others[index % len(others)]
+            train_count, dev_count = counts[code]
+            counts[code] = (train_count + 1, dev_count) if split == "train" else (train_count, dev_count + 1)
+    return {code: pair for code, pair in counts.items() if pair != (0, 0)}
+
+
 def plan_utterances(preset: str, seed: int, speakers: list[str] | None = None) -> list[UtteranceSpec]:
     """The utterances of a build, in order: per speaker, its train then dev utterances.
 
+    A polyglot preset (`polyglot-small`, ...) has the same utterances per speaker as its Table 1 preset, but each
+    speaker of a training language speaks `POLYGLOT_SHARE` of them in the other training languages (round-robin,
+    each language's own grammar, a sentence stream per (seed, speaker, language)), listed before its own language's
+    and numbered on from them; the adaptation languages' speakers (little data, as in the paper) speak only their
+    own. espeak-ng voice variants speak any language, so every speaker's output layer then sees every training
+    language's hidden states, which the Table 1 data never shows it (one language per speaker). Its audio is
+    `POLYGLOT_GAIN_DB` quieter.
+
     Args:
-        preset: "tiny", "small" or "paper-scale".
+        preset: one of `PRESETS`.
         seed: the corpus seed; each speaker gets its own sentence stream from (seed, speaker id).
         speakers: optional subset of speaker ids (default: all ten).
     """
+    if preset.startswith(POLYGLOT_PREFIX) and preset in PRESETS:
+        return _polyglot_plan(preset, seed, speakers)
     counts = preset_counts(preset)
     chosen = [s for s in TEACHER_SPEAKERS if speakers is None or s.speaker_id in speakers]
     if speakers is not None:
@@ -227,6 +270,52 @@ def plan_utterances(preset: str, seed: int, speakers: list[str] | None = None) -
                     zlib.crc32(f"{seed}/{utterance_id}".encode()),
                 )
             )
+    return specs
+
+
+def _polyglot_plan(preset: str, seed: int, speakers: list[str] | None) -> list[UtteranceSpec]:
+    table1 = plan_utterances(preset.removeprefix(POLYGLOT_PREFIX), seed, speakers)
+    specs = []
+    for speaker in TEACHER_SPEAKERS:
+        own = [spec for spec in table1 if spec.speaker_id == speaker.speaker_id]
+        if not own:
+            continue
+        adaptation = get_language(speaker.language).role == ADAPTATION
+        foreign = [] if adaptation else _foreign_specs(speaker, own, seed, preset == POLYGLOT_PREFIX + "tiny")
+        # The foreign utterances replace the last of the speaker's own, per split; ids are numbered on.
+        for split in ("train", "dev"):
+            theirs = [spec for spec in foreign if spec.split == split]
+            mine = [spec for spec in own if spec.split == split]
+            kept = mine[: len(mine) - len(theirs)]
+            for number, spec in enumerate(theirs + kept, start=1):
+                utterance_id = f"{speaker.speaker_id}-{split}-{number:05d}"
+                specs.append(
+                    UtteranceSpec(
+                        utterance_id,
+                        spec.text,
+                        spec.language,
+                        spec.speaker_id,
+                        split,
+                        zlib.crc32(f"{seed}/{utterance_id}".encode()),
+                        gain_db=POLYGLOT_GAIN_DB,
+                    )
+                )
+    return specs
+
+
+def _foreign_specs(speaker: TeacherSpeaker, own: list[UtteranceSpec], seed: int, tiny: bool) -> list[UtteranceSpec]:
+    """The speaker's utterances in other languages (ids and seeds are set by `_polyglot_plan`)."""
+    train = sum(spec.split == "train" for spec in own)
+    specs = []
+    for code, (train_count, dev_count) in _foreign_counts(speaker, train, len(own) - train).items():
+        count = train_count + dev_count
+        stream = _speaker_seed(seed, f"{speaker.speaker_id}/{code}")
+        texts = generate_sentences(code, 8 * count if tiny else count, stream)
+        if tiny:  # as the tiny preset: short sentences
+            texts = ([text for text in texts if len(text.split()) <= TINY_MAX_WORDS] + texts)[:count]
+        for index, text in enumerate(texts):
+            split = "train" if index < train_count else "dev"
+            specs.append(UtteranceSpec("", text, code, speaker.speaker_id, split, 0))
     return specs
 
 

@@ -39,6 +39,7 @@ from mlms_keras.training.adaptation.driver import (
     adapt,
     adapt_model_on_prepared,
     adapt_on_prepared,
+    adaptation_run_settings,
 )
 from mlms_keras.training.adaptation.phases import (
     LANGUAGE_CODE,
@@ -87,6 +88,7 @@ __all__ = [
     "adapt_on_prepared",
     "adapt_voice",
     "adaptation_phases",
+    "adaptation_run_settings",
     "adaptation_weight_groups",
     "add_language_and_speaker",
     "check_adaptation_data",

@@ -27,17 +27,21 @@ from mlms_keras.training.adaptation.speakers import (
     with_ids,
 )
 from mlms_keras.training.callbacks import AcousticMetricsCallback, HistoryFile
+from mlms_keras.training.resume import backed_up_epochs, fast_forward
 from mlms_keras.training.runs import (
     BACKUP_FOLDER,
     FINAL_MODEL_NAME,
     HISTORY_NAME,
     LOG_FOLDER,
+    RUN_INFO_NAME,
+    check_run_settings,
     is_complete,
     load_run,
     new_run_record,
     write_run_record,
 )
 from mlms_keras.utils.fileio import save_model_atomically
+from mlms_keras.zoo import sha256_of
 
 __all__ = [
     "AdaptationOptions",
@@ -46,6 +50,7 @@ __all__ = [
     "adapt_model_on_prepared",
     "adapt_on_prepared",
     "adapt_resumably",
+    "adaptation_run_settings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ _NOT_INHERITED = (
     "config",
     "versions",
     "command",
+    "settings",
 )
 
 
@@ -338,6 +344,8 @@ def adapt_resumably(
     language_id, speaker_id = add_language_and_speaker(model, copy_speaker_from=distance.speaker)
     extra = make_callbacks(language_id, speaker_id) if make_callbacks is not None else []
     history_file = HistoryFile(out_dir / HISTORY_NAME)
+    # A resumed adaptation trains on the batches the uninterrupted one would have seen.
+    train_data = fast_forward(train_data, backed_up_epochs(out_dir / BACKUP_FOLDER), options.steps_per_epoch)
     # The backup last, so that a backup only counts an epoch once the history has it.
     backup = keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_FOLDER), double_checkpoint=True)
     result = adapt(
@@ -395,6 +403,8 @@ def adapt_on_prepared(
     model, info = load_run(model_path)
     manifest = Manifest.load(dataset_path)
     _check_pair(model_path, info, manifest, language, speaker)
+    settings = adaptation_run_settings(model_path, manifest, language, speaker, options)
+    _claim_run_folder(out_dir, model, settings, command)
     base_dataset = info.get("dataset")
     normalisation = None
     if base_dataset and Path(base_dataset).resolve() != manifest.folder.resolve():
@@ -454,8 +464,34 @@ def adapt_on_prepared(
                 },
             },
             "history": history,
+            "settings": settings,
             "complete": True,
         },
     )
     write_run_record(out_dir, record)
     return result
+
+
+def adaptation_run_settings(model_path, manifest: Manifest, language: str, speaker: str, options) -> dict:
+    """What a resume of `adapt_on_prepared` must match: the base model (path and sha256 of its model file), the
+    dataset and its content fingerprint, the new pair and every `AdaptationOptions` field."""
+    model_path = Path(model_path)
+    model_file = model_path / FINAL_MODEL_NAME if model_path.is_dir() else model_path
+    return {
+        "base_model": str(model_path.absolute()),
+        "base_model_sha256": sha256_of(model_file),
+        "dataset": str(manifest.folder.absolute()),
+        "dataset_fingerprint": manifest.fingerprint,
+        "language": language,
+        "speaker": speaker,
+        "options": dataclasses.asdict(options),
+    }
+
+
+def _claim_run_folder(out_dir: Path, model, settings: dict, command: str | None) -> None:
+    """Refuses to resume an adaptation in `out_dir` started with other settings; records these (not complete)."""
+    if not (out_dir / RUN_INFO_NAME).is_file() and (out_dir / BACKUP_FOLDER).is_dir():
+        # Earlier versions wrote training.json only at the end: an unfinished folder of theirs has no record.
+        logger.warning("%s: an unfinished adaptation without a record of its settings; resuming it unchecked", out_dir)
+    check_run_settings(out_dir, settings)
+    write_run_record(out_dir, new_run_record(model, command=command, settings=settings))

@@ -53,6 +53,7 @@ from mlms_keras.languages import get_language
 from mlms_keras.models.growth import grow_model_inputs, grow_normalisation
 from mlms_keras.training.adaptation.driver import AdaptationOptions, AdaptationResult, adapt_model_on_prepared
 from mlms_keras.training.adaptation.duration import adapt_duration_on_prepared, duration_pair_metrics
+from mlms_keras.training.resume import claim_settings_file
 from mlms_keras.utils.fileio import atomic_write_json, save_model_atomically
 from mlms_keras.utils.provenance import command_line
 from mlms_keras.zoo import METADATA_NAME, Voice, load_voice, save_voice, sha256_of
@@ -184,19 +185,14 @@ def _stage_summary(result: AdaptationResult, history: dict, names: list[str], st
 
 
 def _claim_work_folder(work: Path, request: dict) -> None:
-    """Records what `work` adapts, or raises when it holds an unfinished adaptation of something else."""
-    path = work / _REQUEST_RECORD
-    request = json.loads(json.dumps(request))  # tuples as lists, as they come back from the file
-    if path.is_file():
-        earlier = json.loads(path.read_text(encoding="utf-8"))
-        if earlier != request:
-            raise ValueError(
-                f"{work} holds an unfinished adaptation with other settings ({earlier}); re-run that command to "
-                f"finish it, or delete {work} to start this one ({request})"
-            )
-        return
-    work.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, request)
+    """Records what `work` adapts, or raises naming each difference when it holds an unfinished adaptation of
+    something else (`mlms_keras.training.resume`)."""
+    claim_settings_file(
+        work / _REQUEST_RECORD,
+        request,
+        what="an unfinished adaptation",
+        remedy=f"re-run the command that started it to finish it, or delete {work} to start this one",
+    )
 
 
 def _run_stage(folder: Path, model_name: str, run) -> tuple[keras.Model, dict]:
@@ -283,6 +279,7 @@ def adapt_voice(
         {
             "base_voice": base_record,
             "dataset": str(manifest.folder.absolute()),
+            "dataset_fingerprint": manifest.fingerprint,
             "language": language,
             "speaker": speaker,
             "options": dataclasses.asdict(options),

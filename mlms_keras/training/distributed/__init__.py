@@ -10,7 +10,8 @@ and loss:
 - `loops`: `train_distributed` with its `DistributedOptions`: the synchronous (all-reduce) and asynchronous
   (parameter server) loops;
 - `collectives`: the barrier and the chief's broadcast of synchronous training;
-- `checkpoints`: the chief's files (`checkpoint.keras` + `checkpoint.json`, `best.keras`, `model.keras`,
+- `checkpoints`: the chief's files (checkpoint folders `checkpoint-<n>/` holding `checkpoint.keras` +
+  `checkpoint.json`, replaced as one unit; `best.keras`, `model.keras`,
   `training_log.json`), dev evaluation, and the model and optimizer a job starts or resumes from;
 - `driver`: `train_distributed_on_prepared`, the whole of `mlms train --distributed` on a prepared dataset, and
   `prepared_dataset_fn`.

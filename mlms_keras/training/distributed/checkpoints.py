@@ -2,8 +2,13 @@
 
 Only the chief writes, into the job's `out_dir`:
 
-- `checkpoint.keras` + `checkpoint.json`, every `checkpoint_every` steps: the compiled model with its optimizer
-  state; the mode, the step and the logs so far;
+- `checkpoint-<n>/`, every `checkpoint_every` steps: one folder holding `checkpoint.keras` (the compiled model with
+  its optimizer state) and `checkpoint.json` (the mode, the step and the logs so far). The folder is written under a
+  temporary name and renamed into place in one step, so the step count and the weights are always replaced
+  together: a kill leaves the previous checkpoint or the new one, never the weights of one with the step of the
+  other. The highest `n` is the checkpoint; the older folders are removed after each rename. A job made before
+  this layout left `checkpoint.keras` + `checkpoint.json` in `out_dir` itself: they are still read (and removed
+  once a new checkpoint is written);
 - `best.keras`, at an evaluation with a new lowest dev MSE: the compiled model;
 - `model.keras`, at the end: the best-on-dev weights with a dev set, else the last ones;
 - `training_log.json`, at the end: mode, cluster, loss of every step, dev MSE, time.
@@ -18,7 +23,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import re
 import shutil
+import tempfile
 from pathlib import Path
 
 from mlms_keras.training.losses import frame_mask, masked_squared_error_sums
@@ -26,6 +34,7 @@ from mlms_keras.training.runs import BEST_MODEL_NAME, FINAL_MODEL_NAME
 from mlms_keras.utils.fileio import atomic_output, atomic_write_json, save_model_atomically
 
 __all__ = [
+    "CHECKPOINT_FOLDER",
     "CHECKPOINT_MODEL",
     "CHECKPOINT_STATE",
     "TRAINING_LOG",
@@ -33,6 +42,7 @@ __all__ = [
     "build_model_and_optimizer",
     "evaluate_dev_mse",
     "has_checkpoint",
+    "latest_checkpoint",
     "read_checkpoint",
     "record_dev_mse",
     "write_checkpoint",
@@ -43,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_MODEL = "checkpoint.keras"
 CHECKPOINT_STATE = "checkpoint.json"
+#: A checkpoint folder's name: `checkpoint-<n>`, n counting the checkpoints written into the job's folder.
+CHECKPOINT_FOLDER = "checkpoint-{:06d}"
+_FOLDER_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 TRAINING_LOG = "training_log.json"
 
 
@@ -64,9 +77,30 @@ class RunLog:
     step_seconds: list[float] = dataclasses.field(default_factory=list)
 
 
+def _checkpoint_folders(out_dir) -> list[tuple[int, Path]]:
+    """The complete checkpoint folders in `out_dir`, `(n, path)` by `n` (temporary folders are not among them)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    found = [(_FOLDER_PATTERN.match(path.name), path) for path in out_dir.iterdir() if path.is_dir()]
+    return sorted((int(match.group(1)), path) for match, path in found if match)
+
+
+def latest_checkpoint(out_dir) -> Path | None:
+    """The folder holding the checkpoint to resume from: the newest `checkpoint-<n>/`, else (a job made before that
+    layout) `out_dir` itself when it holds `checkpoint.keras` and `checkpoint.json`; None when there is none."""
+    folders = _checkpoint_folders(out_dir)
+    if folders:
+        return folders[-1][1]
+    legacy = Path(out_dir)
+    if (legacy / CHECKPOINT_STATE).is_file() and (legacy / CHECKPOINT_MODEL).is_file():
+        return legacy
+    return None
+
+
 def has_checkpoint(out_dir) -> bool:
-    """True when `out_dir` holds a checkpoint to resume from (`checkpoint.keras` and `checkpoint.json`)."""
-    return (Path(out_dir) / CHECKPOINT_STATE).is_file() and (Path(out_dir) / CHECKPOINT_MODEL).is_file()
+    """True when `out_dir` holds a checkpoint to resume from (`latest_checkpoint`)."""
+    return latest_checkpoint(out_dir) is not None
 
 
 def read_checkpoint(out_dir, mode: str) -> tuple[Path, int, RunLog]:
@@ -75,11 +109,13 @@ def read_checkpoint(out_dir, mode: str) -> tuple[Path, int, RunLog]:
     Raises:
         ValueError: the checkpoint is of another mode.
     """
-    out_dir = Path(out_dir)
-    state = json.loads((out_dir / CHECKPOINT_STATE).read_text())
+    folder = latest_checkpoint(out_dir)
+    if folder is None:
+        raise FileNotFoundError(f"{out_dir}: no checkpoint to resume from")
+    state = json.loads((folder / CHECKPOINT_STATE).read_text())
     if state.get("mode") != mode:
         raise ValueError(
-            f"{out_dir / CHECKPOINT_STATE} is a {state.get('mode')!r} run; resume it in that mode or use another "
+            f"{folder / CHECKPOINT_STATE} is a {state.get('mode')!r} run; resume it in that mode or use another "
             "output folder"
         )
     log = RunLog(
@@ -87,15 +123,45 @@ def read_checkpoint(out_dir, mode: str) -> tuple[Path, int, RunLog]:
         dev_mse=[tuple(entry) for entry in state.get("dev_mse", [])],
         best_dev_mse=state.get("best_dev_mse"),
     )
-    return out_dir / CHECKPOINT_MODEL, int(state["step"]), log
+    return folder / CHECKPOINT_MODEL, int(state["step"]), log
 
 
-def write_checkpoint(out_dir, model, mode: str, step: int, log: RunLog) -> None:
-    """Writes `checkpoint.keras` (model and optimizer state) and then `checkpoint.json` (mode, step, log)."""
+def write_checkpoint(out_dir, model, mode: str, step: int, log: RunLog) -> Path:
+    """Writes a new checkpoint folder (`checkpoint.keras`: model and optimizer state; `checkpoint.json`: mode, step,
+    log) under a temporary name, renames it into place (the one step that replaces the checkpoint), then removes
+    the older checkpoints. Returns the new folder."""
     out_dir = Path(out_dir)
-    save_model_atomically(model, out_dir / CHECKPOINT_MODEL)
-    state = {"mode": mode, "step": step, "losses": log.losses, "dev_mse": log.dev_mse, "best_dev_mse": log.best_dev_mse}
-    atomic_write_json(out_dir / CHECKPOINT_STATE, state, indent=None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folders = _checkpoint_folders(out_dir)
+    name = CHECKPOINT_FOLDER.format(folders[-1][0] + 1 if folders else 1)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=out_dir))
+    try:
+        model.save(staging / CHECKPOINT_MODEL)
+        state = {
+            "mode": mode,
+            "step": step,
+            "losses": log.losses,
+            "dev_mse": log.dev_mse,
+            "best_dev_mse": log.best_dev_mse,
+        }
+        (staging / CHECKPOINT_STATE).write_text(json.dumps(state), encoding="utf-8")
+        os.rename(staging, out_dir / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _remove_old_checkpoints(out_dir, keep=out_dir / name)
+    return out_dir / name
+
+
+def _remove_old_checkpoints(out_dir: Path, keep: Path | None) -> None:
+    """Removes every checkpoint but `keep`: older folders, the files of the old layout, killed writers' staging."""
+    for _, folder in _checkpoint_folders(out_dir):
+        if folder != keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    for staging in out_dir.glob(".checkpoint-*.tmp"):
+        shutil.rmtree(staging, ignore_errors=True)
+    for name in (CHECKPOINT_STATE, CHECKPOINT_MODEL):
+        (out_dir / name).unlink(missing_ok=True)
 
 
 def evaluate_dev_mse(model, dataset) -> float:
@@ -161,8 +227,7 @@ def write_final_model_and_log(out_dir, model, keep_last: bool, summary: dict) ->
         with atomic_output(model_path) as temporary:
             shutil.copyfile(out_dir / BEST_MODEL_NAME, temporary)
     atomic_write_json(out_dir / TRAINING_LOG, summary)
-    for name in (CHECKPOINT_STATE, CHECKPOINT_MODEL):
-        (out_dir / name).unlink(missing_ok=True)
+    _remove_old_checkpoints(out_dir, keep=None)
     return model_path
 
 

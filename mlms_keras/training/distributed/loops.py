@@ -137,8 +137,9 @@ def train_distributed(
     returns a result. In async mode the `ps` and `worker` processes only serve (this call blocks, and returns
     None once the chief has gone) and the chief trains.
 
-    Output (chief only, in `out_dir`; `mlms_keras.training.distributed.checkpoints`): `checkpoint.keras` +
-    `checkpoint.json` every `options.checkpoint_every` steps (a killed job started again with the same arguments
+    Output (chief only, in `out_dir`; `mlms_keras.training.distributed.checkpoints`): a checkpoint folder
+    `checkpoint-<n>/` (`checkpoint.keras` + `checkpoint.json`, renamed into place as one unit) every
+    `options.checkpoint_every` steps (a killed job started again with the same arguments
     resumes there), `best.keras` (lowest dev MSE so far, with a dev set), and at the end `model.keras` and
     `training_log.json` (mode, cluster, losses, dev MSE, time).
 
