@@ -16,7 +16,7 @@ built), an interrupted one continues where its command stopped.
 Usage:
     python benchmarks/bench_languages.py --out runs/languages [--languages sv:f2,ru:m3,hi:f4] [--utterances 150]
         [--variants v1,v2,v3,v4] [--epochs-per-phase 5] [--scratch-epochs 20] [--voice teacher-small]
-        [--markdown table.md]
+        [--markdown table.md] [--plots docs/images]
 
 The last line is JSON: {"languages": {code: {system: {mcd_db, f0_rmse_hz, vuv_error_percent,
 duration_rmse_frames, wall_s, cpu_s, time_vs_scratch}}}, "settings": {...}}.
@@ -36,9 +36,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
+
 from mlms_keras.utils.fileio import atomic_write_json  # noqa: E402
 
 METRICS = ("mcd_db", "f0_rmse_hz", "vuv_error_percent", "duration_rmse_frames")
+#: A sentence per language that no corpus of this script holds (the corpora are word-frequency salad), for --plots.
+HELD_OUT = {
+    "ru": "Завтра утром мы поедем к бабушке в деревню.",
+    "hi": "कल सुबह हम अपनी दादी से मिलने गाँव जाएँगे।",
+    "sv": "I morgon bitti åker vi till mormor på landet.",
+    "cs": "Zítra ráno pojedeme k babičce na venkov.",
+    "el": "Αύριο το πρωί θα πάμε στη γιαγιά στο χωριό.",
+}
 TIMINGS_NAME = "timings.json"
 
 
@@ -147,6 +157,50 @@ def figures(code: str, voices: dict, timings: Timings) -> dict:
     return rows
 
 
+def plot_held_out(code: str, variant_name: str, voices: dict, systems: list[str], png: Path) -> None:
+    """Spectrograms and F0 contours of the held-out sentence: the espeak-ng teacher, then each of `systems`.
+
+    The voices speak with the postfilter off (`postfilter_beta=1.0`), as the metrics compare them.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlms_keras import vocoder
+    from mlms_keras.data.teacher.speakers import language_speaker, speaker_f0_range_hz
+    from mlms_keras.frontend.espeak.synthesis import synthesize as espeak_synthesize
+    from mlms_keras.synthesis import Synthesizer
+    from mlms_keras.zoo import load_voice
+
+    text, teacher = HELD_OUT[code], language_speaker(code, variant_name)
+    waves = {"teacher (espeak-ng)": espeak_synthesize(text, code, teacher.voice).waveform}
+    rate = 22050
+    for system in systems:
+        voice = load_voice(voices[system])
+        waves[system] = Synthesizer(voice, postfilter_beta=1.0).synthesize(text, code, teacher.speaker_id)
+        rate = voice.sample_rate
+    floor, ceiling = speaker_f0_range_hz(teacher)
+    colours = matplotlib.colormaps["magma"].with_extremes(under="black", bad="black")  # digital silence: black
+    figure, axes = plt.subplots(len(waves) + 1, 1, figsize=(10, 2.2 * (len(waves) + 1)), constrained_layout=True)
+    for axis, (name, wave) in zip(axes, waves.items()):
+        axis.specgram(wave, NFFT=1024, Fs=rate, noverlap=768, cmap=colours, vmin=-120)
+        axis.set_ylim(0, 8000)
+        axis.set_ylabel("Hz")
+        axis.set_title(f"{name}: {len(wave) / rate:.2f} s", fontsize=9, loc="left")
+        features = vocoder.analyze(wave.astype(np.float64), rate, f0_method="harvest", f0_floor=floor, f0_ceil=ceiling)
+        f0 = np.where(features.vuv > 0.5, np.exp(features.lf0), np.nan)
+        axes[-1].plot(np.arange(len(f0)) * 0.005, f0, label=name, linewidth=1)
+    axes[-1].set_ylabel("F0 (Hz)")
+    axes[-1].set_xlabel("time (s)")
+    axes[-1].legend(fontsize=8)
+    figure.suptitle(f"{code}: {text}", fontsize=10)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=80)
+    plt.close(figure)
+    print(f"wrote {png}", flush=True)
+
+
 def markdown(results: dict) -> str:
     lines = []
     for code, rows in results.items():
@@ -176,6 +230,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--markdown", default=None, help="also write the tables to this file")
+    parser.add_argument("--plots", default=None, help="folder for a spectrogram + F0 PNG per language")
     args = parser.parse_args()
     args.variants = [variant for variant in args.variants.split(",") if variant]
     out = Path(args.out)
@@ -188,6 +243,10 @@ def main() -> None:
             voices = language_steps(args, code, variant_name or "f2", timings, log)
             results[code] = figures(code, voices, timings)
             print(markdown({code: results[code]}), flush=True)
+            if args.plots and code in HELD_OUT:
+                best = min(args.variants, key=lambda variant: results[code][variant]["mcd_db"])
+                png = Path(args.plots) / f"languages_{code}.png"
+                plot_held_out(code, variant_name or "f2", voices, [best, "scratch"], png)
     if args.markdown:
         Path(args.markdown).write_text(markdown(results), encoding="utf-8")
     settings = {key: value for key, value in vars(args).items() if key not in ("markdown",)}
