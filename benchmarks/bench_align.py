@@ -74,7 +74,7 @@ def uniform_segments(wave, rate, phones) -> list:
     hop = int(rate * 0.005)
     energy = np.array([np.mean(wave[i : i + hop] ** 2) for i in range(0, wave.size - hop, hop)])
     loud = np.flatnonzero(energy > energy.max() * 1e-4)
-    start, end = loud[0] * 0.005, (loud[-1] + 1) * 0.005
+    start, end = loud[0] * 0.005, min((loud[-1] + 1) * 0.005, wave.size / rate)
     edges = np.linspace(start, end, len(phones) + 1)
     segments = [Segment(0.0, start, "sil")]
     segments += [Segment(a, b, symbol) for a, b, symbol in zip(edges[:-1], edges[1:], phones.symbols)]

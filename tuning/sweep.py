@@ -247,18 +247,21 @@ def tune_dataset(
     trials_before = sum(trial.status != "RUNNING" for trial in tuner.oracle.trials.values())
 
     repeat = options.steps_per_epoch is not None
+
     # Full batches only: every distinct batch shape costs the XLA time loops a compile.
-    train_data = load_dataset(
-        manifest.folder,
-        "train",
-        options.batch_size,
-        languages=codes,
-        seed=options.seed,
-        repeat=repeat,
-        chunk_frames=options.chunk_frames,
-        cache=options.cache,
-        options=PipelineOptions(drop_remainder=True),
-    )
+    def train_data():  # made afresh for each trial (`SweepTuner.run_trial`): every trial sees the same batches
+        return load_dataset(
+            manifest.folder,
+            "train",
+            options.batch_size,
+            languages=codes,
+            seed=options.seed,
+            repeat=repeat,
+            chunk_frames=options.chunk_frames,
+            cache=options.cache,
+            options=PipelineOptions(drop_remainder=True),
+        )
+
     # The dev set is scored on whole utterances, also when training uses truncated-BPTT chunks.
     dev_data = load_dataset(
         manifest.folder, "dev", options.batch_size, languages=codes, shuffle=False, cache=options.cache

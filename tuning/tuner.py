@@ -105,6 +105,11 @@ class SweepTuner(keras_tuner.Tuner):
         super().__init__(oracle, hypermodel, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
+        if args and callable(args[0]):
+            # A fresh training stream per trial, made under the base seed: every trial trains on the same batches,
+            # whatever ran before it in this process, so a resumed sweep's trials equal an uninterrupted one's.
+            keras.utils.set_random_seed(self.seed)
+            args = (args[0](), *args[1:])
         keras.utils.set_random_seed(self.seed + int(trial.trial_id))
         start = time.perf_counter()
         histories = super().run_trial(trial, *args, **kwargs)
@@ -252,7 +257,8 @@ def run_sweep(
     Args:
         tuner: from `make_tuner`.
         train_data: a `tf.data.Dataset` of `({"linguistic", "language", "speaker"}, acoustic)` batches (repeated
-            when `steps_per_epoch` is given).
+            when `steps_per_epoch` is given), or a function returning one: then each trial trains on a fresh
+            dataset made under the sweep's seed (the same batches for every trial, resumed or not).
         dev_data: the same structure; its loss is the objective `val_loss`.
         epochs: epoch budget per trial.
         steps_per_epoch, validation_steps: optional step counts (as `model.fit`).

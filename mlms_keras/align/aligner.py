@@ -113,9 +113,9 @@ def align_prepared(
 ) -> Alignment:
     """`align` after `prepare_input`: posteriors, the Viterbi path and the segments."""
     settings = settings or EmissionSettings.from_dict(model.metadata.get("emission"))
-    posteriors = model.posteriors(features)
-    path = forced_align(emission_scores(posteriors, phones, settings), phones, settings)
-    score = float(np.mean(path.path_scores - free_scores(posteriors, settings)))
+    scores = emission_scores(model.posteriors(features), phones, settings)
+    path = forced_align(scores, phones, settings)
+    score = float(np.mean(path.path_scores - free_scores(scores)))
     phone_segments, words = _segments(phones, path, features.shape[0], duration_s)
     return Alignment(phone_segments, words, score, duration_s, path)
 

@@ -183,8 +183,11 @@ def _corpus_pass(items, model, out_dir, options, workers) -> tuple[AlignerModel,
     return model, record
 
 
-def align_items(items: list[CorpusItem], out_dir, options: AlignOptions | None = None, corpus=None) -> AlignReport:
-    """`align_corpus` for corpus items already read (the `mlms prepare --align auto` hook)."""
+def align_items(
+    items: list[CorpusItem], out_dir, options: AlignOptions | None = None, read_skipped: list | None = None
+) -> AlignReport:
+    """`align_corpus` for corpus items already read (the `mlms prepare --align auto` hook); `read_skipped` are the
+    reader's skipped entries, listed in the report too."""
     options = options or AlignOptions()
     if options.corpus_pass not in ("auto", "always", "never"):
         raise ValueError(f"corpus_pass must be 'auto', 'always' or 'never', got {options.corpus_pass!r}")
@@ -204,17 +207,13 @@ def align_items(items: list[CorpusItem], out_dir, options: AlignOptions | None =
         pass_record = {"ran": True, "resumed": True, "model": str(out_dir / WORK_FOLDER / "model")}
     write = "both" if options.textgrid else "lab"
     results = _run(pending, model, out_dir, write, False, workers, options.progress, "align")
+    wav_of = {item.utterance_id: str(item.wav_path) for item in items}
     skipped = [
-        {
-            "id": uid,
-            "file": str(next(i.wav_path for i in items if i.utterance_id == uid)),
-            "stage": "align",
-            "reason": r,
-        }
-        for uid, _, r in results
-        if r is not None
+        {"id": uid, "file": wav_of[uid], "stage": "align", "reason": reason}
+        for uid, _, reason in results
+        if reason is not None
     ]
-    skipped.extend(getattr(items, "skipped_entries", []))
+    skipped += list(read_skipped or [])
     audio_seconds = sum(result["duration_s"] for _, result, reason in results if reason is None)
     report = _write_report(items, out_dir, options, model, pass_record, skipped)
     done_before = len(items) - len(pending)
@@ -281,17 +280,13 @@ def align_corpus(corpus, out_dir=None, options: AlignOptions | None = None) -> A
     """
     options = options or AlignOptions()
     items = read_corpus(corpus, language=options.language, speaker=options.speaker)
-    items.skipped_entries = [
-        {
-            "id": None,
-            "file": f"{entry.path}" + (f":{entry.line_number}" if entry.line_number else ""),
-            "stage": "read",
-            "reason": entry.reason,
-        }
+    read_skipped = [
+        {"id": None, "file": f"{entry.path}" + (f":{entry.line_number}" if entry.line_number else ""), "stage": "read",
+         "reason": entry.reason}
         for entry in items.skipped
-    ]
+    ]  # fmt: skip
     if not items and not items.skipped:
         raise ValueError(f"{corpus}: the corpus lists no utterances.")
     root = Path(corpus)
     out_dir = Path(out_dir) if out_dir is not None else (root.parent if root.is_file() else root) / "labels"
-    return align_items(items, out_dir, options, corpus)
+    return align_items(items, out_dir, options, read_skipped)

@@ -8,7 +8,7 @@ zero-length segments at its end (the teacher corpus's convention).
 Each phone's acoustic description is its panphon articulatory vector (`mlms_keras.frontend.layout`): 24 values in
 {-1, 0, +1} (a diphthong or affricate gets the mean of its parts). The acoustic model predicts, per frame, the
 probability that each feature is `+`, and the probability of silence; a phone's emission score compares the
-two (`mlms_keras.align.emissions`). That makes phones the model never saw, in languages it never heard, scoreable.
+two (`mlms_keras.align.viterbi`). That makes phones the model never saw, in languages it never heard, scoreable.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.layout import articulatory_feature_names, articulatory_features
 
-__all__ = ["NUM_FEATURES", "AlignmentPhones", "phones_for_text", "target_matrix"]
+__all__ = ["NUM_FEATURES", "AlignmentPhones", "mnemonic_ipa", "phones_for_text", "target_matrix"]
 
 _PUNCTUATION = ".,;:!?¿¡…«»\"'“”„()[]{}-–—"
 #: panphon articulatory features per phone.
@@ -35,11 +35,13 @@ class AlignmentPhones:
         symbols: espeak-ng mnemonics of the spoken phones (no tones, no pauses).
         ipa: their IPA.
         word_index: `(phones,)` int: the word each phone belongs to (0-based, over the utterance).
-        words: the words' written forms as the frontend saw them: the text's whitespace tokens when their number
-            matches the frontend's words, else `word1`, `word2`, ...
+        words: the words' written forms: the text's whitespace tokens (punctuation stripped) when their number
+            matches the frontend's words, else each word's phones (espeak-ng merges "want to", splits numbers).
         tones_after: per phone, the tone phonemes that follow it (empty tuples in most languages).
         targets: `(phones, NUM_FEATURES)` float32 in [0, 1]: the probability each feature is `+`.
         target_mask: `(phones, NUM_FEATURES)` float32: 1 where the phone specifies the feature (value not 0).
+        known: `(phones,)` bool: the phone's articulatory features are known (`target_matrix`); unknown phones
+            are scored as generic speech and not trained on.
     """
 
     symbols: tuple[str, ...]
@@ -49,6 +51,7 @@ class AlignmentPhones:
     tones_after: tuple[tuple[str, ...], ...]
     targets: np.ndarray
     target_mask: np.ndarray
+    known: np.ndarray
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -61,19 +64,64 @@ class AlignmentPhones:
         return starts
 
 
-def target_matrix(ipa_symbols) -> tuple[np.ndarray, np.ndarray]:
-    """Articulatory targets of IPA strings: `(targets, mask)`, both `(phones, NUM_FEATURES)` float32.
+# espeak-ng mnemonics follow Kirshenbaum's ASCII IPA; where the frontend has no IPA for a word (its mnemonic and IPA
+# token counts differ, e.g. Polish palatalisation `n^ ;`), the phone's IPA is read from its mnemonic with this table.
+_MNEMONIC_IPA = {
+    "tS": "tʃ", "dZ": "dʒ", "ts": "ts", "dz": "dz", "pF": "pf", "n^": "ɲ", "l^": "ʎ", "J^": "ɲ", "r*": "ɾ",
+    "r/": "ɹ", "@r": "ɚ", "a": "a", "A": "ɑ", "0": "ɒ", "O": "ɔ", "o": "o", "e": "e", "E": "ɛ", "@": "ə", "3": "ɜ",
+    "V": "ʌ", "I": "ɪ", "i": "i", "U": "ʊ", "u": "u", "y": "y", "Y": "ø", "W": "œ", "&": "æ", "8": "ɵ", "p": "p",
+    "b": "b", "t": "t", "d": "d", "k": "k", "g": "ɡ", "m": "m", "n": "n", "f": "f", "v": "v", "s": "s", "z": "z",
+    "h": "h", "l": "l", "r": "r", "j": "j", "w": "w", "x": "x", "q": "q", "S": "ʃ", "Z": "ʒ", "T": "θ", "D": "ð",
+    "N": "ŋ", "C": "ç", "R": "ʁ", "?": "ʔ", "X": "χ", "c": "c", "J": "ɟ", "B": "β", "G": "ɣ", "L": "ɫ", "H": "ɦ",
+}  # fmt: skip
+_MODIFIERS = {";": "ʲ", ":": "ː", "~": "\u0303"}
 
-    `targets = (value + 1) / 2` (panphon's -1/+1 as 0/1, means of multi-segment phones in between), `mask` is 1
-    where the value is not 0 (0 = unspecified, or unknown to panphon).
+
+def mnemonic_ipa(symbol: str) -> str:
+    """An IPA reading of an espeak-ng mnemonic (`"n^"` -> `"ɲ"`, `"t;"` -> `"tʲ"`, `"A:"` -> `"ɑː"`): longest
+    matches in a Kirshenbaum table; `;`, `:` and `~` become palatalisation, length and nasality; variant marks
+    (`#`, digits, `-`, `.`, `/`, ...) are dropped; a lone `;` (espeak-ng's palatal off-glide) is `j`. `""` when
+    nothing is known."""
+    if symbol == ";":
+        return "j"
+    out, position = [], 0
+    while position < len(symbol):
+        pair, single = symbol[position : position + 2], symbol[position]
+        if pair in _MNEMONIC_IPA:
+            out.append(_MNEMONIC_IPA[pair])
+            position += 2
+            continue
+        if single in _MNEMONIC_IPA:
+            out.append(_MNEMONIC_IPA[single])
+        elif single in _MODIFIERS and out:
+            out[-1] += _MODIFIERS[single]
+        position += 1
+    return "".join(out)
+
+
+def target_matrix(ipa_symbols, mnemonics=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Articulatory targets of IPA strings: `(targets, mask, known)`.
+
+    `targets` and `mask` are `(phones, NUM_FEATURES)` float32: `targets = (value + 1) / 2` (panphon's -1/+1 as
+    0/1, means of multi-segment phones in between), `mask` 1 where the value is not 0 (0 = unspecified). A phone
+    whose IPA is empty or unknown to panphon is read from its mnemonic (`mnemonic_ipa`, when `mnemonics` are
+    given); if that fails too, `known` `(phones,)` is False and the row asks for 0.5 everywhere (a generic speech
+    sound: it scores as a poor match, never as a free one).
     """
-    values = np.zeros((len(ipa_symbols), NUM_FEATURES), np.float32)
+    count = len(ipa_symbols)
+    values = np.zeros((count, NUM_FEATURES), np.float32)
+    known = np.zeros(count, bool)
     for row, ipa in enumerate(ipa_symbols):
-        if ipa:
-            vector, known = articulatory_features(ipa)
-            if known:
-                values[row] = vector
-    return (values + 1.0) / 2.0, (np.abs(values) > 1e-6).astype(np.float32)
+        for candidate in (ipa, mnemonic_ipa(mnemonics[row]) if mnemonics is not None else ""):
+            if candidate:
+                vector, found = articulatory_features(candidate)
+                if found:
+                    values[row], known[row] = vector, True
+                    break
+    targets = (values + 1.0) / 2.0
+    mask = (np.abs(values) > 1e-6).astype(np.float32)
+    targets[~known], mask[~known] = 0.5, 1.0
+    return targets, mask, known
 
 
 def phones_for_text(text: str, language: str) -> AlignmentPhones:
@@ -100,8 +148,13 @@ def phones_for_text(text: str, language: str) -> AlignmentPhones:
     tokens = [token.strip(_PUNCTUATION) for token in text.split()]
     tokens = [token for token in tokens if token]
     count = len(utterance.words)
-    words = tuple(tokens) if len(tokens) == count else tuple(f"word{number + 1}" for number in range(count))
-    targets, mask = target_matrix(ipa)
+    if len(tokens) == count:
+        words = tuple(tokens)
+    else:  # espeak-ng merged or split words ("want to", numbers): name each word by its phones
+        words = tuple(
+            "".join(p.symbol for p in word.phonemes if p.kind != espeak.TONE_KIND) for word in utterance.words
+        )
+    targets, mask, known = target_matrix(ipa, symbols)
     return AlignmentPhones(
-        tuple(symbols), tuple(ipa), np.asarray(word_index, np.int64), words, tuple(tones), targets, mask
+        tuple(symbols), tuple(ipa), np.asarray(word_index, np.int64), words, tuple(tones), targets, mask, known
     )

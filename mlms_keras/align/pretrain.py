@@ -164,6 +164,28 @@ def labelled_examples(corpus, copies: int = 2, seed: int = 0, noise_db: float | 
     return examples
 
 
+def _cached_examples(corpus: Path, cache: Path, seed: int) -> list:
+    """`labelled_examples(corpus, copies=2)`, with the (slow, augmented) features cached in `cache`; the targets are
+    always computed afresh from the labels."""
+    if not cache.is_file():
+        examples = labelled_examples(corpus, copies=2, seed=seed)
+        with atomic_output(cache) as temporary, open(temporary, "wb") as handle:
+            np.savez(handle, x=np.concatenate([x for x, _ in examples]), lengths=[x.shape[0] for x, _ in examples])
+        return examples
+    with np.load(cache) as archive:  # each archive[...] reads the whole array again: read it once
+        everything, lengths = archive["x"], archive["lengths"]
+    bounds = np.cumsum(np.concatenate([[0], lengths]))
+    features = [everything[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    examples = []
+    for item in read_corpus(corpus):  # the order labelled_examples used: each utterance, then its copies
+        phones = phones_for_text(item.text, item.language)
+        entries = reference_frames(read_hts_labels(item.alignment_path), phones)
+        for _ in range(2):
+            x = features[len(examples)]
+            examples.append((x, frame_targets(entries, x.shape[0], phones)))
+    return examples
+
+
 def tune_emissions(model: AlignerModel, items: list, grid: dict | None = None) -> tuple[EmissionSettings, dict]:
     """The emission settings with the most boundaries within 20 ms on `items` (`(features, phones, reference
     segments, duration in seconds)`), searched over `grid` (name -> values). Returns the settings and figures."""
@@ -205,20 +227,7 @@ def main(argv=None) -> int:
     dev_dir = render_labelled_corpus(
         work / "dev", TRAIN_LANGUAGES, args.dev_per_language, VoicePlan(), args.seed + 1, args.workers, "dev"
     )
-    cache = work / f"examples-{args.seed}-{args.per_language}.npz"
-    if cache.is_file():
-        with np.load(cache) as archive:
-            bounds = np.cumsum(np.concatenate([[0], archive["lengths"]]))
-            examples = [(archive["x"][a:b], archive["y"][a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    else:
-        examples = labelled_examples(train_dir, copies=2, seed=args.seed)
-        with atomic_output(cache) as temporary, open(temporary, "wb") as handle:
-            np.savez(
-                handle,
-                x=np.concatenate([x for x, _ in examples]),
-                y=np.concatenate([y for _, y in examples]),
-                lengths=np.array([x.shape[0] for x, _ in examples]),
-            )
+    examples = _cached_examples(train_dir, work / f"features-{args.seed}-{args.per_language}.npz", args.seed)
     print(f"{len(examples)} training examples, {sum(f.shape[0] for f, _ in examples)} frames", flush=True)
     options = FitOptions(epochs=args.epochs, seed=args.seed)
     model, losses = fit_model(examples, config=AlignerConfig(), options=options, verbose=2)

@@ -63,7 +63,8 @@ def frame_targets(kinds: list, num_frames: int, phones: AlignmentPhones) -> np.n
             continue
         packed[start:end, :NUM_FEATURES] = phones.targets[phone]
         packed[start:end, NUM_FEATURES] = 0.0
-        packed[start:end, outputs : outputs + NUM_FEATURES] = phones.target_mask[phone]
+        if phones.known[phone]:  # an unknown phone teaches "not silence" only
+            packed[start:end, outputs : outputs + NUM_FEATURES] = phones.target_mask[phone]
     return packed
 
 

@@ -6,9 +6,10 @@
     log(1 - s_t) + w * sum_f m_pf [y_pf log q_tf + (1 - y_pf) log(1 - q_tf)] / sum_f m_pf
 
 (the mean over the features the phone specifies, so phones with many specified features are not penalised), and
-silence scores `log s_t + w * silence_offset`. `free_scores` is the best any phone could score at each frame (every
-feature at its more likely value): the alignment score of an utterance is the mean, over frames, of its path's
-emission minus this bound (0 is a perfect fit; transcript errors make it clearly negative).
+silence scores `log s_t + w * silence_offset`. `free_scores` is the best score any of the utterance's phones (or
+silence) gets at each frame, ignoring their order: the alignment score of an utterance is the mean, over frames, of
+its path's emission minus this bound (0 is a perfect fit; a transcript that does not match makes it clearly
+negative).
 
 **Graph** (`forced_align`): `[sil] p1 [pau] p2 ... pN [sil]`: leading and trailing silence are optional, and a pause
 is allowed before every word start; a pause costs `pause_penalty` and lasts at least `min_pause_frames`. Each phone
@@ -70,14 +71,11 @@ def emission_scores(posteriors: np.ndarray, phones: AlignmentPhones, settings: E
     return scores
 
 
-def free_scores(posteriors: np.ndarray, settings: EmissionSettings) -> np.ndarray:
-    """The best score any phone or silence could get at each frame: `(frames,)` float64 (see the module docstring)."""
-    features = np.clip(posteriors[:, :-1].astype(np.float64), _EPS, 1.0 - _EPS)
-    silence = np.clip(posteriors[:, -1].astype(np.float64), _EPS, 1.0 - _EPS)
-    best_fit = np.log(np.maximum(features, 1.0 - features)).mean(axis=1)
-    speech = np.log1p(-silence) + settings.feature_weight * best_fit
-    quiet = np.log(silence) + settings.feature_weight * settings.silence_offset
-    return np.maximum(speech, quiet)
+def free_scores(scores: np.ndarray) -> np.ndarray:
+    """The best score any of the utterance's phones or silence gets at each frame, in any order: `(frames,)` from
+    `emission_scores`'s `(frames, phones + 1)` (an upper bound of every path's emission; see the module
+    docstring)."""
+    return scores.max(axis=1)
 
 
 @dataclasses.dataclass(frozen=True)

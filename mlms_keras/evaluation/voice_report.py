@@ -5,7 +5,7 @@ language) pair is that speaker's teacher voice (its variant, rate, pitch and ran
 `mlms_keras.data.teacher.speakers`) speaking the same text. For every language of the voice, every speaker speaks
 `sentences_per_language` held-out sentences (`mlms_keras.evaluation.heldout`: text no corpus grammar produces):
 
-1. the teacher renders the sentence (`mlms_keras.frontend.espeak.synthesize`);
+1. the teacher renders the sentence (`mlms_keras.frontend.espeak.synthesize`, at the level `TEACHER_GAIN`);
 2. the voice synthesises it with the postfilter off (`postfilter_beta` 1.0), so its numbers compare with WORLD copy
    synthesis; its clipped samples (at full scale after `mlms_keras.vocoder.synthesize`'s clip) are counted;
 3. both waves are analysed by WORLD with the teacher speaker's F0 search range (`speaker_f0_range_hz`);
@@ -40,7 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from mlms_keras import vocoder
-from mlms_keras.data.teacher.speakers import TeacherSpeaker, get_speaker, language_speaker, speaker_f0_range_hz
+from mlms_keras.data.teacher.speakers import (
+    POLYGLOT_GAIN_DB,
+    TeacherSpeaker,
+    get_speaker,
+    language_speaker,
+    speaker_f0_range_hz,
+)
 from mlms_keras.evaluation import metrics
 from mlms_keras.evaluation.dtw import dtw_path, mcep_distance_matrix
 from mlms_keras.evaluation.heldout import heldout_sentences
@@ -53,6 +59,7 @@ __all__ = [
     "REPORT_FORMAT_VERSION",
     "SIDES",
     "SPEECH_THRESHOLD_DB",
+    "TEACHER_GAIN",
     "PairScore",
     "VoiceReportOptions",
     "evaluate_voice",
@@ -68,6 +75,10 @@ REPORT_FORMAT = "mlms-voice-report"
 REPORT_FORMAT_VERSION = 1
 #: A 5 ms frame is speech when its energy is within this many dB of the wave's loudest frame.
 SPEECH_THRESHOLD_DB = 40.0
+#: Gain on the teacher's speech: the polyglot corpus's level (`POLYGLOT_GAIN_DB`), so that copy synthesis (the
+#: floor) does not clip. The metrics do not depend on it: MCD leaves out c0, F0 and voicing ignore the level, and the
+#: speech spans are relative to each wave's loudest frame.
+TEACHER_GAIN = 10.0 ** (POLYGLOT_GAIN_DB / 20.0)
 #: The two sides of a language's rows: its native speakers, and the voice's other speakers.
 SIDES = ("native", "cross_language")
 
@@ -213,7 +224,7 @@ def _row(scores: list[PairScore], failed: int = 0) -> dict:
         "length_ratio": total("generated_frames") / total("reference_frames"),
         "total_length_ratio": total("generated_total") / total("reference_total"),
         "clipped_samples": total("clipped_samples"),
-        "peak_dbfs": 20.0 * np.log10(peak) if peak > 0 else None,
+        "peak_dbfs": float(20.0 * np.log10(peak)) if peak > 0 else None,
     }
     # NaN (no frame voiced in both, say) is not JSON: None, shown as "-".
     return {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in row.items()}
@@ -242,10 +253,12 @@ def evaluation_plan(voice, options: VoiceReportOptions = VoiceReportOptions()) -
         if unknown:
             raise ValueError(f"sentences for {unknown}, which voice {voice.name!r} does not speak ({languages})")
         sentences = options.sentences
+    # A speaker's own language is its teacher's (a dataset of a polyglot corpus may record another for it).
+    own = {name: teacher_speaker_of(voice, name).language for name in speakers}
     plan = []
     for language in languages:
         for name in speakers:
-            native = voice.speakers[name].get("language") == language
+            native = own[name] == language
             kind = ("native_adapted" if language in adapted else "native_training") if native else "cross_language"
             if native or options.cross_language:
                 plan.extend((name, language, text, kind) for text in sentences.get(language, ()))
@@ -279,7 +292,7 @@ def evaluate_voice(voice, options: VoiceReportOptions = VoiceReportOptions(), on
         teacher = teachers[name]
         low, high = speaker_f0_range_hz(teacher)
         analysis = {"f0_method": options.f0_method, "f0_floor": low, "f0_ceil": high}
-        teacher_wave = espeak.synthesize(text, language, teacher.voice).waveform.astype(np.float64)
+        teacher_wave = espeak.synthesize(text, language, teacher.voice).waveform.astype(np.float64) * TEACHER_GAIN
         teacher_features = vocoder.analyze(teacher_wave, espeak.SAMPLE_RATE_HZ, name="teacher", **analysis)
         copy_wave = vocoder.synthesize(teacher_features, postfilter_beta=1.0, name="copy synthesis")
         floor.append(score_pair(teacher_wave, copy_wave, espeak.SAMPLE_RATE_HZ, analysis, teacher_features))
@@ -296,7 +309,7 @@ def evaluate_voice(voice, options: VoiceReportOptions = VoiceReportOptions(), on
         score = score_pair(teacher_wave, voice_wave, voice.sample_rate, analysis, teacher_features)
         groups.setdefault(kind, []).append(score)
         groups.setdefault((language, side), []).append(score)
-        utterances.append({**utterance, **_row([score])})
+        utterances.append({**utterance, **_row([score]), "failed": None})
         if on_pair is not None:
             on_pair(utterances[-1], teacher_wave, voice_wave, voice.sample_rate, analysis)
     languages = sorted(voice.languages, key=voice.languages.get)

@@ -2,7 +2,10 @@
 
 Keras's `predict_on_batch` traces its graph again for each new input shape until it relaxes the shapes, and a trace
 of the acoustic model's time loops costs seconds. Scoring loops over batches of varying length (the closest-speaker
-search, dev metrics, held-out metrics) call the model through `inference_function` instead: one trace per model.
+search, held-out metrics) call the model through `inference_function` instead: one trace per model. It is meant
+for this package's models, whose layers handle a time axis of unknown length in a graph; some stock Keras layers do
+not (`TimeDistributed` in Keras 3.15 takes the batch size for the time steps there), so the training callbacks,
+which may score any model, keep `predict_on_batch`.
 """
 
 from __future__ import annotations

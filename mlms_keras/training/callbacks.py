@@ -35,7 +35,6 @@ import tensorflow as tf
 
 from mlms_keras import vocoder
 from mlms_keras.evaluation.metrics import f0_rmse_hz, mel_cepstral_distortion_db, vuv_error_percent
-from mlms_keras.models.inference import predict
 from mlms_keras.training.losses import frame_mask, masked_squared_error_sums_numpy
 from mlms_keras.utils.fileio import atomic_write_json, save_model_atomically
 
@@ -109,7 +108,7 @@ class PerLanguageDevMSE(keras.callbacks.Callback):
             if self.max_batches is not None and batch_index >= self.max_batches:
                 break
             inputs, targets = element[0], np.asarray(element[1])
-            predicted = predict(self.model, inputs)
+            predicted = np.asarray(self.model.predict_on_batch(inputs))
             keep = frame_mask(np.asarray(inputs["linguistic"]))
             languages = np.asarray(inputs["language"]).reshape(-1)
             for language in np.unique(languages):
@@ -170,7 +169,7 @@ class AcousticMetricsCallback(keras.callbacks.Callback):
         for batch_index, (inputs, targets, mask) in enumerate(self.dev_dataset):
             if self.max_batches is not None and batch_index >= self.max_batches:
                 break
-            predicted = predict(self.model, inputs)
+            predicted = self.model.predict_on_batch(inputs)
             keep = np.asarray(mask).astype(bool)
             references.append(self._denormalise(np.asarray(targets)[keep]))
             predictions.append(self._denormalise(np.asarray(predicted)[keep]))

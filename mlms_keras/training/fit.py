@@ -344,6 +344,10 @@ def train_on_prepared(
         ),
     )
 
+    # Seeded before the datasets too: their shuffle seeds derive from TensorFlow's global seed, so the batches are a
+    # function of `options.seed` alone, not of what this process ran before (a resumed run must see the same ones).
+    keras.utils.set_random_seed(options.seed)
+
     def split(name, **settings):
         # cache="auto": a small selection (an SLSS baseline on limited data) is kept in memory after one pass.
         data = load_dataset(

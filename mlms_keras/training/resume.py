@@ -157,10 +157,12 @@ def fast_forward(dataset, epochs_done: int, steps_per_epoch: int | None):
 
     Keras restores weights, optimizer state and the epoch number, but a new process iterates a seeded,
     reshuffled `tf.data` stream from its first order again, so the resumed epochs would see other batches than
-    an uninterrupted run. Here a finite dataset (a new iterator per epoch) gets `epochs_done` iterators created
-    and dropped (each draws the next epoch's shuffle seed; nothing is read), and an endless one (one iterator,
-    `steps_per_epoch` batches per epoch) skips `epochs_done * steps_per_epoch` batches (they are read). The
-    resumed run then trains on exactly the batches of the uninterrupted one.
+    an uninterrupted run. Here a finite dataset (a new iterator per epoch) gets `epochs_done` iterators that each
+    produce one batch and are dropped: every shuffle stage then has drawn the seed of one more epoch (a shuffle
+    after `flat_map`, as in chunked batches, draws its seed only when its first element is asked for, so creating
+    the iterator is not enough); an endless one (one iterator, `steps_per_epoch` batches per epoch) skips
+    `epochs_done * steps_per_epoch` batches (they are read). The resumed run then trains on exactly the batches of
+    the uninterrupted one.
 
     Args:
         dataset: the training `tf.data.Dataset` given to `fit`.
@@ -175,5 +177,5 @@ def fast_forward(dataset, epochs_done: int, steps_per_epoch: int | None):
     if steps_per_epoch is not None:
         return dataset.skip(epochs_done * steps_per_epoch)
     for _ in range(epochs_done):
-        iter(dataset)
+        next(iter(dataset), None)
     return dataset

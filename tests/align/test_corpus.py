@@ -76,7 +76,7 @@ def test_bad_items_are_reported_and_transcript_errors_flagged(labelled_corpus, t
     report = json.loads((folder / "labels" / "alignment_report.json").read_text())
     reasons = {entry["id"]: entry["reason"] for entry in report["skipped"]}
     assert set(reasons) == {"silent", "short", "script"}
-    assert "silent" in reasons["silent"] and "too short" in reasons["short"] and "Cyrillic" in reasons["script"]
+    assert "silent" in reasons["silent"] and "too short" in reasons["short"] and "CYRILLIC" in reasons["script"]
     scores = {uid: entry["score"] for uid, entry in report["utterances"].items()}
     assert set(scores) == {"wrong", items[0].utterance_id, items[1].utterance_id}
     assert min(scores, key=scores.get) == "wrong"
@@ -110,3 +110,25 @@ def test_prepare_aligns_an_unaligned_ljspeech_folder(labelled_corpus, tmp_path):
             progress=False,
             options=PrepareOptions(language="en-us", dev_per_speaker=1, align="never"),
         )
+
+
+@pytest.mark.slow
+def test_corpus_level_pass_adapts_the_model_and_labels_come_from_it(labelled_corpus, tmp_path):
+    from mlms_keras.align import align, load_aligner, write_alignment
+    from mlms_keras.align.model import AlignerModel
+    from mlms_keras.align.training import FitOptions
+    from mlms_keras.vocoder import audio
+
+    out = tmp_path / "adapted"
+    options = AlignOptions(workers=2, corpus_pass="always", progress=False, fine_tune=FitOptions(epochs=1))
+    report = align_corpus(labelled_corpus, out, options)
+    assert report.corpus_pass["ran"] and not report.corpus_pass["resumed"] and report.aligned == 8
+    adapted = AlignerModel.load(out / ".align" / "model")
+    shipped = load_aligner()
+    assert any(not np.array_equal(adapted.weights[k], shipped.weights[k]) for k in shipped.weights)
+    item = read_corpus(labelled_corpus)[0]
+    wave, rate = audio.load(item.wav_path)
+    write_alignment(align(wave, rate, item.text, item.language, model=adapted), tmp_path / "x.lab", None)
+    assert (tmp_path / "x.lab").read_bytes() == (out / f"{item.utterance_id}.lab").read_bytes()
+    again = align_corpus(labelled_corpus, out, options)
+    assert again.aligned == 0 and again.reused == 8 and again.corpus_pass["resumed"]

@@ -9,7 +9,7 @@ import pytest
 
 from mlms_keras.align.features import frame_count, log_mel
 from mlms_keras.align.model import AlignerConfig, AlignerModel, build_keras_model
-from mlms_keras.align.phones import phones_for_text, target_matrix
+from mlms_keras.align.phones import mnemonic_ipa, phones_for_text, target_matrix
 from mlms_keras.align.viterbi import EmissionSettings, forced_align
 
 
@@ -101,7 +101,19 @@ def test_viterbi_refuses_audio_too_short_for_its_phones():
 def test_phones_carry_tones_and_articulatory_targets():
     phones = phones_for_text("你好", "cmn")
     assert any(phones.tones_after)  # Mandarin tones ride on their vowels, not as phones of their own
-    targets, mask = target_matrix(["m"])
+    targets, mask, known = target_matrix(["m"])
+    assert known.tolist() == [True]
     names = __import__("mlms_keras.frontend.layout", fromlist=["x"]).articulatory_feature_names()
     assert targets[0, names.index("nas")] == 1.0 and mask[0, names.index("nas")] == 1.0
     assert targets[0, names.index("syl")] == 0.0
+
+
+def test_phones_without_frontend_ipa_are_read_from_their_mnemonics():
+    # Polish "balkonie": espeak-ng's mnemonics (b a l k O n^ ; E#) and IPA tokens differ in number, so the
+    # frontend gives no IPA; the mnemonics give the features.
+    phones = phones_for_text("balkonie", "pl")
+    assert not any(phones.ipa) and phones.known.all()
+    assert mnemonic_ipa("n^") == "ɲ" and mnemonic_ipa("t;") == "tʲ" and mnemonic_ipa("A:") == "ɑː"
+    assert mnemonic_ipa(";") == "j" and mnemonic_ipa("E#") == "ɛ"
+    targets, mask, known = target_matrix(["", "☃"], ["%%", "%%"])
+    assert not known.any() and np.all(targets == 0.5) and np.all(mask == 1.0)  # generic speech, never free

@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from kill_testing import kill_when
 
 from mlms_keras.data import teacher
 from mlms_keras.frontend.labels import read_hts_labels
@@ -163,12 +165,14 @@ def test_interrupted_build_resumes_without_redoing_finished_utterances(tmp_path)
     (out / "wavs" / "pl-female-dev-00001.wav").unlink()
     (out / "metadata.csv").unlink()
     (out / "corpus.json").unlink()
-    (out / "wavs" / ".it-female-train-00003.wav.abc.tmp").write_bytes(b"partial")
+    # A killed writer's temporary file, named as `atomic_output` names it: `.<name>.<random>.tmp<suffix>`.
+    leftover = out / "wavs" / ".it-female-train-00003.wav.k2_9xq1v.tmp.wav"
+    leftover.write_bytes(b"partial")
     untouched = out / "wavs" / "en-gb-male-train-00001.wav"
     before = untouched.stat().st_mtime_ns
     report = teacher.build_teacher_corpus(out, "tiny", seed=2, workers=2, speakers=SUBSET, progress=False)
     assert (report.built, report.reused) == (2, 11)
-    assert untouched.stat().st_mtime_ns == before
+    assert untouched.stat().st_mtime_ns == before and not leftover.exists()
     assert _digests(out) == complete
 
 
@@ -338,3 +342,27 @@ def test_corpus_build_verb_builds_languages(tmp_path, capsys):
     assert "--preset and --languages do not go together" in capsys.readouterr().err
     assert main(["corpus", "build", out, "--utterances", "3"]) == 2
     assert "--utterances goes with --languages" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_build_killed_with_sigkill_resumes_to_the_uninterrupted_corpus(tmp_path, capsys):
+    """A real kill of `mlms corpus build` mid-way; the rerun gives byte-identical files, and a rerun with another
+    seed is refused (it would have kept the old audio under new text)."""
+    from mlms_keras.cli import main
+
+    def build(out, *extra):
+        return ["corpus", "build", str(out), "--preset", "tiny", "--speakers", "fr-female,de-female", "--quiet", *extra]
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main(build(whole)) == 0
+    kill_when(build(killed), lambda: len(list((killed / "labels").glob("*.lab"))) >= 2)
+    done = len(list((killed / "labels").glob("*.lab")))
+    assert 2 <= done < 10 and not (killed / "corpus.json").exists()
+    capsys.readouterr()
+    assert main(build(killed, "--seed", "1")) == 2
+    assert "seed: recorded 0, now 1" in capsys.readouterr().err
+    assert main(build(killed)) == 0
+    # The killed build's worker may finish the utterance it had started before it notices: at least `done` reused.
+    built, reused = (int(word) for word in re.search(r"(\d+) built, (\d+) reused", capsys.readouterr().out).groups())
+    assert built + reused == 10 and reused >= done
+    assert _digests(killed) == _digests(whole)

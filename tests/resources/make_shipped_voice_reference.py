@@ -1,7 +1,9 @@
 """Records the shipped voice's output for one fixed sentence per language (`shipped_voice_reference.npz`).
 
-Run once, on the code before a change that must not move numerics (the [structure] reorganisation recorded it
-from commit 6d69d37); `tests/synthesis/test_shipped_voice_reference.py` then requires bit-identical output:
+Run once, on the code before a change that must not move numerics, or after a change meant to move them (the
+[structure] reorganisation recorded it from commit 6d69d37; [voices] recorded it again when the sentence-edge
+silences were capped at 32 frames, the one output change); `tests/synthesis/test_shipped_voice_reference.py`
+then requires bit-identical output:
 
     python tests/resources/make_shipped_voice_reference.py tests/resources/shipped_voice_reference.npz
 """

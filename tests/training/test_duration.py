@@ -178,7 +178,7 @@ def test_predicted_durations_are_whole_frames_with_fixed_edge_silences(prepared,
         + 2.0
     )
     assert frames.dtype == np.int64 and frames.shape == (rows.shape[0],)
-    assert frames[0] == frames[-1] == 37  # teacher utterances open and close with silence
+    assert frames[0] == frames[-1] == 32  # teacher utterances open and close with silence
     np.testing.assert_array_equal(frames[1:-1], np.maximum(np.rint(raw[1:-1]), 0))
     with pytest.raises(ValueError, match="phoneme_features must be"):
         predict_durations(model, stats, rows[:, :3], 0, 0, layout)

@@ -12,6 +12,7 @@ import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
+from kill_testing import kill_when
 
 from mlms_keras import cli
 from mlms_keras.data.pipeline import load_dataset
@@ -193,6 +194,23 @@ def test_a_changed_preset_file_is_refused_with_both_hashes(sweep, tmp_path):
     actual = hashlib.sha256(bytes(weights)).hexdigest()
     with pytest.raises(ValueError, match=f"model.weights.h5: sha256 mismatch: expected {expected}.*got {actual}"):
         load_preset(copy)
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_results(prepared, sweep, tmp_path):
+    """`mlms tune` killed after its first trial; the same sweep run again trains only the second, and both trials
+    end as in the uninterrupted sweep (the module's), bit for bit: every trial trains on the same seeded batches."""
+    directory = tmp_path / "killed"
+    command = ["tune", str(prepared), "--directory", str(directory), "--max-trials", "2", *CLI_SWEEP]
+    kill_when(command, lambda: (directory / "results.json").is_file())  # written after each finished trial
+    resumed = tune_dataset(prepared, directory, SweepOptions(max_trials=2, **SWEEP), **RUN)
+    assert resumed.trials_run == 1
+    _, whole, _ = sweep
+
+    def outcome(results):
+        return [(r.language_space_dim, r.status, r.dev_mse, r.dev_mse_per_language, r.best_epoch) for r in results]
+
+    assert outcome(resumed.results) == outcome(whole.results)
 
 
 # Runs after the tests above: it extends the module's sweep to L = 3 (and re-exports its best model).

@@ -337,15 +337,21 @@ class _Workers:
             self._start()
             return _skipped(argument[0], WORKER_DIED)
 
+    def _submit(self, argument) -> concurrent.futures.Future:
+        """`argument`'s task in the pool; a pool already broken gives a future that fails as its task would."""
+        try:
+            return self.pool.submit(_extract_task, argument)
+        except concurrent.futures.process.BrokenProcessPool as error:
+            failed = concurrent.futures.Future()
+            failed.set_exception(error)
+            return failed
+
     def map(self, arguments):
         """Yields `_extract_task(argument)` for each argument, in order."""
         self._start()
         in_flight = collections.deque()
         remaining = iter(arguments)
-        in_flight.extend(
-            (argument, self.pool.submit(_extract_task, argument))
-            for argument in itertools.islice(remaining, self.window)
-        )
+        in_flight.extend((argument, self._submit(argument)) for argument in itertools.islice(remaining, self.window))
         while in_flight:
             argument, future = in_flight.popleft()
             try:
@@ -360,13 +366,10 @@ class _Workers:
                 for suspect in suspects:
                     yield self._alone(suspect)
                 in_flight.clear()
-                in_flight.extend(
-                    (queued, self.pool.submit(_extract_task, queued))
-                    for queued in itertools.islice(remaining, self.window)
-                )
+                in_flight.extend((queued, self._submit(queued)) for queued in itertools.islice(remaining, self.window))
                 continue
             for queued in itertools.islice(remaining, 1):
-                in_flight.append((queued, self.pool.submit(_extract_task, queued)))
+                in_flight.append((queued, self._submit(queued)))
             yield outcome
 
 

@@ -270,6 +270,7 @@ def adapt_model_on_prepared(
         runs of this adaptation, killed ones included (`HistoryFile.as_history`).
     """
     out_dir = Path(out_dir)
+    keras.utils.set_random_seed(options.seed)  # before the datasets: their shuffle seeds derive from the global seed
 
     def split(name, **settings):
         # One speaker's limited data: kept in memory rather than re-read from every shard each epoch.

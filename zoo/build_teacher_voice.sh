@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds a zoo voice from nothing on the polyglot espeak-ng teacher corpus, then scores it (docs/voices.md).
+#
+#   zoo/build_teacher_voice.sh WORK NAME
+#
+# 1. corpus: `mlms corpus build --preset polyglot-small` (every training speaker speaks 30 % of its utterances in
+#    the other training languages, 12 dB below espeak-ng's level so that nothing clips);
+# 2. prepare: WORLD analysis with F0_METHOD (harvest: it measures better on this data, docs/voices.md);
+# 3. acoustic model: `mlms train` with early stopping on dev (EPOCHS at most, PATIENCE);
+# 4. adaptation: pl with every variant of VARIANTS; the one with the lowest pl dev MSE adapts pt-br too, and the
+#    duration model (trained with early stopping on dev) is adapted to pl and pt-br with it;
+# 5. pack: `mlms zoo pack` into OUT (at most 25 MB), with the commands and wall times of every step;
+# 6. report: `mlms eval-voice OUT --plots` into WORK/report.
+#
+# Resumable: run the same command again after an interruption. A finished step leaves WORK/.done/<step> and is
+# skipped; the long steps (corpus, prepare, train, adapt) resume their own work inside. WORK/rebuild.txt holds the
+# commands run, WORK/timings.json the wall-clock seconds of each step (a resumed step adds up its runs).
+#
+# Settings (environment): CORPUS_PRESET (polyglot-small), MODEL_PRESET (small), DURATION_PRESET (small),
+# EPOCHS (30), PATIENCE (3), DURATION_EPOCHS (30), F0_METHOD (harvest), VARIANTS ("v1 v2 v3 v4"), WORKERS (2),
+# SEED (0), OUT (zoo/NAME), REGISTRY (zoo/registry.json), MLMS (mlms), PYTHON (python3).
+# A smoke test at tiny scale (minutes):
+#   CORPUS_PRESET=polyglot-tiny MODEL_PRESET=tiny DURATION_PRESET=tiny EPOCHS=1 DURATION_EPOCHS=1 VARIANTS="v1 v3" \
+#     OUT=/tmp/voice/out REGISTRY=/tmp/voice/registry.json zoo/build_teacher_voice.sh /tmp/voice tiny-test
+set -euo pipefail
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 WORK NAME   (settings in the environment; see the header of $0)" >&2
+    exit 2
+fi
+WORK=$1
+NAME=$2
+CORPUS_PRESET=${CORPUS_PRESET:-polyglot-small}
+MODEL_PRESET=${MODEL_PRESET:-small}
+DURATION_PRESET=${DURATION_PRESET:-small}
+EPOCHS=${EPOCHS:-30}
+PATIENCE=${PATIENCE:-3}
+DURATION_EPOCHS=${DURATION_EPOCHS:-30}
+F0_METHOD=${F0_METHOD:-harvest}
+VARIANTS=${VARIANTS:-v1 v2 v3 v4}
+WORKERS=${WORKERS:-2}
+SEED=${SEED:-0}
+OUT=${OUT:-zoo/$NAME}
+REGISTRY=${REGISTRY:-zoo/registry.json}
+MLMS=${MLMS:-mlms}
+PYTHON=${PYTHON:-python3}
+MAX_BYTES=$((25 * 1000 * 1000))
+
+CORPUS=$WORK/corpus
+PREPARED=$WORK/prepared
+mkdir -p "$WORK/.done"
+touch "$WORK/rebuild.txt"
+
+# step NAME COMMAND...: runs COMMAND unless NAME is done; records the command and adds its wall time.
+step() {
+    local name=$1
+    shift
+    if [ -e "$WORK/.done/$name" ]; then
+        echo "== $name: done"
+        return
+    fi
+    echo "== $name: $*"
+    local started
+    started=$(date +%s.%N)
+    "$@"
+    "$PYTHON" - "$WORK/timings.json" "$name" "$started" "$(date +%s.%N)" <<'EOF'
+import json, os, sys
+path, name, started, ended = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+timings = json.load(open(path)) if os.path.exists(path) else {}
+timings[name] = round(timings.get(name, 0.0) + ended - started, 1)
+timings["note"] = "wall-clock seconds per step of zoo/build_teacher_voice.sh; a resumed step adds up its runs"
+with open(path + ".tmp", "w") as file:
+    json.dump(timings, file, indent=1)
+os.replace(path + ".tmp", path)
+EOF
+    grep -qxF -- "$*" "$WORK/rebuild.txt" || echo "$*" >>"$WORK/rebuild.txt"
+    touch "$WORK/.done/$name"
+}
+
+step corpus "$MLMS" corpus build "$CORPUS" --preset "$CORPUS_PRESET" --seed "$SEED" --workers "$WORKERS" --quiet
+step prepare "$MLMS" prepare "$CORPUS" "$PREPARED" --workers "$WORKERS" --f0-method "$F0_METHOD"
+step train "$MLMS" train "$PREPARED" --preset "$MODEL_PRESET" --out "$WORK/acoustic" --epochs "$EPOCHS" \
+    --patience "$PATIENCE" --seed "$SEED" --quiet
+
+# The adaptation variant that measures best: the lowest Polish dev MSE after adaptation.
+for variant in $VARIANTS; do
+    step "adapt-pl-$variant" "$MLMS" adapt "$WORK/acoustic" "$PREPARED" --language pl --speaker pl-female \
+        --variant "$variant" --out "$WORK/acoustic-pl-$variant" --seed "$SEED" --quiet
+done
+BEST=$("$PYTHON" - "$WORK" $VARIANTS <<'EOF'
+import json, sys
+work, variants = sys.argv[1], sys.argv[2:]
+scores = {}
+for variant in variants:
+    run = json.load(open(f"{work}/acoustic-pl-{variant}/training.json"))
+    scores[variant] = run["adaptation"]["final_dev_mse"]
+best = min(scores, key=scores.get)
+json.dump({"pl_dev_mse": scores, "best": best}, open(f"{work}/variants.json", "w"), indent=1)
+print(best)
+EOF
+)
+echo "== adaptation variant: $BEST ($(cat "$WORK/variants.json" | tr -d '\n '))"
+step "adapt-pt-br-$BEST" "$MLMS" adapt "$WORK/acoustic-pl-$BEST" "$PREPARED" --language pt-br \
+    --speaker pt-br-female --variant "$BEST" --out "$WORK/acoustic-pl-pt-br-$BEST" --seed "$SEED" --quiet
+step "duration-$BEST" "$MLMS" zoo train-duration "$PREPARED" --out "$WORK/duration-$BEST" \
+    --preset "$DURATION_PRESET" --epochs "$DURATION_EPOCHS" --patience "$PATIENCE" --adapt pl,pt-br \
+    --variant "$BEST" --seed "$SEED"
+
+# Pack last, so that the voice's metadata holds every step's command and time (pack's own time is not in it).
+cp "$WORK/rebuild.txt" "$WORK/commands.txt"
+echo "$MLMS zoo pack --acoustic $WORK/acoustic-pl-pt-br-$BEST --duration $WORK/duration-$BEST --dataset $PREPARED" \
+    "--name $NAME --out $OUT --registry $REGISTRY --commands $WORK/commands.txt --timings $WORK/timings.json" \
+    >>"$WORK/commands.txt"
+step pack "$MLMS" zoo pack --acoustic "$WORK/acoustic-pl-pt-br-$BEST" --duration "$WORK/duration-$BEST" \
+    --dataset "$PREPARED" --name "$NAME" --out "$OUT" --registry "$REGISTRY" --commands "$WORK/commands.txt" \
+    --timings "$WORK/timings.json"
+SIZE=$(du -sb "$OUT" | cut -f1)
+if [ "$SIZE" -gt "$MAX_BYTES" ]; then
+    echo "$OUT is $SIZE bytes, over the 25 MB a zoo voice may have; use a smaller MODEL_PRESET" >&2
+    exit 1
+fi
+echo "== $OUT: $SIZE bytes"
+step report "$MLMS" eval-voice "$OUT" --out "$WORK/report" --plots --f0-method dio
