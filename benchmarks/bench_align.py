@@ -167,8 +167,9 @@ def end_to_end(work: Path, utterances: int, epochs: int, workers: int) -> dict:
         _mlms("prepare", str(corpus), str(prepared), "--layout-from", "teacher-small", "--f0-method", "dio",
               "--workers", str(workers), "--quiet")  # fmt: skip
         voice = work / "e2e" / f"{name}-voice"
-        _mlms("adapt", "teacher-small", str(prepared), "--language", "sv", "--speaker", "sv-f2", "--variant", "v1",
-              "--epochs-per-phase", str(epochs), "--out", str(voice), "--quiet")  # fmt: skip
+        if not (voice / "metadata.json").is_file():  # a finished adaptation is kept (the bench resumes)
+            _mlms("adapt", "teacher-small", str(prepared), "--language", "sv", "--speaker", "sv-f2", "--variant", "v1",
+                  "--epochs-per-phase", str(epochs), "--out", str(voice), "--quiet")  # fmt: skip
         metadata = json.loads((voice / "metadata.json").read_text())
         figures[name] = metadata["adaptation"]["metrics"]["mcd_db"]
         print(f"end to end, {name}: dev MCD {figures[name]:.3f} dB", flush=True)

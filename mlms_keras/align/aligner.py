@@ -29,7 +29,15 @@ from mlms_keras.align.viterbi import EmissionSettings, PathUnits, emission_score
 from mlms_keras.frontend.labels import Segment, write_hts_labels
 from mlms_keras.utils.fileio import atomic_output
 
-__all__ = ["Alignment", "SilentAudioError", "align", "align_prepared", "prepare_input", "write_alignment"]
+__all__ = [
+    "Alignment",
+    "SilentAudioError",
+    "align",
+    "align_posteriors",
+    "align_prepared",
+    "prepare_input",
+    "write_alignment",
+]
 
 #: Peak level (full scale 1.0) below which audio counts as silent (-60 dBFS).
 SILENT_PEAK = 1e-3
@@ -113,10 +121,17 @@ def align_prepared(
 ) -> Alignment:
     """`align` after `prepare_input`: posteriors, the Viterbi path and the segments."""
     settings = settings or EmissionSettings.from_dict(model.metadata.get("emission"))
-    scores = emission_scores(model.posteriors(features), phones, settings)
+    return align_posteriors(phones, model.posteriors(features), duration_s, settings)
+
+
+def align_posteriors(
+    phones: AlignmentPhones, posteriors: np.ndarray, duration_s: float, settings: EmissionSettings
+) -> Alignment:
+    """The Viterbi path and segments from the model's `(frames, outputs)` posteriors (`AlignerModel.posteriors`)."""
+    scores = emission_scores(posteriors, phones, settings)
     path = forced_align(scores, phones, settings)
     score = float(np.mean(path.path_scores - free_scores(scores)))
-    phone_segments, words = _segments(phones, path, features.shape[0], duration_s)
+    phone_segments, words = _segments(phones, path, posteriors.shape[0], duration_s)
     return Alignment(phone_segments, words, score, duration_s, path)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlms_keras.align.aligner import align_prepared
+from mlms_keras.align.aligner import align_posteriors
 from mlms_keras.align.augment import add_noise, augment
 from mlms_keras.align.evaluation import boundary_errors, summarise_errors
 from mlms_keras.align.features import log_mel, normalise, to_feature_rate
@@ -192,14 +192,16 @@ def tune_emissions(model: AlignerModel, items: list, grid: dict | None = None) -
     grid = grid or {
         "feature_weight": (2.0, 4.0, 8.0),
         "silence_offset": (-0.3, -0.15, 0.0),
-        "pause_penalty": (2.0, 6.0),
+        "pause_penalty": (2.0, 6.0, 10.0),
+        "min_phone_frames": (1, 2),
     }
+    posteriors = [model.posteriors(features) for features, _, _, _ in items]
     best = None
     for values in itertools.product(*grid.values()):
         settings = EmissionSettings(**dict(zip(grid.keys(), values)))
         errors = []
-        for features, phones, reference, duration_s in items:
-            hypothesis = align_prepared(phones, features, duration_s, model, settings).phones
+        for (_, phones, reference, duration_s), post in zip(items, posteriors):
+            hypothesis = align_posteriors(phones, post, duration_s, settings).phones
             errors.append(boundary_errors(reference, hypothesis, phones))
         figures = summarise_errors(np.concatenate(errors))
         if best is None or figures["within_20ms"] > best[1]["within_20ms"]:
@@ -217,20 +219,34 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tune-only", action="store_true", help="keep OUT's trained model, choose its settings again")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     out = Path(args.out)
     work = Path(args.work) if args.work else out.parent / "aligner-work"
-    train_dir = render_labelled_corpus(
-        work / "train", TRAIN_LANGUAGES, args.per_language, VoicePlan(), args.seed, args.workers, "train"
-    )
     dev_dir = render_labelled_corpus(
         work / "dev", TRAIN_LANGUAGES, args.dev_per_language, VoicePlan(), args.seed + 1, args.workers, "dev"
     )
-    examples = _cached_examples(train_dir, work / f"features-{args.seed}-{args.per_language}.npz", args.seed)
-    print(f"{len(examples)} training examples, {sum(f.shape[0] for f, _ in examples)} frames", flush=True)
-    options = FitOptions(epochs=args.epochs, seed=args.seed)
-    model, losses = fit_model(examples, config=AlignerConfig(), options=options, verbose=2)
+    if args.tune_only:
+        model = AlignerModel.load(out)
+        training = model.metadata.get("training", {})
+    else:
+        train_dir = render_labelled_corpus(
+            work / "train", TRAIN_LANGUAGES, args.per_language, VoicePlan(), args.seed, args.workers, "train"
+        )
+        examples = _cached_examples(train_dir, work / f"features-{args.seed}-{args.per_language}.npz", args.seed)
+        print(f"{len(examples)} training examples, {sum(f.shape[0] for f, _ in examples)} frames", flush=True)
+        options = FitOptions(epochs=args.epochs, seed=args.seed)
+        model, losses = fit_model(examples, config=AlignerConfig(), options=options, verbose=2)
+        training = {
+            "languages": list(TRAIN_LANGUAGES),
+            "variants": list(TRAIN_VARIANTS),
+            "rates_wpm": list(TRAIN_RATES),
+            "utterances": len(examples) // 2,
+            "fit": dataclasses.asdict(options),
+            "losses": losses,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
     dev_items = []
     for item in read_corpus(dev_dir):
         wave, rate = audio.load(item.wav_path)
@@ -241,16 +257,7 @@ def main(argv=None) -> int:
     model.metadata.update(
         {
             "emission": dataclasses.asdict(settings),
-            "training": {
-                "languages": list(TRAIN_LANGUAGES),
-                "variants": list(TRAIN_VARIANTS),
-                "rates_wpm": list(TRAIN_RATES),
-                "utterances": len(examples) // 2,
-                "fit": dataclasses.asdict(options),
-                "losses": losses,
-                "dev_at_20db": figures,
-                "seconds": round(time.perf_counter() - started, 1),
-            },
+            "training": {**training, "dev_at_20db": figures},
             "provenance": provenance(),
         }
     )

@@ -13,7 +13,7 @@ negative).
 
 **Graph** (`forced_align`): `[sil] p1 [pau] p2 ... pN [sil]`: leading and trailing silence are optional, and a pause
 is allowed before every word start; a pause costs `pause_penalty` and lasts at least `min_pause_frames`. Each phone
-takes at least one 5 ms frame. The search is vectorised over states (one numpy step per frame).
+takes at least `min_phone_frames` 5 ms frames. The search is vectorised over states (one numpy step per frame).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class EmissionSettings:
         pause_penalty: log-score cost of each pause between words.
         min_pause_frames: shortest pause between words (frames of 5 ms).
         min_silence_frames: shortest leading or trailing silence (frames).
+        min_phone_frames: shortest phone (frames; real phones are rarely under 10 ms, though espeak-ng's can be).
     """
 
     feature_weight: float = 4.0
@@ -47,6 +48,7 @@ class EmissionSettings:
     pause_penalty: float = 4.0
     min_pause_frames: int = 6
     min_silence_frames: int = 1
+    min_phone_frames: int = 1
 
     @classmethod
     def from_dict(cls, data: dict | None) -> EmissionSettings:
@@ -101,7 +103,7 @@ def _graph(phones: AlignmentPhones, settings: EmissionSettings):
     for index in range(len(phones)):
         if index > 0 and starts[index]:
             units.append(("pau", index, SILENCE_COLUMN, True, max(1, settings.min_pause_frames)))
-        units.append(("phone", index, index, False, 1))
+        units.append(("phone", index, index, False, max(1, settings.min_phone_frames)))
     units.append(("sil", 1, SILENCE_COLUMN, True, max(1, settings.min_silence_frames)))
     states = []  # (unit number, column)
     unit_first, unit_last = [], []

@@ -1,6 +1,7 @@
 """End-to-end tests on a real prepared teacher corpus (espeak-ng voices, WORLD features): the `mlms train`,
 `mlms adapt`, `mlms synth-utterance` and `mlms reproduce` verbs, including a run killed with SIGKILL."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -230,3 +231,8 @@ def test_reproduce_smoke_writes_both_figures_and_resumes_from_finished_runs(prep
     assert again["run_seconds"] == {} and sorted(again["reused_runs"]) == sorted(results["run_seconds"])
     assert again["wall_seconds"] < results["wall_seconds"]
     assert [r["dev_mse"] for r in again["rows"]] == pytest.approx([r["dev_mse"] for r in rows], rel=1e-6)
+    # Another scale into the same folder: the finished runs are not relabelled with it, the call is refused.
+    with pytest.raises(ValueError, match=r"slss-fr-female.*epochs: recorded 1, now 2"):
+        reproduce(prepared, out, scale=dataclasses.replace(minimal, epochs=2))
+    with pytest.raises(ValueError, match=r"training.seed: recorded 0, now 1"):
+        reproduce(prepared, out, scale=minimal, seed=1)

@@ -20,7 +20,8 @@ the trainable weight groups at phase boundaries.
 |---|---|
 | `phases` | `Phase`, `VARIANTS`, `adaptation_phases`, `adaptation_weight_groups`, `PhaseSchedule` |
 | `speakers` | `add_language_and_speaker`, `closest_speaker` (`SpeakerDistance`), `with_ids` |
-| `driver` | `AdaptationOptions`, `AdaptationResult`, `adapt`, `adapt_model_on_prepared`, `adapt_on_prepared` (run) |
+| `driver` | `AdaptationOptions`, `AdaptationResult`, `adapt`, `adapt_model_on_prepared`, `adapt_resumably` |
+| `run` | `adapt_on_prepared` (a run folder, `mlms adapt RUN`) and the settings its resume must match |
 | `duration` | `adapt_duration_on_prepared`, `duration_pair_metrics`: the duration model, the same way |
 | `voice` | `adapt_voice` (`mlms adapt VOICE`): both models of a zoo voice, grown to a new language: a new voice |
 
@@ -38,8 +39,6 @@ from mlms_keras.training.adaptation.driver import (
     AdaptationResult,
     adapt,
     adapt_model_on_prepared,
-    adapt_on_prepared,
-    adaptation_run_settings,
 )
 from mlms_keras.training.adaptation.phases import (
     LANGUAGE_CODE,
@@ -52,6 +51,7 @@ from mlms_keras.training.adaptation.phases import (
     adaptation_phases,
     adaptation_weight_groups,
 )
+from mlms_keras.training.adaptation.run import adapt_on_prepared, adaptation_run_settings
 from mlms_keras.training.adaptation.speakers import (
     SpeakerDistance,
     add_language_and_speaker,
