@@ -13,8 +13,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-#: Speakers of the default tiny corpus: 2 languages, 3 speakers, 15 utterances (train: 8 en-us, 4 fr).
-TINY_CORPUS_SPEAKERS = ("en-us-female", "en-us-male", "fr-female")
+from corpus_testing import TINY_CORPUS_SPEAKERS  # noqa: E402
 
 
 @pytest.fixture(scope="session")

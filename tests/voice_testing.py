@@ -3,13 +3,18 @@
 The models are random (no training: tests of the zoo format and of the synthesis mechanics need exact
 behaviour, not good speech); the output normalisation comes from WORLD analysis of real espeak-ng speech,
 so de-normalised frames are speech-like vocoder parameters, and V/UV is centred on "voiced" so that the
-WORLD pulse train (the hard part of streaming synthesis) is exercised.
+WORLD pulse train (the hard part of streaming synthesis) is exercised. The weights are seeded and the statistics
+come from a fresh process, so a test voice is the same whatever ran before it in the session.
 """
+
+import functools
+import json
+import subprocess
+import sys
 
 import numpy as np
 
 from mlms_keras import vocoder
-from mlms_keras.frontend import espeak
 from mlms_keras.frontend.layout import FeatureLayout
 from mlms_keras.models.acoustic import MLMSConfig, build_mlms_model
 from mlms_keras.models.duration import DurationStatistics, build_duration_model, duration_config
@@ -17,14 +22,41 @@ from mlms_keras.zoo import save_voice
 
 TEST_LANGUAGES = ("en-us", "fr", "pl")
 TEST_SPEAKERS = {"en-us-female": "en-us", "fr-female": "fr", "pl-female": "pl"}
+SPEECH_TEXT = ("We were away a year ago.", "en-us")
+
+# Run in a fresh interpreter: libespeak-ng keeps glottal phase, pitch flutter and filter states in static
+# variables across utterances (`mlms_keras.frontend.espeak.synthesize`), so in this process the same sentence
+# comes out a few samples different after every earlier synthesis, and the test voice would depend on which tests
+# ran before it. A fresh process always starts from espeak-ng's initial state.
+_MOMENTS_SCRIPT = f"""
+import json
+import numpy as np
+from mlms_keras import vocoder
+from mlms_keras.frontend import espeak
+synthesis = espeak.synthesize(*{SPEECH_TEXT!r})
+wave = np.asarray(synthesis.waveform, np.float64)
+features = vocoder.analyze(wave, synthesis.sample_rate, f0_method="dio").to_vector()
+print(json.dumps([features.mean(axis=0).tolist(), features.std(axis=0).tolist()]))
+"""
+
+
+@functools.cache
+def _speech_moments():
+    """(mean, std) lists of the WORLD features of `SPEECH_TEXT`, synthesised by a fresh process (once per session)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _MOMENTS_SCRIPT], capture_output=True, text=True, check=False, timeout=300
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"the speech statistics process failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def speech_statistics():
-    """(mean, std) (49,) of WORLD features of a real espeak-ng sentence, V/UV mean set to 1 (voiced)."""
-    synthesis = espeak.synthesize("We were away a year ago.", "en-us")
-    wave = np.asarray(synthesis.waveform, np.float64)
-    features = vocoder.analyze(wave, synthesis.sample_rate, f0_method="dio").to_vector()
-    mean, std = features.mean(axis=0), np.maximum(features.std(axis=0), 1e-3)
+    """(mean, std) (49,) float32 of WORLD features of a real espeak-ng sentence, V/UV mean set to 1 (voiced).
+
+    The same numbers in every process, whatever was synthesised before (`_MOMENTS_SCRIPT`)."""
+    mean, std = (np.array(values, np.float32) for values in _speech_moments())  # exact: JSON holds float32 values
+    std = np.maximum(std, 1e-3)
     mean[vocoder.VUV], std[vocoder.VUV] = 1.0, 1.0
     return mean, std
 

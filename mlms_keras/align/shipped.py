@@ -18,7 +18,7 @@ __all__ = ["SHIPPED_NAME", "SHIPPED_SHA256", "load_aligner", "shipped_folder"]
 
 SHIPPED_NAME = "aligner-multilingual"
 #: sha256 of the shipped `aligner.json` (which holds the sha256 of the weights).
-SHIPPED_SHA256 = ""
+SHIPPED_SHA256 = "8fde87c4e3e89a41297ce0b2c3349c19ff14a8d9dc0a6ba942b89270419a423d"
 
 
 def shipped_folder() -> Path:

@@ -53,6 +53,7 @@ from mlms_keras.training.runs import (
     RUN_INFO_NAME,
     check_run_settings,
     is_complete,
+    model_config,
     new_run_record,
     remap_ids,
     run_settings,
@@ -294,7 +295,9 @@ def prepared_run_settings(dataset_path, options: TrainingOptions = TrainingOptio
             `code_init`, `language_space_dim`, `config_overrides`).
     """
     _, config, _, _, facts = _plan_on_prepared(dataset_path, options, choice)
-    return run_settings(config.to_dict(), options, facts["settings"])
+    # The configuration as the built model reports it (what `train` records), not as the preset gives it.
+    model = (build_mlms_model if facts["model_type"] == "mlms" else build_slss_model)(config)
+    return run_settings(model_config(model), options, facts["settings"])
 
 
 def train_on_prepared(

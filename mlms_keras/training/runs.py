@@ -44,6 +44,7 @@ __all__ = [
     "check_run_settings",
     "is_complete",
     "load_run",
+    "model_config",
     "new_run_record",
     "read_run_record",
     "recorded_settings",
@@ -63,7 +64,9 @@ BACKUP_FOLDER = "backup"
 LOG_FOLDER = "logs"
 
 
-def _model_config(model) -> dict | None:
+def model_config(model) -> dict | None:
+    """The `MLMSConfig.to_dict()` a model reports (`config_of`; an SLSS model has `language_space_dim` 0), as
+    `training.json` records it; None for a model not built by `build_mlms_model` / `build_slss_model`."""
     from mlms_keras.models.acoustic import config_of
 
     try:
@@ -87,7 +90,7 @@ def new_run_record(model, command: str | None = None, **fields) -> dict:
         "format": RUN_FORMAT,
         "format_version": RUN_FORMAT_VERSION,
         "model_name": model.name,
-        "config": _model_config(model),
+        "config": model_config(model),
         **provenance(command),
         "complete": False,
         **fields,
@@ -134,7 +137,7 @@ def run_settings(config: dict | None, options, extra: dict | None = None) -> dic
     """The settings a resume of a run must match: the model configuration, the epoch budget, and `extra`.
 
     Args:
-        config: the model's `MLMSConfig.to_dict()` (None for a model not built by `build_mlms_model`).
+        config: the model's configuration as `model_config` reports it.
         options: the run's `TrainingOptions` (`epochs`, `early_stopping_patience`, `steps_per_epoch`).
         extra: further settings (`train_on_prepared`: the dataset, its fingerprint, the tables, the training
             settings).

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 
 # `corpus` and `prepared` (a tiny teacher corpus of these speakers, prepared) come from conftest.py.
-from conftest import TINY_CORPUS_SPEAKERS as SPEAKERS  # noqa: E402
+from corpus_testing import TINY_CORPUS_SPEAKERS as SPEAKERS  # noqa: E402
 
 from mlms_keras import vocoder
 from mlms_keras.cli import main as mlms_main

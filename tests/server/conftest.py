@@ -21,18 +21,7 @@ import pytest
 pytest.importorskip("starlette", reason="the server extra is not installed: pip install '.[server]'")
 pytest.importorskip("uvicorn", reason="the server extra is not installed: pip install '.[server]'")
 
-WORKERS = 2
-MAX_QUEUE = 2
-MAX_TEXT_CHARACTERS = 600
-START_TIMEOUT_S = 240
-#: Several sentences: about 10 s of audio, so that synthesis takes seconds and a stream has many chunks.
-LONG_FRENCH = (
-    "Bonjour à tous, et bienvenue dans notre petite ville au bord de la mer. "
-    "Le marché ouvre tous les matins à huit heures, sauf le dimanche. "
-    "Vous y trouverez des fruits, des légumes, du poisson frais et du bon pain. "
-    "Le soir, les habitants se promènent longuement sur la plage avec leurs enfants. "
-    "Nous espérons que votre séjour sera agréable et que vous reviendrez bientôt."
-)
+from server_testing import MAX_QUEUE, MAX_TEXT_CHARACTERS, START_TIMEOUT_S, WORKERS  # noqa: E402
 
 
 class Server:

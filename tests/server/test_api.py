@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-from conftest import LONG_FRENCH, MAX_QUEUE, MAX_TEXT_CHARACTERS, WORKERS
+from server_testing import LONG_FRENCH, MAX_QUEUE, MAX_TEXT_CHARACTERS, WORKERS
 
 from mlms_keras.server.wire import STREAMING_SIZE
 from mlms_keras.zoo import zoo_folder

@@ -12,7 +12,7 @@ import wave
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import MAX_QUEUE, WORKERS
+from server_testing import MAX_QUEUE, WORKERS
 
 from mlms_keras.server.wire import STREAMING_SIZE
 

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 
-from conftest import START_TIMEOUT_S
+from server_testing import START_TIMEOUT_S
 
 
 def serve(*argv):
