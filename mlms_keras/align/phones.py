@@ -35,8 +35,8 @@ class AlignmentPhones:
         symbols: espeak-ng mnemonics of the spoken phones (no tones, no pauses).
         ipa: their IPA.
         word_index: `(phones,)` int: the word each phone belongs to (0-based, over the utterance).
-        words: the words' written forms: the text's whitespace tokens (punctuation stripped) when their number
-            matches the frontend's words, else each word's phones (espeak-ng merges "want to", splits numbers).
+        words: the words' written forms: the text's whitespace tokens (punctuation stripped); where espeak-ng
+            merged tokens ("want to") or split one (numbers), as matched by `_word_names`.
         tones_after: per phone, the tone phonemes that follow it (empty tuples in most languages).
         targets: `(phones, NUM_FEATURES)` float32 in [0, 1]: the probability each feature is `+`.
         target_mask: `(phones, NUM_FEATURES)` float32: 1 where the phone specifies the feature (value not 0).
@@ -124,6 +124,47 @@ def target_matrix(ipa_symbols, mnemonics=None) -> tuple[np.ndarray, np.ndarray, 
     return targets, mask, known
 
 
+def _spoken_count(phonemes) -> int:
+    return sum(1 for phoneme in phonemes if phoneme.kind != espeak.TONE_KIND)
+
+
+def _word_names(utterance, tokens: list, language: str) -> tuple[str, ...]:
+    """Names of the frontend's words when espeak-ng merged text tokens ("want to" -> one word) or split one
+    (numbers): tokens and words are matched where their cumulative phone counts meet (each token analysed alone);
+    a word made of several tokens is named by them joined, words of one token by the token (a number) or by their
+    phones (a script without spaces); counts one phone apart meet (linking phones). Where the counts never meet
+    again, the remaining words are named by their phones."""
+    word_counts = [_spoken_count(word.phonemes) for word in utterance.words]
+    try:
+        token_counts = [_spoken_count(espeak.analyze(token, language).phonemes) for token in tokens]
+    except espeak.FrontendInputError:
+        token_counts = []
+    names, word, token = [], 0, 0
+    while word < len(word_counts):
+        start_word, start_token = word, token
+        words_sum, tokens_sum = word_counts[word], token_counts[token] if token < len(token_counts) else -1
+        word, token = word + 1, token + 1
+        while abs(words_sum - tokens_sum) > 1 and tokens_sum >= 0:  # a phone of linking ("see it": s i: ;)
+            if words_sum < tokens_sum and word < len(word_counts):
+                words_sum, word = words_sum + word_counts[word], word + 1
+            elif words_sum > tokens_sum and token < len(token_counts):
+                tokens_sum, token = tokens_sum + token_counts[token], token + 1
+            else:
+                tokens_sum = -1
+        if tokens_sum < 0:  # no meeting point: name the rest by their phones
+            names += [_phone_name(w) for w in utterance.words[start_word:]]
+            break
+        if word - start_word > 1 and not any(character.isdigit() for character in tokens[start_token]):
+            names += [_phone_name(w) for w in utterance.words[start_word:word]]  # a script without spaces
+        else:
+            names += [" ".join(tokens[start_token:token])] * (word - start_word)
+    return tuple(names)
+
+
+def _phone_name(word) -> str:
+    return "".join(p.symbol for p in word.phonemes if p.kind != espeak.TONE_KIND)
+
+
 def phones_for_text(text: str, language: str) -> AlignmentPhones:
     """The spoken phones of `text` in `language` (see the module docstring).
 
@@ -148,12 +189,7 @@ def phones_for_text(text: str, language: str) -> AlignmentPhones:
     tokens = [token.strip(_PUNCTUATION) for token in text.split()]
     tokens = [token for token in tokens if token]
     count = len(utterance.words)
-    if len(tokens) == count:
-        words = tuple(tokens)
-    else:  # espeak-ng merged or split words ("want to", numbers): name each word by its phones
-        words = tuple(
-            "".join(p.symbol for p in word.phonemes if p.kind != espeak.TONE_KIND) for word in utterance.words
-        )
+    words = tuple(tokens) if len(tokens) == count else _word_names(utterance, tokens, language)
     targets, mask, known = target_matrix(ipa, symbols)
     return AlignmentPhones(
         tuple(symbols), tuple(ipa), np.asarray(word_index, np.int64), words, tuple(tones), targets, mask, known

@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     parser.add_argument("--work", default=None, help="folder for the rendered speech (default OUT/../aligner-work)")
     parser.add_argument("--per-language", type=int, default=45, help="training utterances per language")
     parser.add_argument("--dev-per-language", type=int, default=5, help="held-out utterances per language")
-    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=18)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tune-only", action="store_true", help="keep OUT's trained model, choose its settings again")
