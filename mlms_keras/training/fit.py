@@ -211,6 +211,12 @@ def train(
     )
 
     history = history_file.as_history()
+    if len(history.get("loss", [])) < len(history.get("val_loss", [])):
+        # tf.data reads a truncated GZIP shard as a short one: an epoch with no training step is a damaged shard.
+        raise ValueError(
+            f"{out_dir}: an epoch read no training batch from the dataset's shards; a shard is truncated or corrupt: "
+            "run `mlms prepare` again into a new folder"
+        )
     if checkpoint.best_epoch is None:
         raise FloatingPointError(
             f"{out_dir}: no epoch gave a finite dev MSE ({history.get('val_loss')}); lower the learning rate"
