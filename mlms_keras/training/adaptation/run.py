@@ -12,6 +12,7 @@ import keras
 
 from mlms_keras.data.manifest import Manifest
 from mlms_keras.training.adaptation.driver import AdaptationOptions, AdaptationResult, adapt_model_on_prepared
+from mlms_keras.training.adaptation.speakers import check_dataset_pair
 from mlms_keras.training.runs import (
     BACKUP_FOLDER,
     FINAL_MODEL_NAME,
@@ -60,13 +61,7 @@ def _check_pair(model_path, record: dict, manifest: Manifest, language: str, spe
         )
     if speaker in record["speakers"]:
         raise ValueError(f"{model_path} already has speaker {speaker!r}; choose a new speaker")
-    manifest.language_id(language)
-    manifest.speaker_id(speaker)  # both raise naming the dataset's tables
-    if manifest.speakers[speaker]["language"] != language:
-        raise ValueError(
-            f"speaker {speaker!r} speaks {manifest.speakers[speaker]['language']!r} in {manifest.folder}, "
-            f"not {language!r}"
-        )
+    check_dataset_pair(manifest, language, speaker)
 
 
 def adapt_on_prepared(

@@ -19,7 +19,14 @@ import tensorflow as tf
 from mlms_keras.models.inference import predict
 from mlms_keras.training.losses import frame_mask, masked_squared_error_sums_numpy
 
-__all__ = ["SEARCH_BATCHES", "SpeakerDistance", "add_language_and_speaker", "closest_speaker", "with_ids"]
+__all__ = [
+    "SEARCH_BATCHES",
+    "SpeakerDistance",
+    "add_language_and_speaker",
+    "check_dataset_pair",
+    "closest_speaker",
+    "with_ids",
+]
 
 #: Batches of the new speaker's data `closest_speaker` scores by default: every candidate runs over each batch, so
 #: the search would otherwise cost as many forward passes over the corpus as there are candidates; a sample of
@@ -130,3 +137,18 @@ def add_language_and_speaker(
     language_id = model.get_layer("towers").add_language(initial_code=initial_code)
     speaker_id = model.get_layer("acoustic").add_speaker(copy_from=copy_speaker_from)
     return language_id, speaker_id
+
+
+def check_dataset_pair(manifest, language: str, speaker: str) -> None:
+    """Checks that a prepared dataset (`Manifest`) has `language` and `speaker`, and that the speaker speaks it.
+
+    Raises:
+        ValueError: naming the dataset's tables, or the speaker's language there.
+    """
+    manifest.language_id(language)
+    manifest.speaker_id(speaker)  # both raise naming the dataset's tables
+    if manifest.speakers[speaker]["language"] != language:
+        raise ValueError(
+            f"speaker {speaker!r} speaks {manifest.speakers[speaker]['language']!r} in {manifest.folder}, "
+            f"not {language!r}"
+        )

@@ -53,6 +53,7 @@ from mlms_keras.languages import get_language
 from mlms_keras.models.growth import grow_model_inputs, grow_normalisation
 from mlms_keras.training.adaptation.driver import AdaptationOptions, AdaptationResult, adapt_model_on_prepared
 from mlms_keras.training.adaptation.duration import adapt_duration_on_prepared, duration_pair_metrics
+from mlms_keras.training.adaptation.speakers import check_dataset_pair
 from mlms_keras.training.resume import claim_settings_file
 from mlms_keras.utils.fileio import atomic_write_json, save_model_atomically
 from mlms_keras.utils.provenance import command_line
@@ -109,13 +110,7 @@ def check_adaptation_data(voice: Voice, manifest: Manifest, language: str, speak
         source: how the user named the voice (for the `mlms prepare ... --layout-from` advice).
     """
     _check_new_to_voice(voice, language, speaker, source)
-    manifest.language_id(language)
-    manifest.speaker_id(speaker)  # both raise naming the dataset's tables
-    if manifest.speakers[speaker]["language"] != language:
-        raise ValueError(
-            f"speaker {speaker!r} speaks {manifest.speakers[speaker]['language']!r} in {manifest.folder}, "
-            f"not {language!r}"
-        )
+    check_dataset_pair(manifest, language, speaker)
     rates = manifest.data.get("sample_rates_hz") or []
     if rates != [voice.sample_rate]:
         raise ValueError(
