@@ -32,10 +32,13 @@ needs to use the shards and to undo the normalisation:
 * `shard_fingerprints`: shard file -> the fingerprint of its content's sources (utterance ids, the size and
   modification time of every wav and label file, the extraction settings; `mlms_keras.data.prepare.shards`), so
   that `Manifest.fingerprint` changes when any source file does (datasets prepared before this field have none);
+* `shard_bytes`: shard file -> its size in bytes when `mlms prepare` finished it. `Manifest.shard_paths` checks
+  every size before a reader opens the shard, because TensorFlow reads a truncated GZIP shard as a shorter one
+  without an error (datasets prepared before this field are not checked);
 * `versions`, `command` and `created_utc`: what made it, and when.
 
-`Manifest.fingerprint` identifies the dataset's content: a hash of everything above except `versions`, `command`
-and `created_utc`, so a dataset prepared again from the same files keeps it. Training runs, adaptations and sweeps
+`Manifest.fingerprint` identifies the dataset's content: a hash of everything above except `versions`, `command`,
+`created_utc` and `shard_bytes` (sizes follow from the content), so a dataset prepared again from the same files keeps it. Training runs, adaptations and sweeps
 record it, and a resume on a dataset with another fingerprint is refused (`mlms_keras.training.resume`).
 """
 
@@ -75,6 +78,9 @@ MIN_STD = 1e-4
 UNNORMALISED_OUTPUT_DIMS = (41,)
 #: Fields of `dataset.json` that say how and when it was made, not what it holds: outside `Manifest.fingerprint`.
 PROVENANCE_FIELDS = ("versions", "command", "created_utc")
+#: Fields outside `Manifest.fingerprint`: provenance, and the shard sizes (derived from the content; outside so that
+#: datasets prepared before the field was added keep their fingerprint).
+_NOT_FINGERPRINTED = (*PROVENANCE_FIELDS, "shard_bytes")
 
 
 def is_identity_feature(name: str) -> bool:
@@ -155,7 +161,7 @@ class Manifest:
     @property
     def fingerprint(self) -> str:
         """The dataset's content fingerprint (hex, 16 digits): `dataset.json` without its provenance fields."""
-        content = {key: value for key, value in self.data.items() if key not in PROVENANCE_FIELDS}
+        content = {key: value for key, value in self.data.items() if key not in _NOT_FINGERPRINTED}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
     @property
@@ -225,8 +231,27 @@ class Manifest:
         return list(self._split(split)["utterances"])
 
     def shard_paths(self, split: str) -> list:
-        """Absolute paths of the split's shard files, in shard order."""
-        return [str(self.folder / SHARD_FOLDER / name) for name in self._split(split)["shards"]]
+        """Absolute paths of the split's shard files, in shard order, each checked against its recorded size.
+
+        Raises:
+            FileNotFoundError: a shard is missing.
+            ValueError: a shard's size differs from `shard_bytes` (truncated or replaced), naming the file.
+        """
+        paths = [self.folder / SHARD_FOLDER / name for name in self._split(split)["shards"]]
+        recorded = self.data.get("shard_bytes", {})
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"{path}: shard listed in {self.folder / MANIFEST_NAME} is missing; "
+                    "run `mlms prepare` again into a new folder."
+                )
+            expected = recorded.get(path.name)
+            if expected is not None and path.stat().st_size != expected:
+                raise ValueError(
+                    f"{path}: {path.stat().st_size} bytes, but `mlms prepare` wrote {expected}; the shard is truncated "
+                    "or was replaced: run `mlms prepare` again into a new folder."
+                )
+        return [str(path) for path in paths]
 
     def num_frames(self, split: str) -> int:
         """Total frames of the split."""

@@ -395,6 +395,7 @@ def _build_manifest(
         "normalisation": _normalisation(moments, layout),
         "skipped": skipped,
         "shard_fingerprints": {task.name: task.fingerprint for task in tasks},
+        "shard_bytes": {task.name: (shard_dir / task.name).stat().st_size for task in tasks},
         "versions": versions(),
     }
 
