@@ -6,6 +6,7 @@ layer checks) and `voice_testing` (a tiny zoo voice).
 """
 
 import os
+import shutil
 
 import pytest
 
@@ -56,6 +57,14 @@ def prepared_corpus(tmp_path_factory):
 def prepared(prepared_corpus):
     """The default tiny corpus (`TINY_CORPUS_SPEAKERS`), prepared with 3 utterances per shard (4 training shards)."""
     return prepared_corpus(TINY_CORPUS_SPEAKERS)
+
+
+@pytest.fixture
+def damaged_dataset(prepared, tmp_path):
+    """A private copy of `prepared` that a test may damage (truncate a shard, break dataset.json)."""
+    copy = tmp_path / "prepared"
+    shutil.copytree(prepared, copy)
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -343,13 +343,6 @@ def test_cli_unknown_ids_are_one_line(voice_folder, tmp_path, capsys):
     assert not (tmp_path / "out.wav").exists()
 
 
-@pytest.fixture
-def damaged_dataset(prepared, tmp_path):
-    copy = tmp_path / "prepared"
-    shutil.copytree(prepared, copy)
-    return copy
-
-
 def test_malformed_and_missing_dataset_files_are_named(damaged_dataset, tmp_path):
     with pytest.raises(FileNotFoundError, match="dataset.json"):
         load_dataset(tmp_path / "nothing-here")

@@ -38,8 +38,9 @@ needs to use the shards and to undo the normalisation:
 * `versions`, `command` and `created_utc`: what made it, and when.
 
 `Manifest.fingerprint` identifies the dataset's content: a hash of everything above except `versions`, `command`,
-`created_utc` and `shard_bytes` (sizes follow from the content), so a dataset prepared again from the same files keeps it. Training runs, adaptations and sweeps
-record it, and a resume on a dataset with another fingerprint is refused (`mlms_keras.training.resume`).
+`created_utc` and `shard_bytes` (sizes follow from the content), so a dataset prepared again from the same files
+keeps it. Training runs, adaptations and sweeps record it, and a resume on a dataset with another fingerprint is
+refused (`mlms_keras.training.resume`).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ the frontend's phonemes.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -189,12 +190,23 @@ def _worker_init(languages: tuple[Language, ...] = ()):
         espeak.phoneme_inventory(code)
 
 
+#: A render failing with one of these cannot be skipped: every later one would fail the same way (a full or
+#: read-only disk). The build stops with the error instead of skipping utterance after utterance.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM})
+
+
 def _render_task(arguments):
+    """Render one utterance in a forked child: `(utterance id, None)`, or `(id, error)` where `error` is a
+    message (a bad utterance, skipped) or an `OSError` of `_OUTPUT_ERRNOS` (the output folder, fatal)."""
     spec, out_dir = arguments
     if not hasattr(os, "fork"):  # no fork (Windows): render here; audio may differ by a few samples
         try:
             render_utterance(spec, out_dir)
             return spec.utterance_id, None
+        except OSError as error:
+            if error.errno in _OUTPUT_ERRNOS:
+                return spec.utterance_id, error
+            return spec.utterance_id, f"{type(error).__name__}: {error}"
         except Exception as error:  # a bad utterance is reported and skipped, the build goes on
             return spec.utterance_id, f"{type(error).__name__}: {error}"
     read_end, write_end = os.pipe()
@@ -205,19 +217,28 @@ def _render_task(arguments):
         try:
             render_utterance(spec, out_dir)
         except BaseException as error:
-            os.write(write_end, f"{type(error).__name__}: {error}".encode("utf-8", "replace")[:4000])
+            report = {"message": f"{type(error).__name__}: {error}"[:4000]}
+            if isinstance(error, OSError) and error.errno in _OUTPUT_ERRNOS:
+                report.update(errno=error.errno, filename=os.fspath(error.filename or out_dir))
+            os.write(write_end, json.dumps(report).encode("utf-8", "replace"))
             status = 1
         finally:
             os.close(write_end)
             os._exit(status)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
-        message = pipe.read().decode("utf-8", "replace")
+        text = pipe.read().decode("utf-8", "replace")
     _, wait_status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(wait_status):
         return spec.utterance_id, f"renderer crashed with signal {os.WTERMSIG(wait_status)}"
     if os.WEXITSTATUS(wait_status) != 0:
-        return spec.utterance_id, message or f"renderer exited with status {os.WEXITSTATUS(wait_status)}"
+        try:
+            report = json.loads(text)
+        except ValueError:
+            return spec.utterance_id, text or f"renderer exited with status {os.WEXITSTATUS(wait_status)}"
+        if "errno" in report:
+            return spec.utterance_id, OSError(report["errno"], os.strerror(report["errno"]), report["filename"])
+        return spec.utterance_id, report["message"]
     return spec.utterance_id, None
 
 
@@ -310,6 +331,8 @@ def build_teacher_corpus(
         results = iter(())
     try:
         for utterance_id, error in results:
+            if isinstance(error, OSError):  # the output folder, not the utterance: stop (a re-run resumes)
+                raise error
             if error is not None:
                 skipped[utterance_id] = error
                 logger.warning("skipped %s: %s", utterance_id, error)
