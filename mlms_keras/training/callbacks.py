@@ -9,6 +9,10 @@ survive a kill.
 | `BestModelCheckpoint` | `best.keras`, the model with the lowest `val_loss` so far, written atomically |
 | `ResumableEarlyStopping` | stops after `patience` epochs without a lower `val_loss`, counting across a resume |
 
+A loss that stops being finite ends training at once (`keras.callbacks.TerminateOnNaN`, in every fit loop of the
+package) instead of running the remaining epochs on NaN weights; `check_finite_weights` then refuses to save a
+model that diverged.
+
 After a kill, `keras.callbacks.BackupAndRestore` puts back the weights and optimizer state of the last finished
 epoch; `HistoryFile`, `BestModelCheckpoint` and `ResumableEarlyStopping` re-read `history.json` (cut at that epoch),
 so the best value, the early-stopping count and the history carry on as if nothing happened.
@@ -56,6 +60,24 @@ def with_frame_mask(dataset: tf.data.Dataset) -> tf.data.Dataset:
     if len(dataset.element_spec) >= 3:
         return dataset
     return dataset.map(lambda inputs, targets: (inputs, targets, tf.cast(frame_mask(inputs["linguistic"]), tf.float32)))
+
+
+def check_finite_weights(model: keras.Model, what: str, history: dict | None = None) -> None:
+    """Raise FloatingPointError naming `what` when any of the model's weights is NaN or infinite (a diverged fit).
+
+    Args:
+        model: the trained model.
+        what: the run, for the message (e.g. its output folder).
+        history: Keras history (`{"loss": [...]}`), to say at which epoch the loss stopped being finite.
+    """
+    if all(np.isfinite(weights).all() for weights in model.get_weights()):
+        return
+    losses = (history or {}).get("loss", [])
+    epoch = next((index + 1 for index, value in enumerate(losses) if not math.isfinite(value)), None)
+    when = f" at epoch {epoch}" if epoch is not None else ""
+    raise FloatingPointError(
+        f"{what}: training diverged (the loss stopped being finite{when}); lower the learning rate and run again"
+    )
 
 
 def _history_records(path, epochs: int) -> list[dict]:

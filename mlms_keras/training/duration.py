@@ -44,6 +44,7 @@ from mlms_keras.models.duration import (
 )
 from mlms_keras.models.growth import zero_untrained_language_inputs
 from mlms_keras.training.adaptation import AdaptationOptions, adapt, closest_speaker
+from mlms_keras.training.callbacks import check_finite_weights
 from mlms_keras.utils.fileio import atomic_write_json, save_model_atomically
 
 __all__ = [
@@ -357,8 +358,12 @@ def train_duration_on_prepared(
         validation_data=data("dev", base_languages, base_speakers),
         epochs=epochs,
         verbose=verbose,
-        callbacks=[keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)],
+        callbacks=[
+            keras.callbacks.TerminateOnNaN(),
+            keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
+        ],
     )
+    check_finite_weights(model, f"{out_dir}: duration model", history.history)
     record = {
         "format": DURATION_RUN_FORMAT,
         "format_version": DURATION_RUN_FORMAT_VERSION,

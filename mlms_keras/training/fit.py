@@ -176,7 +176,7 @@ def train(
         metric_callbacks.append(AcousticMetricsCallback(metric_data, *output_stats, max_batches=metric_max_batches))
     checkpoint = BestModelCheckpoint(out_dir / BEST_MODEL_NAME, history_path=history_path)
     history_file = HistoryFile(history_path)
-    run_callbacks = [*metric_callbacks, *callbacks, checkpoint]
+    run_callbacks = [keras.callbacks.TerminateOnNaN(), *metric_callbacks, *callbacks, checkpoint]
     if options.early_stopping_patience is not None:
         run_callbacks.append(
             ResumableEarlyStopping(history_path, monitor="val_loss", patience=options.early_stopping_patience)

@@ -189,7 +189,9 @@ def test_a_missing_shard_names_the_shard(damaged_dataset, tmp_path, capsys):
 @pytest.mark.slow
 def test_a_nan_loss_is_one_line(prepared, tmp_path, capsys):
     run = tmp_path / "run"
-    arguments = ["--out", str(run), "--preset", "tiny", "--epochs", "1", "--learning-rate", "1e38", "--quiet"]
+    arguments = ["--out", str(run), "--preset", "tiny", "--epochs", "3", "--learning-rate", "1e38", "--quiet"]
     assert main(["train", str(prepared), *arguments]) == 2
     assert_one_clean_line((2, capsys.readouterr().err), "train", "no epoch gave a finite dev MSE", "learning rate")
     assert not (run / "model.keras").exists() and not (run / "best.keras").exists()
+    # Stopped in the first epoch, not after running the other two on NaN weights.
+    assert len(json.loads((run / "history.json").read_text())["epochs"]) == 1

@@ -191,6 +191,15 @@ class KillAtEpoch(keras.callbacks.Callback):
             raise Killed(f"killed at epoch {epoch}")
 
 
+def test_a_diverging_adaptation_stops_with_one_line_and_writes_no_voice(base, tmp_path, capsys):
+    voice, dataset = base
+    out = tmp_path / "diverged"
+    assert main([*adapt_command(voice, dataset, out, variant="v3"), "--learning-rate", "1e38"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mlms adapt: ") and "diverged" in error and "learning rate" in error, error
+    assert error.count("\n") == 1 and not (out / "metadata.json").exists()
+
+
 @pytest.mark.slow
 def test_a_killed_voice_adaptation_resumes_where_it_stopped(base, tmp_path, monkeypatch):
     voice, dataset = base

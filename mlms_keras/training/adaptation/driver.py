@@ -27,7 +27,7 @@ from mlms_keras.training.adaptation.speakers import (
     closest_speaker,
     with_ids,
 )
-from mlms_keras.training.callbacks import AcousticMetricsCallback, HistoryFile
+from mlms_keras.training.callbacks import AcousticMetricsCallback, HistoryFile, check_finite_weights
 from mlms_keras.training.resume import backed_up_epochs, fast_forward
 from mlms_keras.training.runs import (
     BACKUP_FOLDER,
@@ -169,10 +169,11 @@ def adapt(
         train,
         validation_data=dev,
         epochs=schedule.total_epochs,
-        callbacks=[schedule, *callbacks],
+        callbacks=[keras.callbacks.TerminateOnNaN(), schedule, *callbacks],
         steps_per_epoch=options.steps_per_epoch,
         verbose=verbose,
     )
+    check_finite_weights(model, "adaptation", history.history)
     return AdaptationResult(
         model=model,
         language_id=language,
