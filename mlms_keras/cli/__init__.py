@@ -31,9 +31,10 @@ import importlib.abc
 import importlib.util
 import logging
 import os
-import re
 import sys
 import tempfile
+
+from mlms_keras.utils.fileio import ATOMIC_OUTPUT_TEMPORARY_NAME
 
 __all__ = ["EXPECTED_ERRORS", "VERBS", "main", "split_list"]
 
@@ -74,7 +75,6 @@ _OS_ERROR_ADVICE = {
     errno.EISDIR: "give a file name, not a folder",
     errno.ENOTDIR: "a part of the path is a file, not a folder",
 }
-_TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp[^/]*$")  # utils.fileio.atomic_output's temporary files
 
 
 def split_list(text: str | None) -> list[str] | None:
@@ -122,7 +122,7 @@ def _describe(error: BaseException) -> str:
     if not isinstance(error, OSError) or error.errno is None or not error.filename:
         return " ".join(str(error).split()) or type(error).__name__
     folder, name = os.path.split(os.fspath(error.filename))
-    temporary = _TEMPORARY_NAME.match(name)
+    temporary = ATOMIC_OUTPUT_TEMPORARY_NAME.match(name)
     path = os.path.join(folder, temporary.group("name")) if temporary else os.fspath(error.filename)
     code = errno.errorcode.get(error.errno, "")
     reason = f"{error.strerror or os.strerror(error.errno)} (errno {error.errno} {code})"

@@ -2,11 +2,17 @@
 
 Every writer goes through a temporary file in the target's own folder (same file system), which is
 renamed onto the target with `os.replace` only once it is complete; on failure it is removed.
+
+Leftovers of killed writers: `atomic_output("X.wav")` writes `.X.wav.<random>.tmp.wav` (a dot, the target's name,
+a random part from `tempfile.mkstemp`, `.tmp`, the target's suffix) beside its target, and the shard writer of
+`mlms prepare` writes `.<shard>.tmp`. A process killed halfway leaves them behind; they are never a finished file,
+so a resumed batch job removes them (`remove_leftover_temporaries`) and loses nothing.
 """
 
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -20,6 +26,10 @@ def _current_umask():
 
 
 _UMASK = _current_umask()
+#: The names of temporary files: `.<name>.<random>.tmp<suffix>` (`atomic_output`) and `.<name>.tmp` (shards).
+TEMPORARY_NAME = re.compile(r"^\..+\.tmp(\.[A-Za-z0-9_]+)?$")
+#: `atomic_output`'s temporary names, with the target's file name as the group `name`.
+ATOMIC_OUTPUT_TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp[^/]*$")
 
 
 @contextlib.contextmanager
@@ -73,3 +83,21 @@ def save_model_atomically(model, path) -> None:
     """`model.save(path)` (a `.keras` file) through a temporary file, so an old model survives a failed save."""
     with atomic_output(path) as temporary:
         model.save(temporary)
+
+
+def remove_leftover_temporaries(*folders) -> list[Path]:
+    """Removes the temporary files (`TEMPORARY_NAME`) directly inside `folders` (missing folders are skipped).
+
+    Returns:
+        The removed files.
+    """
+    removed = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if TEMPORARY_NAME.match(path.name) and path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed

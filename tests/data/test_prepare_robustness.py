@@ -19,7 +19,7 @@ from mlms_keras.data.manifest import Manifest
 from mlms_keras.data.pipeline import read_utterances
 from mlms_keras.data.prepare import PrepareOptions, prepare_dataset
 from mlms_keras.data.prepare.shards import WORKER_DIED
-from mlms_keras.data.temporaries import remove_leftover_temporaries
+from mlms_keras.utils.fileio import remove_leftover_temporaries
 
 DIO = dict(f0_method="dio", utterances_per_shard=3, progress=False)
 

@@ -49,9 +49,8 @@ from mlms_keras.data.prepare.shards import (
     read_sidecar,
 )
 from mlms_keras.data.readers import read_corpus
-from mlms_keras.data.temporaries import remove_leftover_temporaries
 from mlms_keras.frontend.layout import FeatureLayout, default_layout
-from mlms_keras.utils.fileio import atomic_write_json
+from mlms_keras.utils.fileio import atomic_write_json, remove_leftover_temporaries
 from mlms_keras.utils.jsonfile import read_versioned_json
 from mlms_keras.utils.provenance import versions
 

@@ -40,12 +40,16 @@ from mlms_keras.data.teacher.speakers import (
     sentence_source,
     speaker_f0_range_hz,
 )
-from mlms_keras.data.temporaries import remove_leftover_temporaries
 from mlms_keras.frontend import espeak
 from mlms_keras.frontend.labels import Segment, write_hts_labels
 from mlms_keras.languages import LANGUAGE_CODES, Language, all_languages, get_language, register_language
 from mlms_keras.training.resume import check_settings, claim_settings_file
-from mlms_keras.utils.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mlms_keras.utils.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    remove_leftover_temporaries,
+)
 from mlms_keras.utils.provenance import versions
 
 __all__ = [
