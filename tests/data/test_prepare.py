@@ -314,3 +314,21 @@ def test_the_layout_from_option_takes_a_zoo_voice_by_name(corpus, tmp_path, monk
     assert options.layout_from.fingerprint == resolve_voice("teacher-small")[1]["feature_layout"]["fingerprint"]
     assert options.layout is None and "--layout-from teacher-small" in options.command
     assert mlms_main(["prepare", str(corpus), str(tmp_path / "out"), "--layout-from", str(tmp_path / "none")]) == 2
+
+
+def test_a_polyglot_speaker_keeps_its_native_language_in_the_speaker_table():
+    from mlms_keras.data.prepare.driver import _CorpusTables, _speaker_table
+
+    tables = _CorpusTables(
+        languages=["en-us", "fr"],
+        speakers=["anna", "bert"],
+        roles={},
+        f0_ranges={"anna": ((80.0, 400.0), "corpus.json"), "bert": ((60.0, 200.0), "corpus.json")},
+        reader_genders={},
+    )
+    # Counted in shard order; both speak French last, which a last-utterance rule would have taken.
+    spoken = {"anna": {"en-us": 7, "fr": 3}, "bert": {"en-us": 7, "fr": 3}}
+    index = {"speakers": [{"id": "bert", "language": "fr", "gender": "male"}]}
+    table = {row["name"]: row for row in _speaker_table(tables, index, spoken)}
+    assert table["anna"]["language"] == "en-us"  # no corpus.json entry: the language of most utterances
+    assert table["bert"]["language"] == "fr" and table["bert"]["gender"] == "male"  # corpus.json's own word

@@ -11,6 +11,7 @@ import soundfile
 from kill_testing import kill_when
 
 from mlms_keras.data import teacher
+from mlms_keras.data.teacher.speakers import POLYGLOT_GAIN_DB, POLYGLOT_SHARE
 from mlms_keras.frontend.labels import read_hts_labels
 from mlms_keras.frontend.layout import FeatureLayout
 from mlms_keras.frontend.linguistic import expand_to_frames
@@ -60,6 +61,29 @@ def test_presets_follow_table_1():
     assert tiny["en-us-female"] == (4, 1) and tiny["pt-br-female"] == (2, 1)
     with pytest.raises(ValueError, match="Unknown preset"):
         teacher.preset_counts("huge")
+
+
+def test_polyglot_presets_keep_table_1_counts_and_give_training_speakers_the_other_languages():
+    table1 = teacher.plan_utterances("small", 0)
+    polyglot = teacher.plan_utterances("polyglot-small", 0)
+    training = ["en-us", "en-gb", "fr", "it", "de", "es"]
+    for speaker in teacher.TEACHER_SPEAKERS:
+        mine = [spec for spec in polyglot if spec.speaker_id == speaker.speaker_id]
+        before = [spec for spec in table1 if spec.speaker_id == speaker.speaker_id]
+        for split in ("train", "dev"):
+            assert sum(s.split == split for s in mine) == sum(s.split == split for s in before), speaker.speaker_id
+        foreign = [spec for spec in mine if spec.language != speaker.language]
+        if speaker.language in training:
+            # 30 % of the utterances in the five other training languages, spread evenly (round-robin per split).
+            assert len(foreign) / len(mine) == pytest.approx(POLYGLOT_SHARE, abs=0.5 / len(mine) + 0.01)
+            per_language = {code: sum(s.language == code for s in foreign) for code in training}
+            assert per_language.pop(speaker.language) == 0
+            assert max(per_language.values()) - min(per_language.values()) <= 2, per_language
+        else:  # the adaptation speakers keep their one language, as in the paper
+            assert foreign == []
+        assert all(spec.gain_db == POLYGLOT_GAIN_DB for spec in mine)
+        assert len({spec.utterance_id for spec in mine}) == len(mine)
+    assert all(spec.gain_db == 0 for spec in table1)  # the Table 1 presets are not touched
 
 
 def test_speakers_are_distinct_voices():

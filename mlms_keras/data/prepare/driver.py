@@ -348,7 +348,8 @@ def _build_manifest(
             }
             split["utterances"].append(entry["id"])
             split["frames"] += entry["frames"]
-            speaker_language[entry["speaker"]] = entry["language"]
+            languages_spoken = speaker_language.setdefault(entry["speaker"], {})
+            languages_spoken[entry["language"]] = languages_spoken.get(entry["language"], 0) + 1
             sample_rates.add(entry["sample_rate_hz"])
         skipped.extend(sidecar["skipped"])
         for key in moments:
@@ -424,19 +425,26 @@ def _normalisation(moments: dict, layout: FeatureLayout) -> dict:
 
 
 def _speaker_table(corpus_tables: _CorpusTables, corpus_index: dict | None, speaker_language: dict) -> list:
-    """The manifest's `speakers`: id order, language, gender (`corpus.json`'s over the reader's) and F0 range."""
+    """The manifest's `speakers`: id order, language, gender (`corpus.json`'s over the reader's) and F0 range.
+
+    A speaker's language is its native one: `corpus.json`'s, else the language of most of its utterances
+    (`speaker_language`: name -> {language: utterance count}), since a polyglot speaker also speaks others.
+    """
     table = []
     for index, name in enumerate(corpus_tables.speakers):
         (floor, ceiling), source = corpus_tables.f0_ranges[name]
         gender = corpus_tables.reader_genders.get(name)
+        counts = speaker_language.get(name, {})
+        language = max(counts, key=lambda code: (counts[code], code)) if counts else None
         for entry in (corpus_index or {}).get("speakers", []):
-            if entry["id"] == name and entry.get("gender"):
-                gender = entry["gender"]
+            if entry["id"] == name:
+                gender = entry.get("gender") or gender
+                language = entry.get("language") or language
         table.append(
             {
                 "name": name,
                 "id": index,
-                "language": speaker_language.get(name),
+                "language": language,
                 "gender": gender,
                 "f0_floor_hz": floor,
                 "f0_ceil_hz": ceiling,
