@@ -20,7 +20,6 @@ transcript error.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from mlms_keras.data.readers import CorpusItem, read_corpus
 from mlms_keras.utils.fileio import atomic_write_json
 from mlms_keras.utils.jsonfile import read_versioned_json
 from mlms_keras.utils.provenance import versions
+from mlms_keras.utils.workers import SurvivingWorkers
 from mlms_keras.vocoder import audio
 
 __all__ = ["REPORT_FORMAT", "REPORT_NAME", "AlignOptions", "AlignReport", "align_corpus", "align_items"]
@@ -134,6 +134,17 @@ def _align_task(arguments):
     return item.utterance_id, result, None
 
 
+#: Why an utterance whose worker died twice is left out.
+WORKER_DIED = (
+    "the worker process aligning it died twice (killed, e.g. by the out-of-memory killer, or crashed); "
+    "check the file, or align with fewer --workers or more memory"
+)
+
+
+def _worker_died(task) -> tuple:
+    return task[0].utterance_id, None, WORKER_DIED
+
+
 def _run(items, model, out_dir, write, collect, workers, progress, description):
     tasks = [(item, str(out_dir), write, collect) for item in items]
     bar = tqdm(total=len(tasks), desc=description, unit="utt", disable=not progress)
@@ -145,9 +156,15 @@ def _run(items, model, out_dir, write, collect, workers, progress, description):
                 results.append(_align_task(task))
                 bar.update()
         else:
-            context = multiprocessing.get_context("spawn")  # no fork after TensorFlow started its threads
-            with context.Pool(workers, initializer=_init_worker, initargs=(model,)) as pool:
-                for result in pool.imap_unordered(_align_task, tasks, chunksize=2):
+            with SurvivingWorkers(
+                _align_task,
+                workers,
+                on_death=_worker_died,
+                initializer=_init_worker,
+                initargs=(model,),
+                description="utterances",
+            ) as pool:
+                for result in pool.map(tasks):
                     results.append(result)
                     bar.update()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -53,6 +54,11 @@ def test_corpus_resumes_after_sigkill_with_the_same_labels(labelled_corpus, tmp_
     assert resumed.reused == done_before and resumed.aligned == 8 - done_before
     for label in sorted((tmp_path / "reference").glob("*.lab")) + sorted((tmp_path / "reference").glob("*.TextGrid")):
         assert (out / label.name).read_bytes() == label.read_bytes(), label.name
+    # Worker processes (`mlms_keras.utils.workers`) give the same files as one process.
+    two = align_corpus(labelled_corpus, tmp_path / "two-workers", dataclasses.replace(QUIET, workers=2))
+    assert two.aligned == 8 and not two.skipped
+    for label in sorted((tmp_path / "reference").glob("*.lab")):
+        assert (tmp_path / "two-workers" / label.name).read_bytes() == label.read_bytes(), label.name
     assert not list(out.glob(".*.tmp*"))  # no half-written file survives
     report = json.loads((out / "alignment_report.json").read_text())
     assert report["format"] == "mlms-alignment-report" and len(report["utterances"]) == 8

@@ -3,12 +3,13 @@
 **Plan.** Per split, utterances are sorted by id and utterance `k` goes to shard `k % num_shards`,
 `num_shards = ceil(n / utterances_per_shard)`: deterministic, and every shard mixes speakers and lengths.
 
-**Extraction and writing.** Worker processes (spawned, one per core by default) extract utterances in plan order
-(a worker that dies, e.g. to the out-of-memory killer, is noticed: its utterances are retried once, then reported;
-`_Workers`); the main process serialises them and writes each shard `shards/<split>-<index>-of-<count>.tfrecord.gz`
-through a temporary file and `os.replace`. So TensorFlow is imported once, not in every worker; at most `4 x workers`
-utterances are in flight, so memory stays bounded; the single writer, which GZIP-compresses a few MB per
-utterance, caps the rate at some tens of utterances per second on many cores.
+**Extraction and writing.** Worker processes (spawned, one per core by default) extract utterances in plan order (a
+worker that dies, e.g. to the out-of-memory killer, is noticed: its utterances are retried once, then reported;
+`mlms_keras.utils.workers`); the main process serialises them and writes each shard
+`shards/<split>-<index>-of-<count>.tfrecord.gz` through a temporary file and `os.replace`. So TensorFlow is imported
+once, not in every worker; at most `4 x workers` utterances are in flight, so memory stays bounded; the single
+writer, which GZIP-compresses a few MB per utterance, caps the rate at some tens of utterances per second on many
+cores.
 
 **Resume.** After a shard, a sidecar `<shard>.json` (its utterances, skipped items and training moments) marks it
 done. Its `fingerprint` covers the utterance ids, texts and paths, the size and modification time (ns) of every wav
@@ -20,16 +21,11 @@ the size and the nanosecond time of a file is not one a user makes.
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
-import concurrent.futures.process
 import dataclasses
 import hashlib
-import itertools
 import json
 import logging
 import math
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -43,6 +39,7 @@ from mlms_keras.data.prepare.extraction import (
 from mlms_keras.data.records import serialize_example
 from mlms_keras.frontend.layout import FeatureLayout
 from mlms_keras.utils.fileio import atomic_write_json
+from mlms_keras.utils.workers import SurvivingWorkers
 
 __all__ = [
     "DEFAULT_UTTERANCES_PER_SHARD",
@@ -297,80 +294,8 @@ WORKER_DIED = (
 )
 
 
-class _Workers:
-    """Spawned worker processes that extract utterances, in input order, and survive a worker's death.
-
-    `concurrent.futures.ProcessPoolExecutor`, unlike `multiprocessing.Pool` (whose `apply_async().get()` waits
-    forever for a task whose worker was killed), notices a worker that dies and fails every unfinished task with
-    `BrokenProcessPool`. Those tasks are retried once, one at a time in a fresh pool, so that a second death names
-    the utterance that causes it: that one is reported (`WORKER_DIED`) and the others go on. At most `window`
-    tasks are in flight, so finished utterances (a few MB each) cannot pile up if the writer falls behind.
-    """
-
-    def __init__(self, workers: int, layout_config: dict, window: int):
-        self.workers, self.layout_config, self.window = workers, layout_config, window
-        self.pool = None
-
-    def _start(self):
-        self.close()
-        self.pool = concurrent.futures.ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("spawn"),  # not forked: this process may hold TensorFlow threads
-            initializer=_worker_init,
-            initargs=(self.layout_config,),
-        )
-
-    def close(self) -> None:
-        """Stops the workers (a dead pool's survivors too)."""
-        if self.pool is not None:
-            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
-                if process.is_alive():
-                    process.terminate()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            self.pool = None
-
-    def _alone(self, argument):
-        """A suspect's retry, alone in the pool: its outcome, or `WORKER_DIED` (and a fresh pool) if it dies again."""
-        try:
-            return self.pool.submit(_extract_task, argument).result()
-        except concurrent.futures.process.BrokenProcessPool:
-            self._start()
-            return _skipped(argument[0], WORKER_DIED)
-
-    def _submit(self, argument) -> concurrent.futures.Future:
-        """`argument`'s task in the pool; a pool already broken gives a future that fails as its task would."""
-        try:
-            return self.pool.submit(_extract_task, argument)
-        except concurrent.futures.process.BrokenProcessPool as error:
-            failed = concurrent.futures.Future()
-            failed.set_exception(error)
-            return failed
-
-    def map(self, arguments):
-        """Yields `_extract_task(argument)` for each argument, in order."""
-        self._start()
-        in_flight = collections.deque()
-        remaining = iter(arguments)
-        in_flight.extend((argument, self._submit(argument)) for argument in itertools.islice(remaining, self.window))
-        while in_flight:
-            argument, future = in_flight.popleft()
-            try:
-                outcome = future.result()
-            except concurrent.futures.process.BrokenProcessPool:
-                suspects = [argument] + [queued for queued, _ in in_flight]
-                logger.warning(
-                    "a worker process died; retrying the %d utterances it may have been extracting, one at a time",
-                    len(suspects),
-                )
-                self._start()
-                for suspect in suspects:
-                    yield self._alone(suspect)
-                in_flight.clear()
-                in_flight.extend((queued, self._submit(queued)) for queued in itertools.islice(remaining, self.window))
-                continue
-            for queued in itertools.islice(remaining, 1):
-                in_flight.append((queued, self._submit(queued)))
-            yield outcome
+def _worker_died(argument) -> tuple:
+    return _skipped(argument[0], WORKER_DIED)
 
 
 def extract_shards(pending: list[ShardTask], shard_dir, layout: FeatureLayout, workers: int, bar) -> None:
@@ -390,7 +315,15 @@ def extract_shards(pending: list[ShardTask], shard_dir, layout: FeatureLayout, w
     ]
     pool = None
     if workers > 1 and len(arguments) > 1:
-        pool = _Workers(min(workers, len(arguments)), layout.get_config(), window=4 * workers)
+        pool = SurvivingWorkers(
+            _extract_task,
+            min(workers, len(arguments)),
+            on_death=_worker_died,
+            initializer=_worker_init,
+            initargs=(layout.get_config(),),
+            window=4 * workers,
+            description="utterances",
+        )
         outcomes = pool.map(arguments)
     else:
         _worker_init(layout.get_config())

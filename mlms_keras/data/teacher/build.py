@@ -20,7 +20,6 @@ import errno
 import io
 import json
 import logging
-import multiprocessing
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from mlms_keras.utils.fileio import (
     remove_leftover_temporaries,
 )
 from mlms_keras.utils.provenance import versions
+from mlms_keras.utils.workers import SurvivingWorkers
 
 __all__ = [
     "BUILD_SETTINGS_NAME",
@@ -199,6 +199,10 @@ def _worker_init(languages: tuple[Language, ...] = ()):
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM})
 
 
+def _worker_died(arguments) -> tuple:
+    return arguments[0].utterance_id, "the worker process rendering it died twice (killed or crashed)"
+
+
 def _render_task(arguments):
     """Render one utterance in a forked child: `(utterance id, None)`, or `(id, error)` where `error` is a
     message (a bad utterance, skipped) or an `OSError` of `_OUTPUT_ERRNOS` (the output folder, fatal)."""
@@ -327,10 +331,15 @@ def build_teacher_corpus(
     if tasks:
         # Spawned (not forked) workers: the caller's process may hold threads (TensorFlow) or a used espeak-ng.
         build_languages = tuple(get_language(code) for code in dict.fromkeys(spec.language for spec in specs))
-        pool = multiprocessing.get_context("spawn").Pool(
-            min(workers, len(tasks)), initializer=_worker_init, initargs=(build_languages,)
+        pool = SurvivingWorkers(
+            _render_task,
+            min(workers, len(tasks)),
+            on_death=_worker_died,
+            initializer=_worker_init,
+            initargs=(build_languages,),
+            description="utterances",
         )
-        results = pool.imap_unordered(_render_task, tasks, chunksize=4)
+        results = pool.map(tasks)
     else:
         results = iter(())
     try:
@@ -344,8 +353,7 @@ def build_teacher_corpus(
     finally:
         bar.close()
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close()
     _write_index(out_dir, specs, preset if build is None else None, seed, skipped, build_speakers, build)
     return BuildReport(str(out_dir), len(todo) - len(skipped), reused, skipped)
 
