@@ -554,6 +554,21 @@ def test_mlms_train_distributed_async_writes_an_mlms_train_run(tmp_path, prepare
     assert squared_error / frames == pytest.approx(log["best_dev_mse"], rel=1e-4)
     assert log["best_dev_mse"] == min(mse for _, mse in log["dev_mse"])
 
+    # The settings a resume must match are recorded, and the chief refuses other ones before it joins anything.
+    settings = info["settings"]
+    assert (settings["seed"], settings["steps"], settings["distributed_mode"]) == (0, 8, "async")
+    assert settings["dataset_fingerprint"] == manifest.fingerprint
+    chief = distributed.ClusterTask(distributed.local_cluster(2, num_ps=1, chief=True), "chief", 0)
+    other_seed = subprocess.run(
+        [*command, "--seed", "1"],
+        env=dict(os.environ, TF_CONFIG=chief.to_tf_config()),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_S,
+    )
+    assert other_seed.returncode == 2, other_seed.stderr
+    assert "seed: recorded 0, now 1" in other_seed.stderr, other_seed.stderr
+
 
 if __name__ == "__main__":
     _task_main(json.loads(sys.argv[1]))

@@ -21,11 +21,16 @@ from mlms_keras.training.distributed.loops import DistributedOptions, Distribute
 from mlms_keras.training.runs import (
     BEST_MODEL_NAME,
     FINAL_MODEL_NAME,
+    RUN_FORMAT,
+    RUN_FORMAT_VERSION,
+    RUN_INFO_NAME,
+    check_run_settings,
     new_run_record,
     remap_ids,
     select_tables,
     write_run_record,
 )
+from mlms_keras.utils.provenance import provenance
 
 __all__ = ["PreparedRunOptions", "prepared_dataset_fn", "train_distributed_on_prepared"]
 
@@ -155,6 +160,28 @@ def train_distributed_on_prepared(
         return selection("dev", shuffle=False)
 
     has_dev = any(entry["split"] == "dev" for entry in manifest.utterances.values())
+    # What a resume must match (the cluster's size may change); checked and recorded by the chief before training.
+    settings = {
+        "config": config.to_dict(),
+        "dataset": str(Path(dataset_path).absolute()),
+        "dataset_fingerprint": manifest.fingerprint,
+        "languages": language_codes,
+        "speakers": speaker_names,
+        "distributed_mode": options.mode,
+        "steps": steps,
+        "learning_rate": options.learning_rate,
+        "seed": options.seed,
+        "batch_size": run.batch_size,
+        "chunk_frames": run.chunk_frames,
+    }
+    if task.is_chief:
+        check_run_settings(out_dir, settings)
+        if not (Path(out_dir) / RUN_INFO_NAME).is_file():
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            write_run_record(
+                out_dir, {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, **provenance(command),
+                          "complete": False, "settings": settings}
+            )  # fmt: skip
     result = train_distributed(
         dataset_fn,
         out_dir,
@@ -190,6 +217,7 @@ def train_distributed_on_prepared(
             },
             best_val_loss=min((mse for _, mse in result.dev_mse), default=None),
             model_file=FINAL_MODEL_NAME,
+            settings=settings,
         )
         write_run_record(out_dir, record)
     return result
