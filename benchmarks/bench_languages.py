@@ -157,6 +157,10 @@ def figures(code: str, voices: dict, timings: Timings) -> dict:
     return rows
 
 
+#: Fonts tried after DejaVu Sans for the plot titles' held-out sentences, when installed.
+TITLE_FONT_FALLBACKS = ("Noto Sans Devanagari", "Lohit Devanagari", "Noto Sans Arabic", "Noto Sans CJK SC")
+
+
 def plot_held_out(code: str, variant_name: str, voices: dict, systems: list[str], png: Path) -> None:
     """Spectrograms and F0 contours of the held-out sentence: the espeak-ng teacher, then each of `systems`.
 
@@ -166,6 +170,13 @@ def plot_held_out(code: str, variant_name: str, voices: dict, systems: list[str]
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    # DejaVu Sans has no Devanagari, Arabic or Han: fall back to installed fonts that do (e.g. Debian's
+    # fonts-lohit-deva, fonts-noto-core) so that the title's sentence is readable; without them it shows boxes.
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    fallbacks = [name for name in TITLE_FONT_FALLBACKS if name in installed]
+    matplotlib.rcParams["font.family"] = ["DejaVu Sans", *fallbacks]
 
     from mlms_keras import vocoder
     from mlms_keras.data.teacher.speakers import language_speaker, speaker_f0_range_hz
