@@ -14,7 +14,8 @@
 #
 # Resumable: run the same command again after an interruption. A finished step leaves WORK/.done/<step> and is
 # skipped; the long steps (corpus, prepare, train, adapt) resume their own work inside. WORK/rebuild.txt holds the
-# commands run, WORK/timings.json the wall-clock seconds of each step (a resumed step adds up its runs).
+# commands run, WORK/timings.json the wall-clock seconds of each step (a resumed step adds up its runs, a killed one
+# up to its last minute).
 #
 # Settings (environment): CORPUS_PRESET (polyglot-small), MODEL_PRESET (small), DURATION_PRESET (small),
 # EPOCHS (30), PATIENCE (3), DURATION_EPOCHS (30), F0_METHOD (harvest), VARIANTS ("v1 v2 v3 v4"), WORKERS (2),
@@ -51,7 +52,26 @@ PREPARED=$WORK/prepared
 mkdir -p "$WORK/.done"
 touch "$WORK/rebuild.txt"
 
+# add_seconds NAME SECONDS: adds SECONDS to step NAME's wall time in WORK/timings.json (atomically).
+add_seconds() {
+    "$PYTHON" - "$WORK/timings.json" "$1" "$2" <<'EOF'
+import json, os, sys
+path, name, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+timings = json.load(open(path)) if os.path.exists(path) else {}
+timings[name] = round(timings.get(name, 0.0) + seconds, 1)
+timings["note"] = (
+    "wall-clock seconds per step of zoo/build_teacher_voice.sh; a resumed step adds up its runs "
+    "(a killed run counts up to its last minute)"
+)
+with open(path + ".tmp", "w") as file:
+    json.dump(timings, file, indent=1)
+os.replace(path + ".tmp", path)
+EOF
+}
+
 # step NAME COMMAND...: runs COMMAND unless NAME is done; records the command and adds its wall time.
+# While it runs, WORK/.running/NAME holds its elapsed seconds (updated every minute), so the time of a run that is
+# killed (the end of a session) is counted when the step is run again.
 step() {
     local name=$1
     shift
@@ -60,19 +80,25 @@ step() {
         return
     fi
     echo "== $name: $*"
-    local started
-    started=$(date +%s.%N)
-    "$@"
-    "$PYTHON" - "$WORK/timings.json" "$name" "$started" "$(date +%s.%N)" <<'EOF'
-import json, os, sys
-path, name, started, ended = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
-timings = json.load(open(path)) if os.path.exists(path) else {}
-timings[name] = round(timings.get(name, 0.0) + ended - started, 1)
-timings["note"] = "wall-clock seconds per step of zoo/build_teacher_voice.sh; a resumed step adds up its runs"
-with open(path + ".tmp", "w") as file:
-    json.dump(timings, file, indent=1)
-os.replace(path + ".tmp", path)
-EOF
+    local heartbeat=$WORK/.running/$name started ticker status=0
+    mkdir -p "$WORK/.running"
+    if [ -e "$heartbeat" ]; then # an earlier run of this step was killed: count its time
+        add_seconds "$name" "$(cat "$heartbeat")"
+        rm -f "$heartbeat"
+    fi
+    started=$(date +%s)
+    (while sleep 60; do
+        echo $(($(date +%s) - started)) >"$heartbeat.tmp" && mv -f "$heartbeat.tmp" "$heartbeat"
+    done) &
+    ticker=$!
+    "$@" || status=$?
+    kill "$ticker" 2>/dev/null || true
+    wait "$ticker" 2>/dev/null || true
+    add_seconds "$name" $(($(date +%s) - started))
+    rm -f "$heartbeat" "$heartbeat.tmp"
+    if [ "$status" -ne 0 ]; then
+        exit "$status"
+    fi
     grep -qxF -- "$*" "$WORK/rebuild.txt" || echo "$*" >>"$WORK/rebuild.txt"
     touch "$WORK/.done/$name"
 }
