@@ -246,10 +246,10 @@ class Manifest:
                     f"{path}: shard listed in {self.folder / MANIFEST_NAME} is missing; "
                     "run `mlms prepare` again into a new folder."
                 )
-            expected = recorded.get(path.name)
-            if expected is not None and path.stat().st_size != expected:
+            expected, size = recorded.get(path.name), path.stat().st_size
+            if expected is not None and size != expected:
                 raise ValueError(
-                    f"{path}: {path.stat().st_size} bytes, but `mlms prepare` wrote {expected}; the shard is truncated "
+                    f"{path}: {size} bytes, but `mlms prepare` wrote {expected}; the shard is truncated "
                     "or was replaced: run `mlms prepare` again into a new folder."
                 )
         return [str(path) for path in paths]

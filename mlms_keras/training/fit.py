@@ -212,7 +212,8 @@ def train(
 
     history = history_file.as_history()
     if len(history.get("loss", [])) < len(history.get("val_loss", [])):
-        # tf.data reads a truncated GZIP shard as a short one: an epoch with no training step is a damaged shard.
+        # tf.data reads a truncated GZIP shard as a short one: an epoch with no training step is a damaged shard
+        # (`Manifest.shard_paths` names it first where dataset.json records the shard sizes; older datasets don't).
         raise ValueError(
             f"{out_dir}: an epoch read no training batch from the dataset's shards; a shard is truncated or corrupt: "
             "run `mlms prepare` again into a new folder"

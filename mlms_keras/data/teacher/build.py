@@ -199,6 +199,10 @@ def _worker_init(languages: tuple[Language, ...] = ()):
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM})
 
 
+def _is_output_error(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in _OUTPUT_ERRNOS
+
+
 def _worker_died(arguments) -> tuple:
     return arguments[0].utterance_id, "the worker process rendering it died twice (killed or crashed)"
 
@@ -211,12 +215,8 @@ def _render_task(arguments):
         try:
             render_utterance(spec, out_dir)
             return spec.utterance_id, None
-        except OSError as error:
-            if error.errno in _OUTPUT_ERRNOS:
-                return spec.utterance_id, error
-            return spec.utterance_id, f"{type(error).__name__}: {error}"
         except Exception as error:  # a bad utterance is reported and skipped, the build goes on
-            return spec.utterance_id, f"{type(error).__name__}: {error}"
+            return spec.utterance_id, error if _is_output_error(error) else f"{type(error).__name__}: {error}"
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -226,7 +226,7 @@ def _render_task(arguments):
             render_utterance(spec, out_dir)
         except BaseException as error:
             report = {"message": f"{type(error).__name__}: {error}"[:4000]}
-            if isinstance(error, OSError) and error.errno in _OUTPUT_ERRNOS:
+            if _is_output_error(error):
                 report.update(errno=error.errno, filename=os.fspath(error.filename or out_dir))
             os.write(write_end, json.dumps(report).encode("utf-8", "replace"))
             status = 1
