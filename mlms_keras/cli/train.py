@@ -21,6 +21,7 @@ def add_parser(subparsers) -> None:
             "Train an acoustic model on a prepared dataset (`mlms prepare`). OUT gets best.keras (lowest dev MSE so\n"
             "far), model.keras (the best, at the end), training.json (config, tables, history), history.json and\n"
             "TensorBoard logs/. Re-running the same command after a kill resumes from the last finished epoch.\n"
+            "Creating the file OUT/STOP ends the run after the epoch under way, keeping the best epoch.\n"
             "By default the dataset's training-role languages are used (the teacher corpus's pl and pt-br stay out\n"
             "for `mlms adapt`).\n\n"
             "examples:\n"

@@ -8,6 +8,7 @@ survive a kill.
 | `HistoryFile` | `history.json`, one record per finished epoch, written atomically |
 | `BestModelCheckpoint` | `best.keras`, the model with the lowest `val_loss` so far, written atomically |
 | `ResumableEarlyStopping` | stops after `patience` epochs without a lower `val_loss`, counting across a resume |
+| `StopFile` | stops at the end of the epoch in which a file appears (a stop by hand that keeps the best epoch) |
 
 A loss that stops being finite ends training at once (`keras.callbacks.TerminateOnNaN`, in every fit loop of the
 package) instead of running the remaining epochs on NaN weights; `check_finite_weights` then refuses to save a
@@ -48,6 +49,7 @@ __all__ = [
     "HistoryFile",
     "PerLanguageDevMSE",
     "ResumableEarlyStopping",
+    "StopFile",
     "with_frame_mask",
 ]
 
@@ -330,3 +332,25 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                 self.best, self.best_epoch, self.wait = value, record["epoch"], 0
             else:
                 self.wait += 1
+
+
+class StopFile(keras.callbacks.Callback):
+    """Ends training at the end of the epoch in which `path` exists: a stop by hand, for a run that must end before
+    its epoch budget or early stopping does (the end of a machine's booking, say). The run then finishes as after
+    early stopping: the best dev epoch so far is kept, and `stopped_epoch` (0-based) says where it stopped.
+
+    Unlike a kill, the run is complete afterwards; the file is left in place, so the folder shows why it stopped.
+
+    Args:
+        path: the file to watch, e.g. `OUT/STOP` (`mlms_keras.training.runs.STOP_FILE_NAME`).
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+        self.stopped_epoch: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.path.exists():
+            self.stopped_epoch = int(epoch)
+            self.model.stop_training = True

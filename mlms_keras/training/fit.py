@@ -41,6 +41,7 @@ from mlms_keras.training.callbacks import (
     HistoryFile,
     PerLanguageDevMSE,
     ResumableEarlyStopping,
+    StopFile,
     with_frame_mask,
 )
 from mlms_keras.training.resume import backed_up_epochs, fast_forward
@@ -51,6 +52,7 @@ from mlms_keras.training.runs import (
     HISTORY_NAME,
     LOG_FOLDER,
     RUN_INFO_NAME,
+    STOP_FILE_NAME,
     check_run_settings,
     is_complete,
     model_config,
@@ -141,6 +143,7 @@ def train(
             "speaker" (batch,)}, acoustic (batch, frames, 49))`, normalised, padding frames all-zero.
         dev_dataset: the same form; its loss is the dev MSE (`val_loss`).
         out_dir: run folder (`best.keras`, `model.keras`, `training.json`, `history.json`, `logs/`, `backup/`).
+            Creating `out_dir/STOP` ends the run after the epoch under way, as early stopping would (`StopFile`).
         options: `epochs`, `early_stopping_patience`, `steps_per_epoch` (for an endless, `repeat=True`, training
             dataset) and `learning_rate` are used here.
         language_names: language names by id, for the `val_mse_<name>` logs.
@@ -176,7 +179,8 @@ def train(
         metric_callbacks.append(AcousticMetricsCallback(metric_data, *output_stats, max_batches=metric_max_batches))
     checkpoint = BestModelCheckpoint(out_dir / BEST_MODEL_NAME, history_path=history_path)
     history_file = HistoryFile(history_path)
-    run_callbacks = [keras.callbacks.TerminateOnNaN(), *metric_callbacks, *callbacks, checkpoint]
+    stop_file = StopFile(out_dir / STOP_FILE_NAME)
+    run_callbacks = [keras.callbacks.TerminateOnNaN(), *metric_callbacks, *callbacks, checkpoint, stop_file]
     if options.early_stopping_patience is not None:
         run_callbacks.append(
             ResumableEarlyStopping(history_path, monitor="val_loss", patience=options.early_stopping_patience)
@@ -236,6 +240,8 @@ def train(
         best_epoch_logs={key: values[checkpoint.best_epoch] for key, values in history.items()},
         model_file=FINAL_MODEL_NAME,
     )
+    if stop_file.stopped_epoch is not None:
+        record["stopped_by"] = f"{STOP_FILE_NAME} file, after epoch {stop_file.stopped_epoch + 1}"
     write_run_record(out_dir, record)
     return TrainingResult(
         model=model,

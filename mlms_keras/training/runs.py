@@ -41,6 +41,7 @@ __all__ = [
     "RUN_FORMAT",
     "RUN_FORMAT_VERSION",
     "RUN_INFO_NAME",
+    "STOP_FILE_NAME",
     "check_run_settings",
     "is_complete",
     "load_run",
@@ -62,6 +63,8 @@ RUN_INFO_NAME = "training.json"
 HISTORY_NAME = "history.json"
 BACKUP_FOLDER = "backup"
 LOG_FOLDER = "logs"
+#: Created by hand in a run folder, it ends the training after the epoch under way, keeping the best epoch.
+STOP_FILE_NAME = "STOP"
 
 
 def model_config(model) -> dict | None:

@@ -172,6 +172,42 @@ def test_early_stopping_counts_the_epochs_before_a_kill(tmp_path):
     assert result.epochs_run == 3 and result.best_epoch == 0
 
 
+class TouchAt(keras.callbacks.Callback):
+    """Creates `path` at the end of epoch `epoch`, as a user would by hand while the run trains."""
+
+    def __init__(self, path, epoch):
+        super().__init__()
+        self.path, self.epoch = path, epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.path.touch()
+
+
+def test_a_stop_file_ends_the_run_after_its_epoch_and_keeps_the_best_epoch(tmp_path):
+    train_data, *_ = make_data(seed=6)
+    dev_data, *_ = make_data(seed=7)
+    run = tmp_path / "run"
+    run.mkdir()
+    result = train(
+        fresh_model(),
+        train_data,
+        dev_data,
+        run,
+        TrainingOptions(epochs=10, early_stopping_patience=None),
+        callbacks=[TouchAt(run / "STOP", epoch=1)],
+        verbose=0,
+    )
+    assert result.epochs_run == 2 and len(result.history["val_loss"]) == 2
+    final, record = load_run(run)
+    assert record["complete"] and record["stopped_by"] == "STOP file, after epoch 2"
+    # The final model is the best dev epoch's, as after early stopping.
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"]))
+    best, _ = load_run(run / "best.keras")
+    for a, b in zip(final.get_weights(), best.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_acoustic_metrics_are_logged_in_vocoder_units(tmp_path):
     train_data, *_ = make_data(seed=8)
     dev_data, *_ = make_data(seed=9)
