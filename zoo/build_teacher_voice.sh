@@ -12,6 +12,9 @@
 # 5. pack: `mlms zoo pack` into OUT (at most 25 MB), with the commands and wall times of every step;
 # 6. report: `mlms eval-voice OUT --plots` into WORK/report.
 #
+# To end the acoustic training early (a machine's booking ends, say), create WORK/acoustic/STOP: the run ends after
+# the epoch under way, keeping its best dev epoch, and the recipe goes on (the voice's metadata says so).
+#
 # Resumable: run the same command again after an interruption. A finished step leaves WORK/.done/<step> and is
 # skipped; the long steps (corpus, prepare, train, adapt) resume their own work inside. WORK/rebuild.txt holds the
 # commands run, WORK/timings.json the wall-clock seconds of each step (a resumed step adds up its runs, a killed one

@@ -199,7 +199,11 @@ def pack_voice(
             "training_time_s": timings or {},
             "adapted_languages": adaptation,
             "training": {
-                "acoustic": {k: info.get(k) for k in ("preset", "training", "epochs_run", "best_epoch", "adaptation")},
+                # epochs_run, best_epoch and stopped_by are the base training's (an adaptation inherits them).
+                "acoustic": {
+                    k: info.get(k)
+                    for k in ("preset", "training", "epochs", "epochs_run", "best_epoch", "stopped_by", "adaptation")
+                },
                 "duration": {k: duration_record.get(k) for k in ("preset", "training")},
             },
         },
