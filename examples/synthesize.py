@@ -23,7 +23,7 @@ SENTENCES = {
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--voice", default="teacher-small")
+    parser.add_argument("--voice", default="teacher-polyglot-small")
     parser.add_argument("--speaker", default="en-us-female", help="one speaker for every language (cross-lingual)")
     parser.add_argument("--out", default="out")
     args = parser.parse_args()

@@ -15,7 +15,7 @@ from mlms_keras.vocoder.audio import save
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("text")
-    parser.add_argument("--voice", default="teacher-small")
+    parser.add_argument("--voice", default="teacher-polyglot-small")
     parser.add_argument("--lang", default="en-us")
     parser.add_argument("--speaker", default="en-us-female")
     parser.add_argument("-o", "--output", default="streamed.wav")

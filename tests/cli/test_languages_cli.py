@@ -22,7 +22,7 @@ def test_languages_lists_every_language_with_scripts_and_voices(capsys):
     assert header.split() == ["code", "name", "script", "corpus", "zoo", "voices"]
     rows = _rows(output)
     assert len(rows) >= 138 and list(rows)[:8] == ["en-us", "en-gb", "fr", "it", "de", "es", "pl", "pt-br"]
-    assert rows["en-us"] == ["en-us", "US English", "Latin", "grammar", "teacher-small"]
+    assert rows["en-us"] == ["en-us", "US English", "Latin", "grammar", "teacher-polyglot-small, teacher-small"]
     assert rows["ru"] == ["ru", "Russian", "Cyrillic", "words", "-"]
     assert rows["ja"][2] == "Hiragana+Katakana" and rows["sr"][2] == "Cyrillic+Latin" and rows["cmn"][2] == "Han"
     assert rows["hy"][3] == "-"  # no word-frequency list: no teacher corpus
@@ -45,7 +45,7 @@ def test_languages_filters_by_script_and_voice(capsys):
     [
         (
             ["--voice", "no-such-voice"],
-            "--voice 'no-such-voice' is not an installed zoo voice; installed: teacher-small",
+            "--voice 'no-such-voice' is not an installed zoo voice; installed: teacher-polyglot-small, teacher-small",
         ),
         (["--script", "klingon"], "--script 'klingon' matches no language; scripts: arabic"),
     ],
