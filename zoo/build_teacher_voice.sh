@@ -22,7 +22,8 @@
 #
 # Settings (environment): CORPUS_PRESET (polyglot-small), MODEL_PRESET (small), DURATION_PRESET (small),
 # EPOCHS (30), PATIENCE (3), DURATION_EPOCHS (30), F0_METHOD (harvest), VARIANTS ("v1 v2 v3 v4"), WORKERS (2),
-# SEED (0), REPORT_SENTENCES (2, held-out sentences per language in the report), OUT (zoo/NAME), REGISTRY (zoo/registry.json), MLMS (mlms), PYTHON (python3).
+# SEED (0), REPORT_SENTENCES (2, held-out sentences per language in the report), OUT (zoo/NAME),
+# REGISTRY (zoo/registry.json), MLMS (mlms), PYTHON (python3).
 # A smoke test at tiny scale (minutes):
 #   CORPUS_PRESET=polyglot-tiny MODEL_PRESET=tiny DURATION_PRESET=tiny EPOCHS=1 DURATION_EPOCHS=1 VARIANTS="v1 v3" \
 #     OUT=/tmp/voice/out REGISTRY=/tmp/voice/registry.json zoo/build_teacher_voice.sh /tmp/voice tiny-test
